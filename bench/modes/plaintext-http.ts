@@ -1,0 +1,87 @@
+// The server's inner OpenAI-compatible app served in plaintext on loopback by a
+// bench-only child process (bench/plaintext-twin.ts): the same HTTP and JSON
+// work as the product, minus attestation and encryption.
+import path from 'node:path';
+import { SseParser } from '../../client/sse.js';
+import { REPO_ROOT } from '../args.js';
+import { startChildServer } from '../child.js';
+import type { ChildServer } from '../child.js';
+import { BenchError } from '../errors.js';
+import type { ModeDriver, Workload } from '../types.js';
+
+/** The OpenAI completions body every HTTP mode sends: greedy, streamed, usage at the end. */
+export function completionBody(model: string, work: Workload): Record<string, unknown> {
+  return {
+    model,
+    prompt: work.prompt,
+    max_tokens: work.maxTokens,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+}
+
+/**
+ * Reads an OpenAI completions event stream: calls onToken() for each chunk
+ * that carries text, and returns the completion tokens from the usage chunk
+ * (or the count of text chunks if the server sent no usage).
+ */
+export async function consumeCompletionStream(body: ReadableStream<Uint8Array>, onToken: () => void): Promise<number> {
+  const parser = new SseParser();
+  let chunks = 0;
+  let usageTokens: number | undefined;
+  let done = false;
+  const reader = body.getReader();
+  for (;;) {
+    const { value, done: eof } = await reader.read();
+    if (eof) break;
+    for (const data of parser.push(value)) {
+      if (data === '[DONE]') { done = true; continue; }
+      const ev = JSON.parse(data) as { choices?: { text?: string; delta?: { content?: string } }[]; usage?: { completion_tokens?: number } | null };
+      const c = ev.choices?.[0];
+      const text = c?.text ?? c?.delta?.content;
+      if (typeof text === 'string' && text.length > 0) { chunks++; onToken(); }
+      if (typeof ev.usage?.completion_tokens === 'number') usageTokens = ev.usage.completion_tokens;
+    }
+  }
+  parser.end();
+  if (!done) throw new BenchError('mode_failed', 'event stream ended without [DONE]');
+  return usageTokens ?? chunks;
+}
+
+export async function createPlaintextHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
+  const server = await startChildServer([
+    '--import', 'tsx', path.join(REPO_ROOT, 'bench', 'plaintext-twin.ts'),
+    '--model', opts.modelDir, '--threads', String(opts.threads), '--max-batch', String(opts.maxBatch),
+  ]);
+  let modelId = 'model';
+  try {
+    const res = await fetch(`${server.url}/v1/models`);
+    const list = (await res.json()) as { data?: { id?: string }[] };
+    modelId = list.data?.[0]?.id ?? modelId;
+  } catch (err) {
+    await server.close();
+    throw new BenchError('mode_unavailable', 'plaintext twin did not answer /v1/models', { cause: err });
+  }
+  return {
+    name: 'plaintext-http',
+    server,
+    async request(work: Workload, onToken: () => void): Promise<number> {
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(completionBody(modelId, work)),
+      });
+      if (res.status !== 200 || res.body === null) {
+        await res.body?.cancel();
+        throw new BenchError('mode_failed', `plaintext twin answered HTTP ${res.status}`);
+      }
+      return consumeCompletionStream(res.body, onToken);
+    },
+    async extras(): Promise<Record<string, number>> {
+      const r = await server.rss();
+      return r ? { plaintext_server_rss_mb: r.rssMb } : {};
+    },
+    close: () => server.close(),
+  };
+}

@@ -1,0 +1,63 @@
+// transformers.js' own generate() on the same model directory: the library a
+// user would otherwise reach for. Local files only, fp32, the same intra-op
+// thread count. Concurrency means independent generate() calls in flight at
+// once on one loaded model, as a server built on the library would run them.
+import path from 'node:path';
+import { BenchError } from '../errors.js';
+import type { ModeDriver, Workload } from '../types.js';
+
+interface Tensor { dims: number[] }
+type Tokenizer = (text: string) => { input_ids: Tensor; attention_mask: Tensor };
+interface CausalLM {
+  generate(args: Record<string, unknown>): Promise<unknown>;
+  dispose?(): Promise<unknown>;
+}
+
+export async function createTransformersJsDriver(opts: { modelDir: string; threads: number }): Promise<ModeDriver> {
+  const tf = await import('@huggingface/transformers');
+  // Never reach for the network: a missing file must fail, not download.
+  tf.env.allowRemoteModels = false;
+  tf.env.allowLocalModels = true;
+  tf.env.localModelPath = path.dirname(path.resolve(opts.modelDir)) + path.sep;
+  const id = path.basename(path.resolve(opts.modelDir));
+  let tokenizer: Tokenizer;
+  let model: CausalLM;
+  try {
+    tokenizer = (await tf.AutoTokenizer.from_pretrained(id)) as unknown as Tokenizer;
+    model = (await tf.AutoModelForCausalLM.from_pretrained(id, {
+      dtype: 'fp32',
+      session_options: { intraOpNumThreads: opts.threads, interOpNumThreads: 1 },
+    })) as unknown as CausalLM;
+  } catch (err) {
+    throw new BenchError('mode_unavailable', 'transformers-js could not load the model directory', { cause: err });
+  }
+  const encoded = new Map<string, ReturnType<Tokenizer>>();
+
+  return {
+    name: 'transformers-js',
+    async request(work: Workload, onToken: () => void): Promise<number> {
+      let inputs = encoded.get(work.prompt);
+      if (inputs === undefined) {
+        inputs = tokenizer(work.prompt);
+        encoded.set(work.prompt, inputs);
+      }
+      const promptLen = inputs.input_ids.dims[1];
+      // The streamer's first put() is the prompt itself; every later one is a new token.
+      let seenPrompt = false;
+      const streamer = new (class extends tf.BaseStreamer {
+        override put(): void {
+          if (seenPrompt) onToken();
+          seenPrompt = true;
+        }
+        override end(): void {}
+      })();
+      const out = (await model.generate({
+        ...inputs, max_new_tokens: work.maxTokens, do_sample: false, streamer,
+      })) as Tensor;
+      return out.dims[1] - promptLen;
+    },
+    async close(): Promise<void> {
+      await model.dispose?.();
+    },
+  };
+}

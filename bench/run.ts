@@ -1,0 +1,129 @@
+// The benchmark's orchestration: open every mode, warm each up, then sweep the
+// concurrency levels with the modes interleaved at each level, so slow drift on
+// a shared machine touches every mode alike and the ratios hold.
+import path from 'node:path';
+import type { BenchOptions } from './args.js';
+import { requestsFor } from './args.js';
+import { BenchError } from './errors.js';
+import { describeMachine } from './machine.js';
+import { aggregate, runClosedLoop, timeRequest } from './measure.js';
+import { createEngine, engineDriver } from './modes/engine.js';
+import { createPlaintextHttpDriver } from './modes/plaintext-http.js';
+import { createTransformersJsDriver } from './modes/transformers-js.js';
+import { round } from './stats.js';
+import { evaluateTargets } from './targets.js';
+import { MODES } from './types.js';
+import type { BenchReport, ModeDriver, ModeName, RunResult, Workload } from './types.js';
+
+/** 20 tokens with BOS under the bundled model's tokenizer; greedy continues it for 200 tokens without EOS. */
+export const PROMPT = 'Once upon a time, there was a little girl named Lily. She loved to';
+
+export type Progress = (message: string, transient?: boolean) => void;
+
+async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Promise<{ driver: ModeDriver; modelId?: string; promptTokens?: number }> {
+  switch (mode) {
+    case 'engine': {
+      const engine = await createEngine({ modelDir: o.modelDir, threads: o.threads, maxBatch });
+      return { driver: engineDriver(engine), modelId: engine.model.id, promptTokens: engine.countTokens?.(PROMPT) };
+    }
+    case 'plaintext-http':
+      return { driver: await createPlaintextHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
+    case 'encrypted-http': {
+      const { createEncryptedHttpDriver } = await import('./modes/encrypted-http.js');
+      return { driver: await createEncryptedHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
+    }
+    case 'transformers-js':
+      return { driver: await createTransformersJsDriver({ modelDir: o.modelDir, threads: o.threads }) };
+  }
+}
+
+/** Two full requests, then one burst at the top concurrency with short completions (batch shapes, pools, JIT). */
+async function warmUp(driver: ModeDriver, work: Workload, maxConcurrency: number): Promise<void> {
+  for (let i = 0; i < 2; i++) await timeRequest(driver, work);
+  const short = { ...work, maxTokens: Math.min(work.maxTokens, 16) };
+  await Promise.all(Array.from({ length: maxConcurrency }, () => timeRequest(driver, short)));
+}
+
+function describeError(err: unknown): { code: string; message: string } {
+  if (err instanceof BenchError) return { code: err.code, message: err.message };
+  const e = err as { code?: unknown; message?: unknown };
+  return { code: typeof e?.code === 'string' ? e.code : 'error', message: typeof e?.message === 'string' ? e.message : String(err) };
+}
+
+export async function runBench(o: BenchOptions, progress: Progress): Promise<BenchReport> {
+  const work: Workload = { prompt: PROMPT, maxTokens: o.maxTokens };
+  const maxConcurrency = Math.max(...o.concurrency);
+  const report: BenchReport = {
+    model: path.basename(o.modelDir),
+    threads: o.threads,
+    machine: describeMachine(),
+    runs: [],
+    date: new Date().toISOString(),
+    max_tokens: o.maxTokens,
+    extra: {},
+    targets: [],
+  };
+  const errors: NonNullable<BenchReport['errors']> = [];
+  const drivers: ModeDriver[] = [];
+  try {
+    for (const mode of o.modes) {
+      progress(`${mode}: starting and warming up`);
+      let opened: ModeDriver | undefined;
+      try {
+        const o2 = await openDriver(mode, o, maxConcurrency);
+        opened = o2.driver;
+        if (o2.modelId) report.model = o2.modelId;
+        if (o2.promptTokens !== undefined) report.prompt_tokens = o2.promptTokens;
+        await warmUp(opened, work, maxConcurrency);
+        drivers.push(opened);
+      } catch (err) {
+        errors.push({ mode, ...describeError(err) });
+        progress(`${mode}: unavailable (${describeError(err).code}: ${describeError(err).message})`);
+        await opened?.close().catch(() => undefined);
+      }
+    }
+    for (const c of o.concurrency) {
+      const requests = requestsFor(o, c);
+      for (const driver of [...drivers]) {
+        try {
+          const { samples, seconds } = await runClosedLoop(driver, work, c, requests, (done) => {
+            progress(`${driver.name} c=${c}: ${done}/${requests} requests`, true);
+          });
+          const row = aggregate(driver.name, c, samples, seconds);
+          report.runs.push(row);
+          progress(`${driver.name} c=${c}: ${row.tokens_per_second} tok/s, ttft p50 ${row.ttft_ms_p50} ms`);
+        } catch (err) {
+          errors.push({ mode: driver.name, ...describeError(err) });
+          progress(`${driver.name} c=${c}: failed (${describeError(err).code}); dropping the mode`);
+          drivers.splice(drivers.indexOf(driver), 1);
+          await driver.close().catch(() => undefined);
+        }
+      }
+    }
+    for (const driver of drivers) {
+      const extra = await driver.extras?.().catch((err: unknown) => {
+        errors.push({ mode: driver.name, ...describeError(err) });
+        return {} as Record<string, number>;
+      });
+      const { session_setup_ms_p50: setup, ...rest } = roundAll(extra ?? {});
+      if (setup !== undefined) report.session_setup_ms_p50 = setup;
+      Object.assign(report.extra, rest);
+    }
+    try {
+      const { measureSealOpen } = await import('./seal-cost.js');
+      report.seal_open_us = round(await measureSealOpen(), 2);
+    } catch (err) {
+      errors.push({ mode: 'seal-open', ...describeError(err) });
+    }
+  } finally {
+    for (const driver of drivers) await driver.close().catch(() => undefined);
+  }
+  report.runs.sort((a: RunResult, b: RunResult) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.concurrency - b.concurrency);
+  report.targets = evaluateTargets(report.runs, report.session_setup_ms_p50);
+  if (errors.length > 0) report.errors = errors;
+  return report;
+}
+
+function roundAll(values: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, round(v, 2)]));
+}

@@ -1,0 +1,55 @@
+// Plain-text table for stdout. Pure.
+import type { BenchReport, RunResult, TargetResult } from './types.js';
+
+function fmt(v: number, digits: number): string {
+  return Number.isFinite(v) ? v.toFixed(digits) : '-';
+}
+
+/** Left-aligns the first column, right-aligns the rest. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function runsTable(runs: readonly RunResult[]): string {
+  const header = ['mode', 'conc', 'reqs', 'tokens', 'seconds', 'tok/s', 'ttft p50', 'ttft p95', 'itl p50', 'itl p95'];
+  const rows = runs.map((r) => [
+    r.mode, String(r.concurrency), String(r.requests), String(r.tokens), fmt(r.seconds, 2), fmt(r.tokens_per_second, 1),
+    fmt(r.ttft_ms_p50, 2), fmt(r.ttft_ms_p95, 2), fmt(r.itl_ms_p50, 3), fmt(r.itl_ms_p95, 3),
+  ]);
+  return formatTable(header, rows) + '\n(latencies in ms)';
+}
+
+export function targetsTable(targets: readonly TargetResult[]): string {
+  const rows = targets.map((t) => [
+    t.name, t.value === null ? 'n/a' : fmt(t.value, 2), `${t.comparison} ${t.threshold}`,
+    t.pass === null ? 'not measured' : t.pass ? 'pass' : 'MISS',
+  ]);
+  return formatTable(['target', 'measured', 'wanted', 'result'], rows);
+}
+
+/** The whole human-readable report. */
+export function formatReport(report: BenchReport): string {
+  const lines = [
+    `model ${report.model}, threads ${report.threads}, prompt ${report.prompt_tokens ?? '?'} tokens, max_tokens ${report.max_tokens}, greedy`,
+    `machine: ${report.machine}`,
+    `date: ${report.date}`,
+    '',
+    runsTable(report.runs),
+    '',
+  ];
+  const extras: string[] = [];
+  if (report.session_setup_ms_p50 !== undefined) extras.push(`session set-up (attest + verify) p50: ${fmt(report.session_setup_ms_p50, 2)} ms`);
+  const rss = report.extra.server_rss_mb;
+  const peak = report.extra.server_rss_peak_mb;
+  if (rss !== undefined) extras.push(`encrypted server RSS after the sweep: ${fmt(rss, 1)} MB${peak !== undefined ? ` (peak ${fmt(peak, 1)} MB)` : ''}`);
+  const prss = report.extra.plaintext_server_rss_mb;
+  if (prss !== undefined) extras.push(`plaintext twin RSS after the sweep: ${fmt(prss, 1)} MB`);
+  if (report.seal_open_us !== undefined) extras.push(`seal + open of one 100-byte chunk: ${fmt(report.seal_open_us, 2)} us`);
+  if (extras.length > 0) lines.push(...extras, '');
+  lines.push(targetsTable(report.targets));
+  for (const e of report.errors ?? []) lines.push(`mode ${e.mode} failed: ${e.code}: ${e.message}`);
+  return lines.join('\n') + '\n';
+}

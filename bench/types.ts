@@ -1,0 +1,72 @@
+// Shapes shared by the benchmark's modules.
+
+export const MODES = ['engine', 'plaintext-http', 'encrypted-http', 'transformers-js'] as const;
+export type ModeName = (typeof MODES)[number];
+
+/** One row of the CONTRACT's `runs` array, keys in CONTRACT order. */
+export interface RunResult {
+  mode: ModeName;
+  concurrency: number;
+  requests: number;
+  tokens: number;
+  seconds: number;
+  tokens_per_second: number;
+  ttft_ms_p50: number;
+  ttft_ms_p95: number;
+  itl_ms_p50: number;
+  itl_ms_p95: number;
+}
+
+/** What one request measured, in milliseconds on the performance clock. */
+export interface RequestSample {
+  startMs: number;
+  /** Arrival time of each streamed piece of output (one per token where the stream allows). */
+  eventMs: number[];
+  endMs: number;
+  /** Completion tokens, as the producer counted them. */
+  tokens: number;
+}
+
+/** A fixed, deterministic workload: the same for every mode. */
+export interface Workload {
+  prompt: string;
+  maxTokens: number;
+}
+
+/**
+ * What a mode offers the runner: one streamed greedy completion at a time
+ * (called concurrently up to the sweep's concurrency), plus its own extras.
+ */
+export interface ModeDriver {
+  readonly name: ModeName;
+  /** Runs one request; calls onToken() as each piece of output arrives; resolves to completion tokens. */
+  request(work: Workload, onToken: () => void): Promise<number>;
+  /** Extra numbers this mode can report (session set-up, server RSS, ...). */
+  extras?(): Promise<Record<string, number>>;
+  close(): Promise<void>;
+}
+
+export interface TargetResult {
+  name: string;
+  value: number | null;
+  threshold: number;
+  comparison: '>=' | '<=';
+  /** null when the run lacks what the target needs (a mode not measured). */
+  pass: boolean | null;
+}
+
+export interface BenchReport {
+  model: string;
+  threads: number;
+  machine: string;
+  runs: RunResult[];
+  date: string;
+  prompt_tokens?: number;
+  max_tokens: number;
+  session_setup_ms_p50?: number;
+  seal_open_us?: number;
+  /** Further numbers modes report (server RSS, ...), written as top-level keys. */
+  extra: Record<string, number>;
+  targets: TargetResult[];
+  errors?: { mode: string; code: string; message: string }[];
+}
