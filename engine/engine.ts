@@ -1,0 +1,394 @@
+/**
+ * The engine: ties model, tokenizer, runner and scheduler together and turns
+ * a request into an async stream of text deltas.
+ */
+import { availableParallelism } from 'node:os';
+import { Detokenizer } from './detokenizer.js';
+import { EngineError } from './errors.js';
+import type { Manifest } from './manifest.js';
+import { loadModelDir, type LoadedModel } from './model-dir.js';
+import { Runner } from './runner.js';
+import { Rng, sample, type SamplingParams } from './sampler.js';
+import { Scheduler, type SchedulableSequence, type Ticket } from './scheduler.js';
+import { StopMatcher } from './stop.js';
+import { isWellFormed } from './text.js';
+import { createTokenizer, type ChatMessage, type Tokenizer } from './tokenizer.js';
+
+export interface EngineOptions {
+  readonly modelDir: string;
+  /** Model id announced to clients; default: the directory's name. */
+  readonly modelId?: string;
+  /** ONNX Runtime intra-op threads; default: all cores. */
+  readonly threads?: number;
+  /** Most sequences decoded together; default 16. */
+  readonly maxBatch?: number;
+  /** Most requests waiting for a slot before 'busy'; default 64. */
+  readonly maxQueue?: number;
+  /** Prompt tokens per prefill run (long prompts run in chunks); default 256. */
+  readonly prefillChunk?: number;
+}
+
+export interface GenerateRequest {
+  /** Text (encoded with the model's special tokens, i.e. BOS) or token ids used as they are. */
+  readonly prompt: string | readonly number[];
+  /** Most tokens to generate; default: what the context leaves after the prompt. */
+  readonly maxTokens?: number;
+  /** 0 = greedy. Default 1. */
+  readonly temperature?: number;
+  /** Default 1 (off). */
+  readonly topP?: number;
+  /** Default 0 (off). */
+  readonly topK?: number;
+  /** Makes sampling reproducible. */
+  readonly seed?: number;
+  /** Up to 4 strings; output ends before the first occurrence of any. */
+  readonly stop?: readonly string[];
+  /** Adds the generated token ids to the done event (tests, benchmarks). */
+  readonly returnTokenIds?: boolean;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export type GenerateEvent =
+  | { readonly type: 'delta'; readonly text: string }
+  | {
+      readonly type: 'done';
+      readonly finishReason: FinishReason;
+      readonly promptTokens: number;
+      readonly completionTokens: number;
+      readonly tokenIds?: readonly number[];
+    };
+
+export interface EngineModelInfo {
+  readonly id: string;
+  readonly digest: string;
+  readonly contextLength: number;
+  readonly manifest: Manifest;
+}
+
+export interface EngineStats {
+  /** Sequences holding a batch slot. */
+  readonly active: number;
+  /** Sequences waiting for a slot. */
+  readonly queued: number;
+  /** Sequences whose KV cache is held. */
+  readonly cachedSequences: number;
+  /** Decode steps run so far. */
+  readonly steps: number;
+  /** Times the batch cache was re-packed (membership changes). */
+  readonly repacks: number;
+}
+
+const MAX_STOPS = 4;
+const MAX_STOP_LENGTH = 256;
+
+export class Engine {
+  readonly model: EngineModelInfo;
+  readonly threads: number;
+  private closed = false;
+
+  private constructor(
+    private readonly loaded: LoadedModel,
+    private readonly tokenizer: Tokenizer,
+    private readonly scheduler: Scheduler,
+  ) {
+    this.model = {
+      id: loaded.id,
+      digest: loaded.digest,
+      contextLength: loaded.config.contextLength,
+      manifest: loaded.manifest,
+    };
+    this.threads = loaded.threads;
+  }
+
+  static async create(opts: EngineOptions): Promise<Engine> {
+    const loaded = await loadModelDir(opts.modelDir, { threads: opts.threads ?? availableParallelism(), id: opts.modelId });
+    try {
+      const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig);
+      const runner = new Runner(loaded, opts.prefillChunk ?? 256);
+      const scheduler = new Scheduler(runner, { maxBatch: opts.maxBatch ?? 16, maxQueue: opts.maxQueue ?? 64 });
+      return new Engine(loaded, tokenizer, scheduler);
+    } catch (e) {
+      await loaded.session.release().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Prompt token ids for a conversation (chat template, or the plain fallback for a model without one). */
+  chatPrompt(messages: readonly ChatMessage[]): number[] {
+    return this.tokenizer.chatPrompt(messages);
+  }
+
+  /** Tokens of `text` without special tokens. */
+  countTokens(text: string): number {
+    if (typeof text !== 'string') throw new EngineError('invalid_request', 'text must be a string');
+    return this.tokenizer.encode(text, false).length;
+  }
+
+  /** Token ids of `text`, with BOS when `addSpecialTokens` (default true). */
+  encode(text: string, addSpecialTokens = true): number[] {
+    return this.tokenizer.encode(text, addSpecialTokens);
+  }
+
+  get hasChatTemplate(): boolean {
+    return this.tokenizer.hasChatTemplate;
+  }
+
+  stats(): EngineStats {
+    const s = this.scheduler.stats();
+    return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks };
+  }
+
+  /**
+   * Starts generating. Errors known before any work (invalid_request,
+   * context_length_exceeded, busy, closed, cancelled for an aborted signal)
+   * are thrown here, synchronously. The stream then yields deltas and one
+   * done event; it throws EngineError('cancelled') when `signal` aborts, or
+   * 'closed' when the engine closes. Leaving the loop early (break/return)
+   * cancels the sequence and frees its slot at once.
+   */
+  generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerateEvent> {
+    if (this.closed) throw new EngineError('closed', 'the engine is closed');
+    if (signal?.aborted) throw new EngineError('cancelled', 'the request was cancelled');
+    const plan = this.plan(req);
+    const channel = new EventChannel();
+    const seq = new GenerationSequence(plan, this.tokenizer, this.loaded.config.eosTokenIds, channel);
+    const ticket: Ticket = this.scheduler.submit(seq);
+    const onAbort = () => {
+      channel.fail(new EngineError('cancelled', 'the request was cancelled'));
+      ticket.cancel();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    channel.onClose = () => {
+      signal?.removeEventListener('abort', onAbort);
+      ticket.cancel();
+    };
+    return channel;
+  }
+
+  /** Fails all queued and running requests with 'closed' and releases the model. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.scheduler.close();
+    await this.loaded.session.release().catch(() => {});
+  }
+
+  private plan(req: GenerateRequest): Plan {
+    if (req === null || typeof req !== 'object') throw new EngineError('invalid_request', 'request must be an object');
+    const ctx = this.loaded.config.contextLength;
+    const vocab = this.loaded.config.vocabSize;
+    let promptIds: number[];
+    if (typeof req.prompt === 'string') {
+      if (!isWellFormed(req.prompt)) throw new EngineError('invalid_request', 'prompt is not well-formed Unicode');
+      promptIds = this.tokenizer.encode(req.prompt, true);
+    } else if (Array.isArray(req.prompt)) {
+      promptIds = req.prompt.slice();
+      for (const id of promptIds) {
+        if (!Number.isSafeInteger(id) || id < 0 || id >= vocab) {
+          throw new EngineError('invalid_request', 'prompt token ids must be integers within the vocabulary');
+        }
+      }
+    } else throw new EngineError('invalid_request', 'prompt must be a string or an array of token ids');
+    if (promptIds.length === 0) throw new EngineError('invalid_request', 'prompt is empty');
+    if (promptIds.length >= ctx) {
+      throw new EngineError('context_length_exceeded',
+        `the prompt has ${promptIds.length} tokens; this model's context length is ${ctx}`);
+    }
+    const room = ctx - promptIds.length;
+    let maxTokens = room;
+    if (req.maxTokens !== undefined) {
+      if (!Number.isSafeInteger(req.maxTokens) || req.maxTokens < 1) {
+        throw new EngineError('invalid_request', 'maxTokens must be a positive integer');
+      }
+      if (req.maxTokens > room) {
+        throw new EngineError('context_length_exceeded',
+          `the prompt has ${promptIds.length} tokens and maxTokens is ${req.maxTokens}; this model's context length is ${ctx}`);
+      }
+      maxTokens = req.maxTokens;
+    }
+    const temperature = numberIn(req.temperature, 1, 0, 2, 'temperature');
+    const topP = numberIn(req.topP, 1, 0, 1, 'topP');
+    if (topP === 0) throw new EngineError('invalid_request', 'topP must be greater than 0');
+    let topK = 0;
+    if (req.topK !== undefined) {
+      if (!Number.isSafeInteger(req.topK) || req.topK < 0) throw new EngineError('invalid_request', 'topK must be a non-negative integer');
+      topK = req.topK;
+    }
+    let rng: Rng;
+    if (req.seed !== undefined) {
+      if (!Number.isSafeInteger(req.seed)) throw new EngineError('invalid_request', 'seed must be an integer');
+      rng = new Rng(req.seed);
+    } else rng = Rng.random();
+    let stops: string[] = [];
+    if (req.stop !== undefined) {
+      if (!Array.isArray(req.stop) || req.stop.length > MAX_STOPS) {
+        throw new EngineError('invalid_request', `stop must be an array of at most ${MAX_STOPS} strings`);
+      }
+      for (const s of req.stop) {
+        if (typeof s !== 'string' || s.length === 0 || s.length > MAX_STOP_LENGTH || !isWellFormed(s)) {
+          throw new EngineError('invalid_request', `each stop sequence must be a non-empty string of at most ${MAX_STOP_LENGTH} characters`);
+        }
+      }
+      stops = [...req.stop];
+    }
+    return {
+      promptIds,
+      maxTokens,
+      sampling: { temperature, topP, topK },
+      rng,
+      stops,
+      returnTokenIds: req.returnTokenIds === true,
+    };
+  }
+}
+
+function numberIn(v: unknown, dflt: number, min: number, max: number, name: string): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw new EngineError('invalid_request', `${name} must be a number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+interface Plan {
+  promptIds: number[];
+  maxTokens: number;
+  sampling: SamplingParams;
+  rng: Rng;
+  stops: string[];
+  returnTokenIds: boolean;
+}
+
+/** One request's generation logic, driven by the scheduler one token at a time. */
+class GenerationSequence implements SchedulableSequence {
+  readonly promptIds: readonly number[];
+  private readonly detok: Detokenizer;
+  private readonly stops: StopMatcher;
+  private readonly eos: ReadonlySet<number>;
+  private readonly generated: number[] = [];
+  private finished = false;
+
+  constructor(private readonly plan: Plan, tokenizer: Tokenizer, eos: readonly number[], private readonly out: EventChannel) {
+    this.promptIds = plan.promptIds;
+    this.detok = new Detokenizer(tokenizer, plan.promptIds);
+    this.stops = new StopMatcher(plan.stops);
+    this.eos = new Set(eos);
+  }
+
+  onLogits(row: Float32Array): number | null {
+    const token = sample(row, this.plan.sampling, this.plan.rng);
+    if (this.eos.has(token)) return this.finish('stop');
+    this.generated.push(token);
+    const { text, stopped } = this.stops.push(this.detok.push(token));
+    if (text) this.out.push({ type: 'delta', text });
+    if (stopped) return this.finish('stop', false);
+    if (this.generated.length >= this.plan.maxTokens) return this.finish('length');
+    return token;
+  }
+
+  onRetire(error?: EngineError): void {
+    if (error) this.out.fail(error);
+    else if (!this.finished) this.out.end();
+  }
+
+  private finish(reason: FinishReason, flush = true): null {
+    if (flush) {
+      const { text, stopped } = this.stops.push(this.detok.flush());
+      const rest = stopped ? text : text + this.stops.flush();
+      if (rest) this.out.push({ type: 'delta', text: rest });
+      if (stopped) reason = 'stop';
+    }
+    this.finished = true;
+    this.out.push({
+      type: 'done',
+      finishReason: reason,
+      promptTokens: this.promptIds.length,
+      completionTokens: this.generated.length,
+      ...(this.plan.returnTokenIds ? { tokenIds: this.generated.slice() } : {}),
+    });
+    this.out.end();
+    return null;
+  }
+}
+
+/** A single-consumer async queue of events that ends, or fails with an error. */
+class EventChannel implements AsyncIterable<GenerateEvent>, AsyncIterator<GenerateEvent> {
+  private readonly items: GenerateEvent[] = [];
+  private waiter: { resolve: (r: IteratorResult<GenerateEvent>) => void; reject: (e: unknown) => void } | null = null;
+  private ended = false;
+  private error: EngineError | null = null;
+  private iterated = false;
+  onClose: (() => void) | null = null;
+
+  [Symbol.asyncIterator](): AsyncIterator<GenerateEvent> {
+    if (this.iterated) throw new EngineError('invalid_request', 'a generation stream can be iterated once');
+    this.iterated = true;
+    return this;
+  }
+
+  push(ev: GenerateEvent): void {
+    if (this.ended) return;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve({ value: ev, done: false });
+    } else this.items.push(ev);
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.settleWaiter();
+    this.closeOnce();
+  }
+
+  fail(err: EngineError): void {
+    if (this.ended) return;
+    this.error = err;
+    this.ended = true;
+    this.items.length = 0;
+    this.settleWaiter();
+    this.closeOnce();
+  }
+
+  next(): Promise<IteratorResult<GenerateEvent>> {
+    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift()!, done: false });
+    if (this.error) {
+      const e = this.error;
+      this.error = null; // reported once; later calls see the end
+      return Promise.reject(e);
+    }
+    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  return(): Promise<IteratorResult<GenerateEvent>> {
+    this.items.length = 0;
+    this.error = null;
+    this.ended = true;
+    this.settleWaiter();
+    this.closeOnce();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  private settleWaiter(): void {
+    const w = this.waiter;
+    if (!w) return;
+    this.waiter = null;
+    if (this.error) {
+      const e = this.error;
+      this.error = null;
+      w.reject(e);
+    } else if (this.items.length > 0) w.resolve({ value: this.items.shift()!, done: false });
+    else w.resolve({ value: undefined, done: true });
+  }
+
+  private closeOnce(): void {
+    const f = this.onClose;
+    this.onClose = null;
+    f?.();
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * engine/: model directory loading + manifest, tokenizer and chat template,
+ * ONNX runner (one batched step), scheduler (continuous batching), sampler,
+ * UTF-8 safe detokenizer.
+ *
+ * Differences from / additions to docs/ARCHITECTURE.md:
+ * - `engine.generate()` throws errors known before any work synchronously
+ *   (invalid_request, context_length_exceeded, busy, closed, cancelled when
+ *   the signal is already aborted); the stream throws 'cancelled' on abort
+ *   and 'closed' when the engine closes. Breaking out of the loop cancels.
+ * - `req.maxTokens` is optional (default: what the context leaves); a prompt
+ *   plus maxTokens beyond the context length is 'context_length_exceeded'.
+ *   `temperature` defaults to 1 (OpenAI), 0 = greedy.
+ * - `req.returnTokenIds` adds `tokenIds` to the done event.
+ * - `engine.chatPrompt(messages)` returns token ids (the template writes BOS
+ *   itself); pass them as `prompt`. Models without a chat template get a
+ *   plain fallback: the messages' text joined by "\n" after BOS.
+ * - `engine.stats()` also reports `steps` and `repacks`; `engine.encode()`,
+ *   `engine.hasChatTemplate` and `engine.threads` exist.
+ * - `computeModelDigest(dir)` gives the manifest and digest without starting
+ *   ONNX Runtime (packaging / measurement).
+ * - EngineError also has code 'internal' (an ONNX Runtime failure mid-run).
+ */
+export { Engine } from './engine.js';
+export type { EngineOptions, GenerateRequest, GenerateEvent, FinishReason, EngineModelInfo, EngineStats } from './engine.js';
+export { EngineError } from './errors.js';
+export type { EngineErrorCode } from './errors.js';
+export { loadModelDir } from './model-dir.js';
+export type { LoadedModel, ModelConfig, GraphIO, LoadOptions } from './model-dir.js';
+export { computeModelDigest, buildManifest, manifestDigest, canonicalJson } from './manifest.js';
+export type { Manifest, ManifestFile } from './manifest.js';
+export type { ChatMessage, ChatRole } from './tokenizer.js';

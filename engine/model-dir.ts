@@ -1,0 +1,285 @@
+/**
+ * Loads and validates a decoder-only model directory in the HF optimum /
+ * transformers.js layout:
+ *
+ *   config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
+ *   onnx/model.onnx (+ optional onnx/model.onnx_data), optional chat_template.jinja
+ *
+ * Every fact the runner needs (input/output names, KV-cache layout, layer
+ * count, context length, EOS ids) comes from the ONNX session metadata and
+ * config.json; nothing is specific to one model. A graph the engine cannot
+ * drive is refused with EngineError('model_invalid') naming what is missing.
+ */
+import { basename, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { EngineError } from './errors.js';
+import { buildManifest, manifestDigest, readModelFiles, type Manifest } from './manifest.js';
+
+export interface ModelConfig {
+  readonly numLayers: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly vocabSize: number;
+  /** Maximum tokens (prompt + completion) one sequence may hold. */
+  readonly contextLength: number;
+  readonly bosTokenId: number | null;
+  readonly eosTokenIds: readonly number[];
+}
+
+/** Names of the graph's inputs and outputs, as read from the session. */
+export interface GraphIO {
+  readonly inputIds: string;
+  readonly attentionMask: string;
+  /** Absent when the graph derives positions itself (then left padding relies on the mask). */
+  readonly positionIds: string | null;
+  readonly logits: string;
+  /** Per layer: [key, value] input names of the past cache. */
+  readonly pastKeys: readonly string[];
+  readonly pastValues: readonly string[];
+  /** Per layer: [key, value] output names of the present cache. */
+  readonly presentKeys: readonly string[];
+  readonly presentValues: readonly string[];
+}
+
+export interface LoadedModel {
+  readonly id: string;
+  readonly dir: string;
+  readonly config: ModelConfig;
+  readonly io: GraphIO;
+  readonly session: ort.InferenceSession;
+  /** Parsed tokenizer files (the same bytes the manifest hashed). */
+  readonly tokenizerJson: Record<string, unknown>;
+  readonly tokenizerConfig: Record<string, unknown>;
+  readonly manifest: Manifest;
+  /** Hex SHA-256 of the manifest's canonical JSON. */
+  readonly digest: string;
+  readonly threads: number;
+}
+
+export interface LoadOptions {
+  /** Intra-op threads for ONNX Runtime; default: all cores. */
+  readonly threads?: number;
+  /** Model id announced to clients; default: the directory's name. */
+  readonly id?: string;
+}
+
+const invalid = (msg: string) => new EngineError('model_invalid', msg);
+
+export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const absDir = resolve(dir);
+  const threads = opts.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw new EngineError('invalid_request', 'threads must be an integer between 1 and 1024');
+  }
+  const files = await readModelFiles(absDir);
+  const manifest = buildManifest(files);
+  const digest = manifestDigest(manifest);
+
+  const configJson = parseJsonFile(files, 'config.json');
+  const genConfig = parseJsonFile(files, 'generation_config.json');
+  const tokenizerJson = parseJsonFile(files, 'tokenizer.json');
+  const tokenizerConfig = { ...parseJsonFile(files, 'tokenizer_config.json') };
+  const chatTemplateFile = files.get('chat_template.jinja');
+  if (chatTemplateFile !== undefined && tokenizerConfig.chat_template === undefined) {
+    tokenizerConfig.chat_template = decodeUtf8(chatTemplateFile, 'chat_template.jinja');
+  }
+  const config = readModelConfig(configJson, genConfig);
+
+  const session = await createSession(files, threads);
+  let io: GraphIO;
+  try {
+    io = inspectGraph(session, config);
+  } catch (e) {
+    await session.release().catch(() => {});
+    throw e;
+  }
+  const id = opts.id ?? basename(absDir);
+  return { id, dir: absDir, config, io, session, tokenizerJson, tokenizerConfig, manifest, digest, threads };
+}
+
+function decodeUtf8(bytes: Uint8Array, name: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw invalid(`${name} is not valid UTF-8`);
+  }
+}
+
+function parseJsonFile(files: ReadonlyMap<string, Uint8Array>, name: string): Record<string, unknown> {
+  const bytes = files.get(name);
+  if (bytes === undefined) throw invalid(`model directory is missing ${name}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(decodeUtf8(bytes, name));
+  } catch (e) {
+    if (e instanceof EngineError) throw e;
+    throw invalid(`${name} is not valid JSON`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(`${name} must hold a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function positiveInt(obj: Record<string, unknown>, keys: readonly string[], what: string): number | undefined {
+  for (const k of keys) {
+    const v = obj[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
+      throw invalid(`config.json: ${k} (${what}) must be a positive integer`);
+    }
+    return v;
+  }
+  return undefined;
+}
+
+function tokenIds(v: unknown, key: string): number[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  const arr = Array.isArray(v) ? v : [v];
+  for (const x of arr) {
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) {
+      throw invalid(`${key} must be a token id or an array of token ids`);
+    }
+  }
+  return arr as number[];
+}
+
+export function readModelConfig(cfg: Record<string, unknown>, gen: Record<string, unknown>): ModelConfig {
+  const numLayers = positiveInt(cfg, ['num_hidden_layers', 'n_layer', 'num_layers'], 'layer count');
+  if (numLayers === undefined) throw invalid('config.json is missing num_hidden_layers');
+  const numHeads = positiveInt(cfg, ['num_attention_heads', 'n_head'], 'attention heads');
+  const numKvHeads = positiveInt(cfg, ['num_key_value_heads'], 'key/value heads') ?? numHeads;
+  if (numKvHeads === undefined) throw invalid('config.json is missing num_key_value_heads / num_attention_heads');
+  let headDim = positiveInt(cfg, ['head_dim'], 'head size');
+  if (headDim === undefined) {
+    const hidden = positiveInt(cfg, ['hidden_size', 'n_embd'], 'hidden size');
+    if (hidden === undefined || numHeads === undefined) {
+      throw invalid('config.json is missing head_dim (or hidden_size and num_attention_heads)');
+    }
+    if (hidden % numHeads !== 0) throw invalid('config.json: hidden_size is not a multiple of num_attention_heads');
+    headDim = hidden / numHeads;
+  }
+  const vocabSize = positiveInt(cfg, ['vocab_size'], 'vocabulary size');
+  if (vocabSize === undefined) throw invalid('config.json is missing vocab_size');
+  const contextLength = positiveInt(cfg, ['max_position_embeddings', 'n_positions', 'n_ctx'], 'context length');
+  if (contextLength === undefined) throw invalid('config.json is missing max_position_embeddings');
+  const eos = tokenIds(gen.eos_token_id, 'generation_config.json: eos_token_id') ??
+    tokenIds(cfg.eos_token_id, 'config.json: eos_token_id');
+  if (eos === undefined || eos.length === 0) throw invalid('config.json / generation_config.json is missing eos_token_id');
+  const bos = tokenIds(gen.bos_token_id, 'generation_config.json: bos_token_id') ??
+    tokenIds(cfg.bos_token_id, 'config.json: bos_token_id');
+  for (const id of [...eos, ...(bos ?? [])]) {
+    if (id >= vocabSize) throw invalid('a special token id is outside the vocabulary');
+  }
+  return {
+    numLayers,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    contextLength,
+    bosTokenId: bos?.[0] ?? null,
+    eosTokenIds: [...new Set(eos)],
+  };
+}
+
+async function createSession(files: ReadonlyMap<string, Uint8Array>, threads: number): Promise<ort.InferenceSession> {
+  const model = files.get('onnx/model.onnx')!;
+  const external = files.get('onnx/model.onnx_data');
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    executionProviders: ['cpu'],
+    // Nothing may be written to disk: no optimized-model dump, no profiling.
+    enableProfiling: false,
+    ...(external ? { externalData: [{ path: 'model.onnx_data', data: external }] } : {}),
+  };
+  try {
+    return await ort.InferenceSession.create(model, options);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.split('\n')[0].slice(0, 200) : 'unknown error';
+    throw invalid(`onnx/model.onnx could not be loaded by ONNX Runtime (${reason})`);
+  }
+}
+
+type TensorMeta = { name: string; isTensor: true; type: string; shape: readonly (number | string)[] };
+
+function tensorMeta(list: readonly ort.InferenceSession.ValueMetadata[]): Map<string, TensorMeta> {
+  const m = new Map<string, TensorMeta>();
+  for (const v of list) if (v.isTensor) m.set(v.name, v as unknown as TensorMeta);
+  return m;
+}
+
+/** Checks the graph against what the runner drives and returns the names to feed and fetch. */
+export function inspectGraph(session: ort.InferenceSession, config: ModelConfig): GraphIO {
+  const inputs = tensorMeta(session.inputMetadata);
+  const outputs = tensorMeta(session.outputMetadata);
+  const problems: string[] = [];
+
+  const need = (map: Map<string, TensorMeta>, kind: string, name: string, type: string, rank: number) => {
+    const m = map.get(name);
+    if (!m) {
+      problems.push(`${kind} '${name}' is missing`);
+      return;
+    }
+    if (m.type !== type) problems.push(`${kind} '${name}' has type ${m.type}, expected ${type}`);
+    if (m.shape.length !== 0 && m.shape.length !== rank) problems.push(`${kind} '${name}' has rank ${m.shape.length}, expected ${rank}`);
+  };
+  need(inputs, 'input', 'input_ids', 'int64', 2);
+  need(inputs, 'input', 'attention_mask', 'int64', 2);
+  const hasPositions = inputs.has('position_ids');
+  if (hasPositions) need(inputs, 'input', 'position_ids', 'int64', 2);
+  need(outputs, 'output', 'logits', 'float32', 3);
+  const logits = outputs.get('logits');
+  if (logits && typeof logits.shape[2] === 'number' && logits.shape[2] !== config.vocabSize) {
+    problems.push(`output 'logits' has ${logits.shape[2]} classes but config.json says vocab_size ${config.vocabSize}`);
+  }
+
+  const pastKeys: string[] = [];
+  const pastValues: string[] = [];
+  const presentKeys: string[] = [];
+  const presentValues: string[] = [];
+  const checkKv = (map: Map<string, TensorMeta>, kind: string, name: string) => {
+    need(map, kind, name, 'float32', 4);
+    const m = map.get(name);
+    if (!m || m.shape.length !== 4) return;
+    const [, heads, , dim] = m.shape;
+    if (typeof heads === 'number' && heads !== config.numKvHeads) {
+      problems.push(`${kind} '${name}' has ${heads} heads but config.json says ${config.numKvHeads} key/value heads`);
+    }
+    if (typeof dim === 'number' && dim !== config.headDim) {
+      problems.push(`${kind} '${name}' has head size ${dim} but config.json says ${config.headDim}`);
+    }
+  };
+  for (let l = 0; l < config.numLayers; l++) {
+    const names = [
+      [`past_key_values.${l}.key`, pastKeys, inputs, 'input'],
+      [`past_key_values.${l}.value`, pastValues, inputs, 'input'],
+      [`present.${l}.key`, presentKeys, outputs, 'output'],
+      [`present.${l}.value`, presentValues, outputs, 'output'],
+    ] as const;
+    for (const [name, list, map, kind] of names) {
+      checkKv(map, kind, name);
+      list.push(name);
+    }
+  }
+  const known = new Set(['input_ids', 'attention_mask', 'position_ids', ...pastKeys, ...pastValues]);
+  const unknown = [...session.inputNames].filter((n) => !known.has(n));
+  if (unknown.length > 0) problems.push(`graph has input(s) the engine cannot feed: ${unknown.slice(0, 5).join(', ')}`);
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 6).join('; ') + (problems.length > 6 ? `; and ${problems.length - 6} more` : '');
+    throw invalid(`onnx/model.onnx cannot be driven as a decoder with a KV cache: ${shown}`);
+  }
+  return {
+    inputIds: 'input_ids',
+    attentionMask: 'attention_mask',
+    positionIds: hasPositions ? 'position_ids' : null,
+    logits: 'logits',
+    pastKeys,
+    pastValues,
+    presentKeys,
+    presentValues,
+  };
+}

@@ -1,0 +1,283 @@
+/**
+ * The runner: how one forward pass runs. It knows tensors, not requests.
+ *
+ * - `prefill(seq, ids)` runs a new sequence's prompt alone (batch 1, in
+ *   chunks so that a long prompt never materialises [n, vocab] logits at
+ *   once) and keeps its KV cache standalone.
+ * - `step(seqs, tokens)` runs ONE decode step for all given sequences as one
+ *   batched ONNX run. Rows are left-padded to the longest sequence; each row
+ *   has its own attention mask (0 over its padding) and position ids, so a
+ *   row computes exactly what it would alone.
+ *
+ * Speed: the batch's KV cache is kept batch-shaped between steps (the
+ * `present.*` outputs of one step are fed back as the next step's `past_*`
+ * inputs without a copy in JS). Rows are re-packed only when the batch's
+ * membership changes (a sequence joins or leaves), which also trims padding
+ * that no remaining row needs.
+ */
+import * as ort from 'onnxruntime-node';
+import { EngineError } from './errors.js';
+import type { LoadedModel } from './model-dir.js';
+
+/** The runner's handle on one sequence's KV cache. */
+export class SequenceCache {
+  /** Tokens held in the cache (= position id of the next token). */
+  length = 0;
+  /** Standalone cache after prefill: per layer [1, H, length, D]; null once packed into the batch. */
+  keys: Float32Array[] | null = null;
+  values: Float32Array[] | null = null;
+  /** Row in the current batch, or -1. */
+  row = -1;
+  released = false;
+}
+
+interface Batch {
+  seqs: SequenceCache[];
+  /** Padded length of every row's past. */
+  width: number;
+  keys: ort.Tensor[];
+  values: ort.Tensor[];
+}
+
+export interface RunnerStats {
+  /** Sequences whose KV cache the runner holds. */
+  cachedSequences: number;
+  /** Rows in the batch-shaped cache. */
+  batchRows: number;
+  steps: number;
+  repacks: number;
+}
+
+export class Runner {
+  private readonly layers: number;
+  private readonly heads: number;
+  private readonly headDim: number;
+  private readonly vocab: number;
+  private batch: Batch | null = null;
+  private live = new Set<SequenceCache>();
+  private steps = 0;
+  private repacks = 0;
+  private readonly emptyPast: ort.Tensor;
+
+  constructor(private readonly model: LoadedModel, private readonly prefillChunk = 256) {
+    this.layers = model.config.numLayers;
+    this.heads = model.config.numKvHeads;
+    this.headDim = model.config.headDim;
+    this.vocab = model.config.vocabSize;
+    this.emptyPast = new ort.Tensor('float32', new Float32Array(0), [1, this.heads, 0, this.headDim]);
+  }
+
+  get vocabSize(): number {
+    return this.vocab;
+  }
+
+  stats(): RunnerStats {
+    return {
+      cachedSequences: this.live.size,
+      batchRows: this.batch ? this.batch.seqs.length : 0,
+      steps: this.steps,
+      repacks: this.repacks,
+    };
+  }
+
+  newSequence(): SequenceCache {
+    const seq = new SequenceCache();
+    this.live.add(seq);
+    return seq;
+  }
+
+  /** Drops a sequence's cache now. Its batch row (if any) is dropped at the next repack; the batch is freed when empty. */
+  release(seq: SequenceCache): void {
+    if (seq.released) return;
+    seq.released = true;
+    seq.keys = null;
+    seq.values = null;
+    this.live.delete(seq);
+    if (this.batch && this.batch.seqs.every((s) => s.released)) this.batch = null;
+  }
+
+  /**
+   * Runs `ids` after what `seq` already holds (normally nothing) and returns
+   * the logits of the last position. The sequence must not be in a batch.
+   */
+  async prefill(seq: SequenceCache, ids: readonly number[]): Promise<Float32Array> {
+    if (seq.released) throw new EngineError('internal', 'prefill on a released sequence');
+    if (seq.row >= 0) throw new EngineError('internal', 'prefill on a batched sequence');
+    if (ids.length === 0) throw new EngineError('internal', 'prefill of zero tokens');
+    const { io } = this.model;
+    let logits: Float32Array | null = null;
+    for (let start = 0; start < ids.length; start += this.prefillChunk) {
+      const chunk = ids.slice(start, start + this.prefillChunk);
+      const n = chunk.length;
+      const past = seq.length;
+      const feeds: Record<string, ort.Tensor> = {
+        [io.inputIds]: new ort.Tensor('int64', BigInt64Array.from(chunk, BigInt), [1, n]),
+        [io.attentionMask]: new ort.Tensor('int64', new BigInt64Array(past + n).fill(1n), [1, past + n]),
+      };
+      if (io.positionIds) {
+        const pos = new BigInt64Array(n);
+        for (let i = 0; i < n; i++) pos[i] = BigInt(past + i);
+        feeds[io.positionIds] = new ort.Tensor('int64', pos, [1, n]);
+      }
+      for (let l = 0; l < this.layers; l++) {
+        feeds[io.pastKeys[l]] = seq.keys ? this.kvTensor(seq.keys[l], 1, past) : this.emptyPast;
+        feeds[io.pastValues[l]] = seq.values ? this.kvTensor(seq.values[l], 1, past) : this.emptyPast;
+      }
+      const out = await this.model.session.run(feeds);
+      if (seq.released) throw new EngineError('cancelled', 'sequence released during prefill');
+      seq.keys = io.presentKeys.map((name) => this.present(out, name, 1, past + n));
+      seq.values = io.presentValues.map((name) => this.present(out, name, 1, past + n));
+      seq.length = past + n;
+      const all = this.logitsOf(out, 1, n);
+      // Copy the last position out so the [n, vocab] block can be collected.
+      logits = all.slice((n - 1) * this.vocab, n * this.vocab);
+    }
+    return logits!;
+  }
+
+  /**
+   * One batched decode step: feeds `tokens[i]` to `seqs[i]` and returns the
+   * logits as one [seqs.length * vocab] array (row i at i * vocab).
+   */
+  async step(seqs: readonly SequenceCache[], tokens: readonly number[]): Promise<Float32Array> {
+    const b = seqs.length;
+    if (b === 0 || tokens.length !== b) throw new EngineError('internal', 'step needs one token per sequence');
+    for (const s of seqs) {
+      if (s.released || s.length === 0) throw new EngineError('internal', 'step on a released or empty sequence');
+    }
+    const batch = this.ensureBatch(seqs);
+    const { io } = this.model;
+    const width = batch.width;
+
+    const inputIds = new BigInt64Array(b);
+    const positions = new BigInt64Array(b);
+    const mask = new BigInt64Array(b * (width + 1));
+    for (let r = 0; r < b; r++) {
+      const s = seqs[r];
+      inputIds[r] = BigInt(tokens[r]);
+      positions[r] = BigInt(s.length);
+      mask.fill(1n, r * (width + 1) + (width - s.length), (r + 1) * (width + 1));
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      [io.inputIds]: new ort.Tensor('int64', inputIds, [b, 1]),
+      [io.attentionMask]: new ort.Tensor('int64', mask, [b, width + 1]),
+    };
+    if (io.positionIds) feeds[io.positionIds] = new ort.Tensor('int64', positions, [b, 1]);
+    for (let l = 0; l < this.layers; l++) {
+      feeds[io.pastKeys[l]] = batch.keys[l];
+      feeds[io.pastValues[l]] = batch.values[l];
+    }
+    const out = await this.model.session.run(feeds);
+    this.steps++;
+    batch.width = width + 1;
+    batch.keys = io.presentKeys.map((name) => this.checkedTensor(out, name, b, width + 1));
+    batch.values = io.presentValues.map((name) => this.checkedTensor(out, name, b, width + 1));
+    for (const s of seqs) if (!s.released) s.length++;
+    if (batch.seqs.every((s) => s.released)) this.batch = null;
+    return this.logitsOf(out, b, 1);
+  }
+
+  /** Returns the batch for exactly `seqs` in this order, re-packing rows when membership changed. */
+  private ensureBatch(seqs: readonly SequenceCache[]): Batch {
+    const cur = this.batch;
+    if (cur && cur.seqs.length === seqs.length && cur.seqs.every((s, i) => s === seqs[i])) return cur;
+    this.repacks++;
+    const b = seqs.length;
+    let width = 0;
+    for (const s of seqs) width = Math.max(width, s.length);
+    const { heads, headDim } = this;
+    const rowStride = heads * width * headDim;
+    const keys: Float32Array[] = [];
+    const values: Float32Array[] = [];
+    for (let l = 0; l < this.layers; l++) {
+      keys.push(new Float32Array(b * rowStride));
+      values.push(new Float32Array(b * rowStride));
+    }
+    for (let r = 0; r < b; r++) {
+      const s = seqs[r];
+      const len = s.length;
+      let srcK: (l: number) => Float32Array;
+      let srcV: (l: number) => Float32Array;
+      let srcRow: number;
+      let srcWidth: number;
+      if (cur && s.row >= 0 && s.row < cur.seqs.length && cur.seqs[s.row] === s) {
+        srcK = (l) => cur.keys[l].data as Float32Array;
+        srcV = (l) => cur.values[l].data as Float32Array;
+        srcRow = s.row;
+        srcWidth = cur.width;
+      } else if (s.keys && s.values) {
+        const k = s.keys;
+        const v = s.values;
+        srcK = (l) => k[l];
+        srcV = (l) => v[l];
+        srcRow = 0;
+        srcWidth = len;
+      } else {
+        throw new EngineError('internal', 'sequence has no cache to pack');
+      }
+      for (let l = 0; l < this.layers; l++) {
+        copyRow(srcK(l), srcRow, srcWidth, keys[l], r, width, len, heads, headDim);
+        copyRow(srcV(l), srcRow, srcWidth, values[l], r, width, len, heads, headDim);
+      }
+    }
+    // Only now detach: every source was read above.
+    if (cur) for (const s of cur.seqs) s.row = -1;
+    seqs.forEach((s, r) => {
+      s.row = r;
+      s.keys = null;
+      s.values = null;
+    });
+    const dims = [b, heads, width, headDim];
+    const batch: Batch = {
+      seqs: [...seqs],
+      width,
+      keys: keys.map((d) => new ort.Tensor('float32', d, dims)),
+      values: values.map((d) => new ort.Tensor('float32', d, dims)),
+    };
+    this.batch = batch;
+    return batch;
+  }
+
+  private kvTensor(data: Float32Array, b: number, len: number): ort.Tensor {
+    return new ort.Tensor('float32', data, [b, this.heads, len, this.headDim]);
+  }
+
+  private checkedTensor(out: ort.InferenceSession.ReturnType, name: string, b: number, len: number): ort.Tensor {
+    const t = out[name] as ort.Tensor | undefined;
+    const d = t?.dims;
+    if (!t || t.type !== 'float32' || !d || d.length !== 4 || d[0] !== b || d[1] !== this.heads || d[2] !== len || d[3] !== this.headDim) {
+      throw new EngineError('internal', `output '${name}' has an unexpected shape`);
+    }
+    return t;
+  }
+
+  private present(out: ort.InferenceSession.ReturnType, name: string, b: number, len: number): Float32Array {
+    return this.checkedTensor(out, name, b, len).data as Float32Array;
+  }
+
+  private logitsOf(out: ort.InferenceSession.ReturnType, b: number, n: number): Float32Array {
+    const t = out[this.model.io.logits] as ort.Tensor | undefined;
+    const d = t?.dims;
+    if (!t || t.type !== 'float32' || !d || d.length !== 3 || d[0] !== b || d[1] !== n || d[2] !== this.vocab) {
+      throw new EngineError('internal', 'logits output has an unexpected shape');
+    }
+    return t.data as Float32Array;
+  }
+}
+
+/**
+ * Copies the last `len` positions of row `srcRow` (width `srcWidth`) into row
+ * `dstRow` of a [b, heads, dstWidth, headDim] buffer, right-aligned (left padding).
+ */
+function copyRow(
+  src: Float32Array, srcRow: number, srcWidth: number,
+  dst: Float32Array, dstRow: number, dstWidth: number,
+  len: number, heads: number, headDim: number,
+): void {
+  const n = len * headDim;
+  for (let h = 0; h < heads; h++) {
+    const s = ((srcRow * heads + h) * srcWidth + (srcWidth - len)) * headDim;
+    const d = ((dstRow * heads + h) * dstWidth + (dstWidth - len)) * headDim;
+    dst.set(src.subarray(s, s + n), d);
+  }
+}

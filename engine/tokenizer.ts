@@ -1,0 +1,119 @@
+/**
+ * Tokenizer and chat template through @huggingface/transformers.
+ *
+ * The tokenizer is constructed from the parsed tokenizer.json and
+ * tokenizer_config.json that the model loader read and hashed, so the
+ * library never opens a file or the network itself; remote loading is also
+ * switched off globally as a second guard (this process must never fetch a
+ * model). Nothing is cached or written.
+ */
+import * as transformers from '@huggingface/transformers';
+import { EngineError } from './errors.js';
+import { isWellFormed } from './text.js';
+
+transformers.env.allowRemoteModels = false;
+transformers.env.useFSCache = false;
+transformers.env.useBrowserCache = false;
+
+export type ChatRole = 'system' | 'user' | 'assistant' | 'developer' | 'tool';
+
+export interface ChatMessage {
+  readonly role: ChatRole;
+  /** Plain text, or OpenAI-style content parts of which only `text` parts are allowed. */
+  readonly content: string | readonly { readonly type: 'text'; readonly text: string }[];
+}
+
+export interface Tokenizer {
+  /** Token ids of `text`, with the model's special tokens (BOS) when `addSpecialTokens` (default true). */
+  encode(text: string, addSpecialTokens?: boolean): number[];
+  /** Text of `ids`, special tokens skipped. */
+  decode(ids: readonly number[]): string;
+  /** Prompt ids for a conversation, ending where the assistant's reply starts. */
+  chatPrompt(messages: readonly ChatMessage[]): number[];
+  readonly hasChatTemplate: boolean;
+}
+
+type PreTrainedTokenizer = InstanceType<typeof transformers.PreTrainedTokenizer>;
+type TokenizerClass = new (json: object, config: object) => PreTrainedTokenizer;
+
+function tokenizerClass(config: Record<string, unknown>): TokenizerClass {
+  const name = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
+  const candidate = (transformers as unknown as Record<string, unknown>)[name];
+  if (
+    typeof candidate === 'function' &&
+    (candidate === transformers.PreTrainedTokenizer || candidate.prototype instanceof transformers.PreTrainedTokenizer)
+  ) {
+    return candidate as TokenizerClass;
+  }
+  // Same fallback as AutoTokenizer for an unknown class name.
+  return transformers.PreTrainedTokenizer as unknown as TokenizerClass;
+}
+
+const ROLES = new Set(['system', 'user', 'assistant', 'developer', 'tool']);
+
+/** Validates messages and flattens content parts to text. */
+export function normalizeMessages(messages: unknown): { role: ChatRole; content: string }[] {
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new EngineError('invalid_request', 'messages must be a non-empty array');
+  }
+  return messages.map((m, i) => {
+    if (m === null || typeof m !== 'object') throw new EngineError('invalid_request', `messages[${i}] must be an object`);
+    const { role, content } = m as { role?: unknown; content?: unknown };
+    if (typeof role !== 'string' || !ROLES.has(role)) {
+      throw new EngineError('invalid_request', `messages[${i}].role must be one of ${[...ROLES].join(', ')}`);
+    }
+    let text: string;
+    if (typeof content === 'string') text = content;
+    else if (Array.isArray(content)) {
+      text = content
+        .map((p, j) => {
+          if (p === null || typeof p !== 'object' || (p as { type?: unknown }).type !== 'text' ||
+            typeof (p as { text?: unknown }).text !== 'string') {
+            throw new EngineError('invalid_request', `messages[${i}].content[${j}] must be a text part`);
+          }
+          return (p as { text: string }).text;
+        })
+        .join('');
+    } else throw new EngineError('invalid_request', `messages[${i}].content must be a string or text parts`);
+    if (!isWellFormed(text)) throw new EngineError('invalid_request', `messages[${i}].content is not well-formed Unicode`);
+    return { role: role as ChatRole, content: text };
+  });
+}
+
+export function createTokenizer(tokenizerJson: object, tokenizerConfig: Record<string, unknown>): Tokenizer {
+  let tok: PreTrainedTokenizer;
+  try {
+    tok = new (tokenizerClass(tokenizerConfig))(tokenizerJson, tokenizerConfig);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.split('\n')[0].slice(0, 160) : 'unknown error';
+    throw new EngineError('model_invalid', `tokenizer.json / tokenizer_config.json could not be loaded (${reason})`);
+  }
+  const hasChatTemplate = tok.chat_template !== null && tok.chat_template !== undefined;
+
+  const encode = (text: string, addSpecialTokens = true): number[] =>
+    tok.encode(text, { add_special_tokens: addSpecialTokens }) as number[];
+
+  return {
+    hasChatTemplate,
+    encode,
+    decode: (ids) => tok.decode(ids as number[], { skip_special_tokens: true }),
+    chatPrompt(messages) {
+      const msgs = normalizeMessages(messages);
+      if (hasChatTemplate) {
+        let rendered: string;
+        try {
+          rendered = tok.apply_chat_template(msgs, { tokenize: false, add_generation_prompt: true }) as unknown as string;
+        } catch {
+          // Templates raise for conversations they do not accept (e.g. roles out of order).
+          throw new EngineError('invalid_request', 'the conversation does not fit the model\'s chat template');
+        }
+        // The template writes the special tokens (BOS) itself.
+        return encode(rendered, false);
+      }
+      // Plain fallback for a base model without a template: it has no notion
+      // of turns, so the conversation is the messages' text joined by
+      // newlines, after BOS, and the model continues it.
+      return encode(msgs.map((m) => m.content).join('\n'), true);
+    },
+  };
+}

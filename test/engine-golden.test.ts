@@ -1,0 +1,76 @@
+// Greedy decoding of stories260K from BOS must reproduce llama2.c's published
+// 200-token sample exactly (ids and text), alone and batched with others.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Engine, type GenerateEvent } from '../engine/index.js';
+import { Rng } from '../engine/sampler.js';
+
+const golden = JSON.parse(readFileSync(new URL('./fixtures/stories260K-golden-greedy-200.json', import.meta.url), 'utf8')) as {
+  prompt_ids: number[];
+  generated_ids: number[];
+  text: string;
+};
+const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
+
+let engine: Engine;
+before(async () => {
+  engine = await Engine.create({ modelDir: MODEL_DIR, threads: 1, maxBatch: 16 });
+});
+after(async () => {
+  await engine.close();
+});
+
+async function collect(it: AsyncIterable<GenerateEvent>) {
+  let text = '';
+  let done: Extract<GenerateEvent, { type: 'done' }> | undefined;
+  for await (const ev of it) {
+    if (ev.type === 'delta') {
+      assert.equal(done, undefined, 'no delta after done');
+      text += ev.text;
+    } else done = ev;
+  }
+  assert.ok(done, 'stream ends with a done event');
+  return { text, done };
+}
+
+const goldenRequest = () => ({ prompt: golden.prompt_ids, maxTokens: 200, temperature: 0, returnTokenIds: true });
+
+test('greedy 200 tokens from BOS reproduce the golden ids and text', async () => {
+  assert.deepEqual(golden.prompt_ids, [1]);
+  const { text, done } = await collect(engine.generate(goldenRequest()));
+  assert.deepEqual(done.tokenIds, golden.generated_ids);
+  assert.equal(text, golden.text);
+  assert.equal(done.finishReason, 'length');
+  assert.equal(done.promptTokens, 1);
+  assert.equal(done.completionTokens, 200);
+});
+
+test('the same golden output while 7 other sequences with random prompts are batched beside it', async () => {
+  const rng = new Rng(20261126);
+  const words = ['Once', 'the', 'cat', 'a', 'little', 'dog', 'ran', 'to', 'park', 'happy', 'Tom', 'said', 'big', 'tree', 'sun'];
+  const randomPrompt = () => {
+    const n = 1 + Math.floor(rng.nextFloat() * 40);
+    return Array.from({ length: n }, () => words[Math.floor(rng.nextFloat() * words.length)]).join(' ');
+  };
+  const before = engine.stats().steps;
+  const other = (i: number) =>
+    collect(engine.generate({ prompt: randomPrompt(), maxTokens: 60 + 40 * i, temperature: 0.9, seed: i }));
+  // Four start with the golden sequence; three more join while it runs (re-packing the batch
+  // under it), and the others finish at different times (rows leave under it).
+  const first = [other(0), other(1)];
+  const goldenRun = collect(engine.generate(goldenRequest()));
+  first.push(other(2), other(3));
+  await new Promise((r) => setTimeout(r, 15));
+  const later = [other(4), other(5), other(6)];
+  const { text, done } = await goldenRun;
+  await Promise.all([...first, ...later]);
+  assert.deepEqual(done.tokenIds, golden.generated_ids);
+  assert.equal(text, golden.text);
+  const s = engine.stats();
+  // Batched: far fewer decode steps than the 200 + 7 * (60..300) tokens generated, and rows joined/left.
+  assert.ok(s.steps - before < 400, `expected batched decode, got ${s.steps - before} steps`);
+  assert.ok(s.repacks >= 3);
+  assert.equal(s.cachedSequences, 0);
+  assert.equal(s.active, 0);
+});
