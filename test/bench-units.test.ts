@@ -1,0 +1,300 @@
+// Unit tests of the benchmark's pure parts: order statistics, aggregation, the
+// CONTRACT JSON shape, the SVG chart, targets, argument parsing, /proc parsing
+// and the completion-stream reader.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseArgs, requestsFor } from '../bench/args.js';
+import { escapeXml, niceCeil, renderChart } from '../bench/chart.js';
+import { parseProcStatus } from '../bench/child.js';
+import { BenchError } from '../bench/errors.js';
+import { aggregate, runClosedLoop } from '../bench/measure.js';
+import { consumeCompletionStream } from '../bench/modes/plaintext-http.js';
+import { RUN_KEYS, serialize, toContractJson, validateContractShape } from '../bench/report.js';
+import { gaps, median, percentile } from '../bench/stats.js';
+import { formatReport } from '../bench/table.js';
+import { evaluateTargets } from '../bench/targets.js';
+import type { BenchReport, ModeDriver, RunResult } from '../bench/types.js';
+
+function row(mode: RunResult['mode'], concurrency: number, tps: number, ttft = 2): RunResult {
+  return {
+    mode, concurrency, requests: 4, tokens: 800, seconds: 800 / tps, tokens_per_second: tps,
+    ttft_ms_p50: ttft, ttft_ms_p95: ttft * 2, itl_ms_p50: 0.5, itl_ms_p95: 0.9,
+  };
+}
+
+function report(runs: RunResult[]): BenchReport {
+  return {
+    model: 'stories260K', threads: 1, machine: 'test machine', runs, date: '2026-11-27T00:00:00.000Z',
+    max_tokens: 200, prompt_tokens: 20, session_setup_ms_p50: 12.5, seal_open_us: 7.25,
+    extra: { server_rss_mb: 150.5 }, targets: evaluateTargets(runs, 12.5),
+  };
+}
+
+test('percentile interpolates between closest ranks (numpy type 7)', () => {
+  const v = [15, 20, 35, 40, 50];
+  assert.equal(percentile(v, 0), 15);
+  assert.equal(percentile(v, 100), 50);
+  assert.equal(percentile(v, 50), 35);
+  assert.equal(percentile(v, 40), 29); // rank 1.6: 20 + 0.6 * 15
+  assert.ok(Math.abs(percentile(v, 95) - 48) < 1e-9); // rank 3.8: 40 + 0.8 * 10
+  assert.equal(percentile([7], 95), 7);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+});
+
+test('percentile does not reorder its input and rejects bad p; no data is NaN', () => {
+  const v = [3, 1, 2];
+  percentile(v, 50);
+  assert.deepEqual(v, [3, 1, 2]);
+  assert.ok(Number.isNaN(percentile([], 50)));
+  assert.throws(() => percentile(v, 101), RangeError);
+  assert.throws(() => percentile(v, -1), RangeError);
+  assert.throws(() => percentile(v, Number.NaN), RangeError);
+});
+
+test('gaps are successive differences', () => {
+  assert.deepEqual(gaps([1, 3, 6, 10]), [2, 3, 4]);
+  assert.deepEqual(gaps([5]), []);
+});
+
+test('aggregate: tokens/s over wall time, TTFT from request start, ITL pooled across requests', () => {
+  const samples = [
+    { startMs: 0, eventMs: [2, 3, 4], endMs: 4, tokens: 3 },
+    { startMs: 10, eventMs: [14, 16, 18], endMs: 18, tokens: 3 },
+  ];
+  const r = aggregate('engine', 2, samples, 0.5);
+  assert.equal(r.requests, 2);
+  assert.equal(r.tokens, 6);
+  assert.equal(r.tokens_per_second, 12);
+  assert.equal(r.ttft_ms_p50, 3); // ttfts 2 and 4
+  assert.equal(r.ttft_ms_p95, 3.9);
+  assert.equal(r.itl_ms_p50, 1.5); // gaps 1, 1, 2, 2
+  assert.equal(r.itl_ms_p95, 2);
+  assert.deepEqual(Object.keys(r), [...RUN_KEYS]);
+});
+
+test('runClosedLoop issues exactly N requests with at most C in flight', async () => {
+  let inFlight = 0;
+  let peak = 0;
+  let calls = 0;
+  const driver: ModeDriver = {
+    name: 'engine',
+    async request(_w, onToken) {
+      calls++;
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((r) => setTimeout(r, 2));
+      onToken();
+      inFlight--;
+      return 1;
+    },
+    async close() {},
+  };
+  const { samples, seconds } = await runClosedLoop(driver, { prompt: 'x', maxTokens: 1 }, 3, 10);
+  assert.equal(calls, 10);
+  assert.equal(samples.length, 10);
+  assert.equal(peak, 3);
+  assert.ok(seconds > 0);
+});
+
+test('runClosedLoop stops issuing after a failure and rejects', async () => {
+  let calls = 0;
+  const driver: ModeDriver = {
+    name: 'engine',
+    async request() {
+      calls++;
+      await new Promise((r) => setTimeout(r, 1));
+      if (calls === 2) throw new BenchError('mode_failed', 'boom');
+      return 1;
+    },
+    async close() {},
+  };
+  await assert.rejects(runClosedLoop(driver, { prompt: 'x', maxTokens: 1 }, 1, 50), { code: 'mode_failed' });
+  assert.equal(calls, 2);
+});
+
+test('the JSON has the CONTRACT keys, in order, and passes the validator', () => {
+  const rep = report([row('engine', 1, 1000), row('encrypted-http', 1, 950)]);
+  const doc = JSON.parse(serialize(rep)) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(doc).slice(0, 4), ['model', 'threads', 'machine', 'runs']);
+  validateContractShape({ ...doc });
+  const runs = doc.runs as Record<string, unknown>[];
+  assert.deepEqual(Object.keys(runs[0]), [...RUN_KEYS]);
+  assert.equal(doc.session_setup_ms_p50, 12.5);
+  assert.equal(doc.server_rss_mb, 150.5);
+  assert.equal(doc.seal_open_us, 7.25);
+  assert.ok(Array.isArray(doc.targets));
+});
+
+test('NaN percentiles are written as null, not dropped', () => {
+  const r = { ...row('engine', 1, 1000), itl_ms_p50: Number.NaN };
+  const doc = toContractJson(report([r])) as { runs: Record<string, unknown>[] };
+  assert.equal(doc.runs[0].itl_ms_p50, null);
+  validateContractShape(JSON.parse(JSON.stringify(doc)));
+});
+
+test('the validator rejects every deviation from the CONTRACT shape', () => {
+  const good = (): Record<string, unknown> => JSON.parse(serialize(report([row('engine', 1, 1000)]))) as Record<string, unknown>;
+  const mutate = (f: (d: Record<string, unknown> & { runs: Record<string, unknown>[] }) => void): unknown => {
+    const d = good() as Record<string, unknown> & { runs: Record<string, unknown>[] };
+    f(d);
+    return d;
+  };
+  const bad: unknown[] = [
+    null, [], 'x',
+    mutate((d) => { delete d.model; }),
+    mutate((d) => { d.threads = 0; }),
+    mutate((d) => { d.threads = 1.5; }),
+    mutate((d) => { d.machine = ''; }),
+    mutate((d) => { (d as Record<string, unknown>).runs = {}; }),
+    mutate((d) => { d.runs[0].mode = 'gpu'; }),
+    mutate((d) => { delete d.runs[0].itl_ms_p95; }),
+    mutate((d) => { d.runs[0].extra = 1; }),
+    mutate((d) => { d.runs[0].tokens = -1; }),
+    mutate((d) => { d.runs[0].requests = 2.5; }),
+    mutate((d) => { d.runs[0].seconds = '1'; }),
+    mutate((d) => { d.runs[0].tokens_per_second = -3; }),
+    mutate((d) => {
+      // Same keys, wrong order.
+      const { mode, concurrency, ...rest } = d.runs[0];
+      d.runs[0] = { concurrency, mode, ...rest };
+    }),
+  ];
+  for (const [i, doc] of bad.entries()) {
+    assert.throws(() => validateContractShape(doc), (e: unknown) => e instanceof BenchError && e.code === 'bad_output', `case ${i}`);
+  }
+});
+
+test('targets: ratios from the same run, pass/miss/not measured', () => {
+  const runs = [
+    row('engine', 1, 1000, 3), row('engine', 16, 5000),
+    row('transformers-js', 1, 1100),
+    row('encrypted-http', 1, 920, 12), row('encrypted-http', 16, 3000), row('encrypted-http', 32, 4000),
+  ];
+  const t = evaluateTargets(runs, 60);
+  const by = (prefix: string) => t.find((x) => x.name.startsWith(prefix))!;
+  assert.ok(Math.abs(by('encrypted-http / engine').value! - 0.92) < 1e-9);
+  assert.equal(by('encrypted-http / engine').pass, true);
+  assert.equal(by('engine / transformers-js').pass, false);
+  assert.ok(Math.abs(by('encrypted-http c>=16').value! - 4000 / 920) < 1e-9); // best level at or above 16
+  assert.equal(by('encrypted-http c>=16').pass, true);
+  assert.equal(by('TTFT').value, 12);
+  assert.match(by('TTFT').name, /encrypted-http/);
+  assert.equal(by('TTFT').pass, false);
+  assert.equal(by('session').pass, false);
+  const partial = evaluateTargets([row('engine', 1, 1000, 3)], undefined);
+  assert.equal(partial.find((x) => x.name.startsWith('encrypted-http / engine'))!.pass, null);
+  assert.equal(partial.find((x) => x.name.startsWith('TTFT'))!.value, 3); // falls back to the engine and says so
+  assert.match(partial.find((x) => x.name.startsWith('TTFT'))!.name, /engine/);
+  assert.equal(partial.find((x) => x.name.startsWith('session'))!.pass, null);
+});
+
+test('the table shows every run and every target verdict', () => {
+  const text = formatReport(report([row('engine', 1, 1000), row('transformers-js', 1, 1100)]));
+  assert.match(text, /engine\s+1\s+4\s+800/);
+  assert.match(text, /transformers-js/);
+  assert.match(text, /MISS/);
+  assert.match(text, /not measured/);
+  assert.match(text, /machine: test machine/);
+  assert.match(text, /session set-up .*12\.50 ms/);
+});
+
+test('SVG chart: well-formed, one series per mode, points placed by value', () => {
+  const runs = [
+    row('engine', 1, 1250), row('engine', 4, 2500), row('engine', 16, 5000),
+    row('encrypted-http', 1, 900), row('encrypted-http', 4, 1800), row('encrypted-http', 16, 3600),
+  ];
+  const svg = renderChart(runs, { title: 'a < b & "c"' });
+  assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.match(svg, /<\/svg>\n$/);
+  assert.ok(svg.includes('a &lt; b &amp; &quot;c&quot;'));
+  assert.equal((svg.match(/<polyline class="series"/g) ?? []).length, 2);
+  assert.equal((svg.match(/<circle /g) ?? []).length, 6);
+  // Well-formed: tags nest and balance, one root.
+  const stack: string[] = [];
+  let roots = 0;
+  for (const m of svg.matchAll(/<(\/?)([a-zA-Z]+)(?:\s[^<>]*?)?(\/?)>/g)) {
+    if (m[1] === '/') assert.equal(stack.pop(), m[2]);
+    else if (m[3] !== '/') { if (stack.length === 0) roots++; stack.push(m[2]); }
+  }
+  assert.deepEqual(stack, []);
+  assert.equal(roots, 1);
+  assert.ok(!/&(?!(lt|gt|amp|quot|apos);)/.test(svg), 'no bare ampersand');
+  // y axis runs to 5000 (nice ceiling); 5000 tok/s sits at the top of the plot, 2500 halfway.
+  const cy = (mode: string, c: number): number => {
+    const re = new RegExp(`<circle data-mode="${mode}" cx="[\\d.]+" cy="([\\d.]+)"[^>]*><title>${mode} c=${c}:`);
+    return Number(re.exec(svg)![1]);
+  };
+  const top = cy('engine', 16);
+  const bottom = 420 - 50; // height - bottom margin: the zero line
+  assert.equal(top, 40);
+  assert.ok(Math.abs(cy('engine', 4) - (top + bottom) / 2) < 0.11);
+  assert.ok(cy('encrypted-http', 1) > cy('engine', 1));
+});
+
+test('niceCeil and escapeXml', () => {
+  assert.equal(niceCeil(3700), 5000);
+  assert.equal(niceCeil(4000), 5000); // 4000 is not 1, 2, 2.5 or 5 times a power of ten
+  assert.equal(niceCeil(1000), 1000);
+  assert.equal(niceCeil(0.3), 0.5);
+  assert.equal(niceCeil(2500), 2500);
+  assert.equal(niceCeil(0), 1);
+  assert.equal(niceCeil(Number.NaN), 1);
+  assert.equal(escapeXml(`<&>"'`), '&lt;&amp;&gt;&quot;&apos;');
+});
+
+test('parseArgs: defaults, quick, lists, strict errors', () => {
+  const d = parseArgs([]);
+  assert.deepEqual(d.concurrency, [1, 4, 16, 32]);
+  assert.deepEqual(d.modes, ['engine', 'plaintext-http', 'encrypted-http', 'transformers-js']);
+  assert.equal(d.threads, 1);
+  assert.equal(d.maxTokens, 200);
+  assert.equal(requestsFor(d, 1), 8);
+  assert.equal(requestsFor(d, 32), 64);
+  const q = parseArgs(['--quick', '--json', 'out.json', '--chart=c.svg']);
+  assert.deepEqual(q.concurrency, [1, 16]);
+  assert.equal(q.json, 'out.json');
+  assert.equal(q.chart, 'c.svg');
+  assert.equal(requestsFor(q, 16), 16);
+  const m = parseArgs(['--modes', 'transformers-js,engine', '--concurrency', '4,1,4', '--threads', '2', '--requests', '3']);
+  assert.deepEqual(m.modes, ['engine', 'transformers-js']);
+  assert.deepEqual(m.concurrency, [1, 4]);
+  assert.equal(m.threads, 2);
+  assert.equal(requestsFor(m, 4), 3);
+  assert.equal(parseArgs(['--help']).help, true);
+  for (const bad of [['--modes', 'gpu'], ['--threads', '0'], ['--threads', 'x'], ['--concurrency', '1,,2'], ['--json'], ['--json', '--quick'], ['--frobnicate'], ['--threads', '1e3']]) {
+    assert.throws(() => parseArgs(bad), (e: unknown) => e instanceof BenchError && e.code === 'bad_args', bad.join(' '));
+  }
+});
+
+test('parseProcStatus reads VmRSS and VmHWM', () => {
+  const text = 'Name:\tnode\nVmPeak:\t 1000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t11\n';
+  assert.deepEqual(parseProcStatus(text), { rssMb: 100, peakMb: 200 });
+  assert.equal(parseProcStatus('Name:\tnode\n'), undefined);
+});
+
+function streamOf(parts: string[]): ReadableStream<Uint8Array> {
+  const enc = new TextEncoder();
+  return new ReadableStream({ start(c) { for (const p of parts) c.enqueue(enc.encode(p)); c.close(); } });
+}
+
+test('consumeCompletionStream counts text chunks as they arrive and trusts usage for tokens', async () => {
+  const ev = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
+  let seen = 0;
+  const tokens = await consumeCompletionStream(streamOf([
+    ev({ choices: [{ text: 'Once', finish_reason: null }] }),
+    ev({ choices: [{ text: ' upon', finish_reason: null }] }).slice(0, 7),
+    ev({ choices: [{ text: ' upon', finish_reason: null }] }).slice(7),
+    ev({ choices: [{ text: '', finish_reason: 'length' }] }),
+    ev({ choices: [], usage: { prompt_tokens: 20, completion_tokens: 3, total_tokens: 23 } }),
+    'data: [DONE]\n\n',
+  ]), () => { seen++; });
+  assert.equal(seen, 2);
+  assert.equal(tokens, 3);
+  // Without usage the chunk count stands in; chat deltas count too.
+  const n = await consumeCompletionStream(streamOf([ev({ choices: [{ delta: { content: 'a' } }] }), 'data: [DONE]\n\n']), () => {});
+  assert.equal(n, 1);
+});
+
+test('consumeCompletionStream rejects a stream cut before [DONE]', async () => {
+  await assert.rejects(consumeCompletionStream(streamOf(['data: {"choices":[{"text":"a"}]}\n\n']), () => {}), { code: 'mode_failed' });
+});
