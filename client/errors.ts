@@ -14,7 +14,8 @@ export type SealedClientErrorCode =
   | 'response_malformed' // wrong media type, undecryptable or unparsable response
   | 'truncated' //          the response ended before its final chunk / end marker
   | 'http_error' //         the decrypted inner response is not 2xx; see `status`, `body`
-  | 'stream_error'; //      the server reported an error inside an event stream
+  | 'stream_error' //       the server reported an error inside an event stream
+  | 'internal'; //          a bug on this side; never a reason to trust a server more
 
 export class SealedClientError extends Error {
   readonly code: SealedClientErrorCode;

@@ -1,0 +1,168 @@
+// `sealed chat`: verify the server, then talk to it. One prompt from the command line,
+// or a conversation (history kept in memory only) read line by line from stdin.
+import process from 'node:process';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import type { Command } from '../sealed.js';
+import type { SealedClient } from '../../client/sdk.js';
+import type { ChatMessage, ChatParams } from '../../client/types.js';
+import {
+  EXIT,
+  UsageError,
+  connectAndReport,
+  loadPolicyFile,
+  parseServerUrl,
+  reportError,
+  type Writable,
+} from '../../client/node/cli-common.js';
+
+const HELP = `usage: sealed chat --url URL [--policy FILE] [--allow-simulation] [--max-tokens N] [--temperature T] [PROMPT]
+
+Attests the server at URL, verifies its evidence (platform signature chain, the binding of
+this client's fresh nonce, the session key and the model digest, and the policy), prints what
+was verified on stderr, and only then sends the prompt, encrypted to the attested key. The
+answer streams to stdout as it is generated. Without PROMPT, reads a conversation from stdin,
+one message per line (history is kept in memory only; end with Ctrl-D or /exit).
+
+options:
+  --url URL            the server (e.g. http://127.0.0.1:8080)
+  --policy FILE        policy JSON (CONTRACT.md keys: measurement, modelDigest, minTcb, ...)
+  --allow-simulation   accept a simulated server (no hardware protection)
+  --max-tokens N       at most N tokens per answer (default: the server's)
+  --temperature T      sampling temperature, 0 to 2 (default: the server's)
+  -h, --help           this text
+
+exit status: 0 done, 10 the server was rejected (stderr: "rejected: CODE: reason"; nothing was
+sent), 2 usage, 1 any other error.
+`;
+
+export interface ChatIo {
+  stdin: NodeJS.ReadableStream;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+interface ChatOptions {
+  url: string;
+  policy?: unknown;
+  allowSimulation: boolean;
+  maxTokens?: number;
+  temperature?: number;
+  prompt?: string;
+}
+
+export async function parseChatArgs(argv: string[]): Promise<ChatOptions | 'help'> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        url: { type: 'string' },
+        policy: { type: 'string' },
+        'allow-simulation': { type: 'boolean', default: false },
+        'max-tokens': { type: 'string' },
+        temperature: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const opts: ChatOptions = { url: parseServerUrl(v.url), allowSimulation: v['allow-simulation'] === true };
+  if (v.policy !== undefined) opts.policy = await loadPolicyFile(v.policy);
+  if (v['max-tokens'] !== undefined) {
+    const n = Number(v['max-tokens']);
+    if (!/^\d+$/.test(v['max-tokens']) || !Number.isSafeInteger(n) || n < 1) throw new UsageError('--max-tokens must be a positive integer');
+    opts.maxTokens = n;
+  }
+  if (v.temperature !== undefined) {
+    const t = Number(v.temperature);
+    if (v.temperature.trim() === '' || !Number.isFinite(t) || t < 0 || t > 2) throw new UsageError('--temperature must be a number from 0 to 2');
+    opts.temperature = t;
+  }
+  if (parsed.positionals.length > 0) {
+    opts.prompt = parsed.positionals.join(' ');
+    if (opts.prompt.trim() === '') throw new UsageError('the prompt is empty');
+  }
+  return opts;
+}
+
+/** Streams one answer to stdout; returns its full text. */
+async function answer(client: SealedClient, messages: ChatMessage[], opts: ChatOptions, stdout: Writable): Promise<string> {
+  const params: ChatParams & { stream: true } = { messages, stream: true };
+  if (opts.maxTokens !== undefined) params.max_tokens = opts.maxTokens;
+  if (opts.temperature !== undefined) params.temperature = opts.temperature;
+  let text = '';
+  for await (const chunk of await client.chat(params)) {
+    const delta = chunk.choices?.[0]?.delta?.content;
+    if (typeof delta === 'string' && delta.length > 0) {
+      text += delta;
+      stdout.write(delta);
+    }
+  }
+  stdout.write('\n');
+  return text;
+}
+
+export async function runChat(argv: string[], io: ChatIo): Promise<number> {
+  let opts: ChatOptions | 'help';
+  try {
+    opts = await parseChatArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`sealed chat: ${e.message}\n\n${HELP}`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+  if (opts === 'help') {
+    io.stdout.write(HELP);
+    return EXIT.ok;
+  }
+  const client = await connectAndReport(opts.url, opts, io.stderr);
+  if (typeof client === 'number') return client;
+
+  if (opts.prompt !== undefined) {
+    try {
+      await answer(client, [{ role: 'user', content: opts.prompt }], opts, io.stdout);
+      return EXIT.ok;
+    } catch (e) {
+      return reportError(e, io.stderr);
+    }
+  }
+
+  const history: ChatMessage[] = [];
+  const rl = createInterface({ input: io.stdin, terminal: false });
+  io.stderr.write('conversation: one message per line; Ctrl-D or /exit ends it\n> ');
+  try {
+    for await (const line of rl) {
+      const text = line.trim();
+      if (text === '/exit') break;
+      if (text !== '') {
+        history.push({ role: 'user', content: text });
+        try {
+          const reply = await answer(client, history, opts, io.stdout);
+          history.push({ role: 'assistant', content: reply });
+        } catch (e) {
+          history.pop(); // that turn did not happen
+          const code = reportError(e, io.stderr);
+          if (code === EXIT.rejected) return code; // re-attestation failed verification: stop talking
+        }
+      }
+      io.stderr.write('> ');
+    }
+  } finally {
+    rl.close();
+  }
+  io.stderr.write('\n');
+  return EXIT.ok;
+}
+
+export const command: Command = {
+  summary: 'verify a server, then chat with it (encrypted end to end)',
+  run: (argv) => runChat(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }),
+};

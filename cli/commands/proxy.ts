@@ -1,0 +1,166 @@
+// `sealed proxy`: verify the server once, then serve a plain OpenAI-compatible API on
+// this machine that encrypts every request to it, so unmodified tools can use it.
+import process from 'node:process';
+import { parseArgs } from 'node:util';
+import type { Command } from '../sealed.js';
+import { isLoopbackHost, parseListen } from '../../client/listen.js';
+import { startProxy, type RunningProxy } from '../../client/proxy.js';
+import { buildPageBundle } from '../../client/node/page-bundle.js';
+import {
+  EXIT,
+  UsageError,
+  connectAndReport,
+  loadPolicyFile,
+  parseServerUrl,
+  reportError,
+  type Writable,
+} from '../../client/node/cli-common.js';
+
+const HELP = `usage: sealed proxy --url URL --listen HOST:PORT [--policy FILE] [--allow-simulation] [--force-listen]
+
+Attests and verifies the server at URL (platform evidence, nonce/key/model binding, policy),
+then serves on HOST:PORT a local OpenAI-compatible API whose every request is encrypted to the
+attested session key (re-attesting when it expires):
+  POST /v1/chat/completions   (stream: true relays each chunk as it is decrypted)
+  POST /v1/completions
+  GET  /v1/models
+  GET  /        the verified attestation, as a page
+  GET  /chat    a chat page that verifies the server again and encrypts in the browser
+Point an OpenAI client at http://HOST:PORT/v1 (any API key).
+
+options:
+  --url URL            the server (e.g. http://127.0.0.1:8080)
+  --listen HOST:PORT   where to listen; loopback only unless --force-listen (port 0: any free port)
+  --policy FILE        policy JSON (CONTRACT.md keys: measurement, modelDigest, minTcb, ...)
+  --allow-simulation   accept a simulated server (no hardware protection)
+  --force-listen       allow a non-loopback address: anyone who can reach it can use this session
+  -h, --help           this text
+
+exit status: 0 stopped by SIGINT/SIGTERM, 10 the server was rejected (stderr: "rejected: CODE:
+reason"; nothing was sent and nothing listens), 2 usage, 1 any other error.
+`;
+
+export interface ProxyOptions {
+  url: string;
+  host: string;
+  port: number;
+  policy?: unknown;
+  allowSimulation: boolean;
+  forceListen: boolean;
+}
+
+export async function parseProxyArgs(argv: string[]): Promise<ProxyOptions | 'help'> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      strict: true,
+      options: {
+        url: { type: 'string' },
+        listen: { type: 'string' },
+        policy: { type: 'string' },
+        'allow-simulation': { type: 'boolean', default: false },
+        'force-listen': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const url = parseServerUrl(v.url);
+  if (!v.listen) throw new UsageError('--listen HOST:PORT is required');
+  let listen: { host: string; port: number };
+  try {
+    listen = parseListen(v.listen);
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  const forceListen = v['force-listen'] === true;
+  if (!isLoopbackHost(listen.host) && !forceListen) {
+    throw new UsageError(`refusing to listen on non-loopback address ${listen.host}: anyone who can reach it could use the session; pass --force-listen to do it anyway`);
+  }
+  const opts: ProxyOptions = { url, host: listen.host, port: listen.port, allowSimulation: v['allow-simulation'] === true, forceListen };
+  if (v.policy !== undefined) opts.policy = await loadPolicyFile(v.policy);
+  return opts;
+}
+
+/** Builds the chat page's browser bundle once, on first use after start-up. */
+function memoizedBundle(stderr: Writable): () => Promise<string> {
+  let p: Promise<string> | undefined;
+  return () => {
+    p ??= buildPageBundle().catch((e: unknown) => {
+      stderr.write(`sealed proxy: chat page unavailable: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
+      throw e;
+    });
+    return p;
+  };
+}
+
+export interface ProxyIo {
+  stdout: Writable;
+  stderr: Writable;
+  /** Stops the proxy (tests); SIGINT/SIGTERM otherwise. */
+  signal?: AbortSignal;
+  onListening?: (proxy: RunningProxy) => void;
+}
+
+export async function runProxy(argv: string[], io: ProxyIo): Promise<number> {
+  let opts: ProxyOptions | 'help';
+  try {
+    opts = await parseProxyArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`sealed proxy: ${e.message}\n\n${HELP}`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+  if (opts === 'help') {
+    io.stdout.write(HELP);
+    return EXIT.ok;
+  }
+  const client = await connectAndReport(opts.url, opts, io.stderr);
+  if (typeof client === 'number') return client;
+
+  const script = memoizedBundle(io.stderr);
+  void script().catch(() => {}); // build at start-up; /chat reports if it failed
+  let proxy: RunningProxy;
+  try {
+    proxy = await startProxy({
+      client,
+      host: opts.host,
+      port: opts.port,
+      forceListen: opts.forceListen,
+      page: { server: client.url.href, policy: opts.policy, allowSimulation: opts.allowSimulation, script },
+    });
+  } catch (e) {
+    if (e instanceof Error && 'code' in e && typeof (e as { code: unknown }).code === 'string' && !(e as { code: string }).code.startsWith('bad_')) {
+      io.stderr.write(`sealed proxy: cannot listen on ${opts.host}:${opts.port}: ${(e as { code: string }).code}\n`);
+      return EXIT.error;
+    }
+    return reportError(e, io.stderr);
+  }
+  io.stderr.write(`listening on ${proxy.url} (OpenAI base URL ${proxy.url}/v1; attestation ${proxy.url}/; chat ${proxy.url}/chat)\n`);
+  io.onListening?.(proxy);
+
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    if (io.signal) {
+      if (io.signal.aborted) return resolve();
+      io.signal.addEventListener('abort', stop, { once: true });
+    } else {
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }
+  });
+  await proxy.close();
+  return EXIT.ok;
+}
+
+export const command: Command = {
+  summary: 'a local OpenAI-compatible endpoint that verifies the server and encrypts every request',
+  run: (argv) => runProxy(argv, { stdout: process.stdout, stderr: process.stderr }),
+};

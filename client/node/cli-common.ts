@@ -1,0 +1,82 @@
+// What `sealed chat` and `sealed proxy` share: reading the policy file, connecting with
+// the verification summary on stderr, and the one-line rejection of CONTRACT.md
+// (`rejected: CODE: reason`). Node-only (reads files), so it lives apart from the SDK.
+import { readFile } from 'node:fs/promises';
+import { SealedClient } from '../sdk.js';
+import { SealedClientError, isVerificationFailure } from '../errors.js';
+import { formatSummary } from '../report.js';
+
+/** Exit codes, matching `sealed verify` where they overlap. */
+export const EXIT = { ok: 0, error: 1, usage: 2, rejected: 10, malformed: 30 } as const;
+
+export interface Writable {
+  write(s: string): unknown;
+}
+
+export class UsageError extends Error {}
+
+export async function loadPolicyFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read policy file ${path}`);
+  }
+  let policy: unknown;
+  try {
+    policy = JSON.parse(text);
+  } catch {
+    throw new UsageError(`policy file ${path} is not JSON`);
+  }
+  if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) {
+    throw new UsageError(`policy file ${path} must hold a JSON object`);
+  }
+  return policy;
+}
+
+export function parseServerUrl(s: string | undefined): string {
+  if (!s) throw new UsageError('--url is required');
+  try {
+    const u = new URL(s);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+  } catch {
+    throw new UsageError('--url must be an http(s) URL');
+  }
+  return s;
+}
+
+/** `rejected: CODE: reason`, the line every client prints when it refuses a server. */
+export function rejectionLine(e: SealedClientError): string {
+  return `rejected: ${e.reason ?? e.code}: ${e.message}`;
+}
+
+/**
+ * Connects (attests and verifies) and prints the summary. Returns the client, or the exit
+ * code after printing why not: verification failures are `rejected` (10), anything else 1.
+ */
+export async function connectAndReport(
+  url: string,
+  opts: { policy?: unknown; allowSimulation: boolean },
+  stderr: Writable,
+): Promise<SealedClient | number> {
+  try {
+    const client = await SealedClient.connect(url, opts);
+    stderr.write(formatSummary(client.verification) + '\n');
+    return client;
+  } catch (e) {
+    return reportError(e, stderr);
+  }
+}
+
+export function reportError(e: unknown, stderr: Writable): number {
+  if (isVerificationFailure(e)) {
+    stderr.write(rejectionLine(e as SealedClientError) + '\n');
+    return EXIT.rejected;
+  }
+  if (e instanceof SealedClientError) {
+    stderr.write(`error: ${e.code}: ${e.message}\n`);
+    return EXIT.error;
+  }
+  stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+  return EXIT.error;
+}

@@ -1,0 +1,96 @@
+// The chat page's script (bundled for browsers by client/node/page-bundle.ts). It runs the
+// same SDK as Node: fetches evidence from the server directly, verifies it here, and
+// encrypts every message in this page, so neither the proxy that served the page nor
+// anything between sees a prompt. The prompt box stays disabled unless verification passed.
+import { SealedClient, SealedClientError } from '../sdk.js';
+import { reportHtml } from '../report.js';
+import type { ChatMessage } from '../types.js';
+import type { PageConfig } from './html.js';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+function setState(state: 'verifying' | 'verified' | 'rejected' | 'streaming' | 'error', text: string): void {
+  document.body.dataset.state = state;
+  $('status').textContent = text;
+}
+
+function readConfig(): PageConfig {
+  const fromPage = JSON.parse($('sealed-config').textContent ?? 'null') as PageConfig | null;
+  // Opened as a static file: the server comes from ?server=, simulation only if asked for.
+  const q = new URLSearchParams(location.search);
+  if (fromPage && fromPage.server) return fromPage;
+  return { server: q.get('server') ?? '', allowSimulation: q.get('allowSimulation') === '1' };
+}
+
+function describe(e: unknown): string {
+  if (e instanceof SealedClientError) return `${e.reason ?? e.code}: ${e.message}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  let client: SealedClient;
+  try {
+    client = await SealedClient.connect(config.server, { policy: config.policy ?? undefined, allowSimulation: config.allowSimulation });
+  } catch (e) {
+    const rejected = e instanceof SealedClientError && (e.code === 'attestation_rejected' || e.code === 'simulation_refused' || e.code === 'evidence_malformed');
+    setState(rejected ? 'rejected' : 'error', `${rejected ? 'rejected' : 'error'}: ${describe(e)} (nothing was sent)`);
+    return;
+  }
+  const r = client.verification;
+  $('report').innerHTML = reportHtml(r); // reportHtml escapes every value
+  setState('verified', `Verified ${r.platform}${r.simulated ? ' (SIMULATED)' : ''}: model ${r.model.id}, ${r.checks.length} checks passed. Messages are encrypted in this page.`);
+
+  const history: ChatMessage[] = [];
+  const prompt = $<HTMLInputElement>('prompt');
+  const send = $<HTMLButtonElement>('send');
+  prompt.disabled = false;
+  send.disabled = false;
+
+  $('ask').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const text = prompt.value.trim();
+    if (!text || send.disabled) return;
+    prompt.value = '';
+    void turn(client, history, text, prompt, send);
+  });
+}
+
+async function turn(client: SealedClient, history: ChatMessage[], text: string, prompt: HTMLInputElement, send: HTMLButtonElement): Promise<void> {
+  const transcript = $('transcript');
+  const you = document.createElement('div');
+  you.className = 'msg user';
+  you.textContent = text;
+  const bot = document.createElement('div');
+  bot.className = 'msg assistant';
+  bot.dataset.done = 'false';
+  transcript.append(you, bot);
+  prompt.disabled = send.disabled = true;
+  history.push({ role: 'user', content: text });
+  setState('streaming', 'Streaming the answer (decrypted in this page)…');
+  let answer = '';
+  try {
+    for await (const chunk of await client.chat({ messages: history, stream: true })) {
+      const delta = chunk.choices?.[0]?.delta?.content;
+      if (delta) {
+        answer += delta;
+        bot.textContent = answer;
+        bot.dataset.chunks = String(Number(bot.dataset.chunks ?? '0') + 1);
+      }
+    }
+    history.push({ role: 'assistant', content: answer });
+    bot.dataset.done = 'true';
+    const r = client.verification;
+    setState('verified', `Verified ${r.platform}${r.simulated ? ' (SIMULATED)' : ''}: model ${r.model.id}, ${r.checks.length} checks passed. Messages are encrypted in this page.`);
+  } catch (e) {
+    history.pop();
+    bot.dataset.done = 'error';
+    bot.textContent = answer + ' [the answer was cut off]';
+    setState('error', `error: ${describe(e)}`);
+  } finally {
+    prompt.disabled = send.disabled = false;
+    prompt.focus();
+  }
+}
+
+void main();

@@ -1,0 +1,302 @@
+// SealedClient: the one client code base for Node and browsers (fetch, web streams,
+// WebCrypto, transport/ and enclave/ only). It verifies the server before sending
+// anything, encrypts every request to the attested session key, and re-attests once
+// when the server says that key is gone.
+import { attest, EXPIRY_MARGIN_MS, type Session } from './attest.js';
+import { SealedClientError } from './errors.js';
+import type { VerificationReport } from './report.js';
+import { openAiChunks } from './sse.js';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatParams,
+  Completion,
+  CompletionParams,
+  InnerResponse,
+  InnerStreamResponse,
+  ModelList,
+  RequestOptions,
+} from './types.js';
+import { OHTTP_CHUNKED_REQ, OHTTP_CHUNKED_RES, OHTTP_REQ, OHTTP_RES, sealChunkedRequest, sealRequest, type InnerRequest, type SessionKeyConfig } from './wire.js';
+
+export { SealedClientError, isSealedClientError, isVerificationFailure } from './errors.js';
+export type { SealedClientErrorCode } from './errors.js';
+export type { VerificationReport } from './report.js';
+export { formatSummary, reportHtml } from './report.js';
+export type * from './types.js';
+
+export interface ConnectOptions {
+  /** Policy JSON (CONTRACT.md keys); absent keys are not pinned, the strict defaults always apply. */
+  policy?: unknown;
+  /** Accept a simulated server (no hardware protection). Default false. */
+  allowSimulation?: boolean;
+  /** fetch to use (default: the global one). */
+  fetch?: typeof fetch;
+  signal?: AbortSignal;
+}
+
+const OHTTP_KEY_PROBLEM = 'https://iana.org/assignments/http-problem-types#ohttp-key';
+/** Problem documents are small; never buffer an unbounded error body. */
+const MAX_PROBLEM_BYTES = 16 << 10;
+/** Non-streamed responses (a whole completion) stay far below this. */
+const MAX_RESPONSE_BYTES = 16 << 20;
+
+export class SealedClient {
+  /** Base URL of the server (ends with '/'). */
+  readonly url: URL;
+  private session: Session;
+  private reattesting: Promise<Session> | undefined;
+  private readonly opts: { policy?: unknown; allowSimulation: boolean; fetch: typeof fetch };
+
+  private constructor(url: URL, session: Session, opts: SealedClient['opts']) {
+    this.url = url;
+    this.session = session;
+    this.opts = opts;
+  }
+
+  /** Attests the server at `url` and verifies it; rejects with SealedClientError (nothing sent) if it does not verify. */
+  static async connect(url: string | URL, options: ConnectOptions = {}): Promise<SealedClient> {
+    const base = parseBaseUrl(url);
+    const f = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const opts = { policy: options.policy, allowSimulation: options.allowSimulation === true, fetch: f };
+    if (opts.policy !== undefined && (typeof opts.policy !== 'object' || opts.policy === null || Array.isArray(opts.policy))) {
+      throw new SealedClientError('bad_options', 'policy must be a JSON object');
+    }
+    const session = await attest(base, { ...opts, signal: options.signal });
+    return new SealedClient(base, session, opts);
+  }
+
+  /** What was verified for the current session (replaced on re-attestation). */
+  get verification(): VerificationReport {
+    return this.session.report;
+  }
+
+  get model(): { id: string; digest: string } {
+    return this.session.report.model;
+  }
+
+  async models(options?: RequestOptions): Promise<ModelList> {
+    return this.json<ModelList>(await this.request('GET', '/v1/models', undefined, options));
+  }
+
+  chat(params: ChatParams & { stream: true }, options?: RequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
+  chat(params: ChatParams & { stream?: false }, options?: RequestOptions): Promise<ChatCompletion>;
+  async chat(params: ChatParams, options?: RequestOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
+    return this.openAi('/v1/chat/completions', params, options) as Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+  }
+
+  complete(params: CompletionParams & { stream: true }, options?: RequestOptions): Promise<AsyncIterable<Completion>>;
+  complete(params: CompletionParams & { stream?: false }, options?: RequestOptions): Promise<Completion>;
+  async complete(params: CompletionParams, options?: RequestOptions): Promise<Completion | AsyncIterable<Completion>> {
+    return this.openAi('/v1/completions', params, options) as Promise<Completion | AsyncIterable<Completion>>;
+  }
+
+  /**
+   * Sends one encrypted request and returns the decrypted response whatever its status
+   * (the proxy passes inner 4xx through). `body` is JSON-encoded when given.
+   */
+  async request(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<InnerResponse> {
+    const { res, sealed } = await this.exchange(innerRequest(method, path, body), sealRequest, [OHTTP_REQ, OHTTP_RES], options);
+    return sealed.open(await readAll(res, MAX_RESPONSE_BYTES));
+  }
+
+  /**
+   * Sends one encrypted request over chunked OHTTP; the response body is decrypted and
+   * yielded as it arrives (for `stream: true` requests). A cut-off response throws
+   * `truncated` from the body iterator.
+   */
+  async requestStream(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<InnerStreamResponse> {
+    const { res, sealed } = await this.exchange(
+      innerRequest(method, path, body),
+      sealChunkedRequest,
+      [OHTTP_CHUNKED_REQ, OHTTP_CHUNKED_RES],
+      options,
+    );
+    return sealed.openStream(res.body ?? emptyStream());
+  }
+
+  private async openAi(path: string, params: ChatParams | CompletionParams, options?: RequestOptions): Promise<unknown> {
+    if (typeof params !== 'object' || params === null) throw new SealedClientError('bad_options', 'params must be an object');
+    const body = { ...params, model: params.model ?? this.model.id };
+    if (params.stream !== true) return this.json(await this.request('POST', path, body, options));
+    const res = await this.requestStream('POST', path, body, options);
+    if (res.status < 200 || res.status > 299) throw httpError(res.status, await collect(res.body, MAX_PROBLEM_BYTES));
+    if (!/^text\/event-stream\b/i.test(res.headers['content-type'] ?? '')) {
+      throw new SealedClientError('response_malformed', 'streamed response is not text/event-stream');
+    }
+    return openAiChunks(res.body);
+  }
+
+  private json<T>(res: InnerResponse): T {
+    if (res.status < 200 || res.status > 299) throw httpError(res.status, res.body);
+    try {
+      return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(res.body)) as T;
+    } catch (cause) {
+      throw new SealedClientError('response_malformed', 'response is not JSON', { cause });
+    }
+  }
+
+  /** The current session, re-attesting first if it has expired. */
+  private async current(signal?: AbortSignal): Promise<Session> {
+    if (Date.now() < this.session.expiresAtMs - EXPIRY_MARGIN_MS) return this.session;
+    return this.reattest(this.session, signal);
+  }
+
+  /** One re-attestation shared by every request that found `stale` unusable. */
+  private async reattest(stale: Session, signal?: AbortSignal): Promise<Session> {
+    if (this.session !== stale) return this.session; // someone already replaced it
+    if (!this.reattesting) {
+      this.reattesting = attest(this.url, { ...this.opts, signal }).then(
+        (s) => {
+          this.session = s;
+          this.reattesting = undefined;
+          return s;
+        },
+        (e: unknown) => {
+          this.reattesting = undefined;
+          throw e;
+        },
+      );
+    }
+    return this.reattesting;
+  }
+
+  /**
+   * Seals `inner` to the session key and posts it; on a 422 ohttp-key problem re-attests
+   * once and retries with the new key. Returns the 200 response and its opener.
+   */
+  private async exchange<S extends Sealed>(inner: InnerRequest, seal: (k: SessionKeyConfig, r: InnerRequest) => S, mediaType: [string, string], options: RequestOptions): Promise<{ res: Response; sealed: S }> {
+    let session = await this.current(options.signal);
+    for (let attempt = 0; ; attempt++) {
+      const sealed = seal(session.key, inner);
+      let res: Response;
+      try {
+        res = await this.opts.fetch(new URL('v1/ohttp', this.url), {
+          method: 'POST',
+          headers: { 'content-type': mediaType[0] },
+          body: sealed.bytes as BufferSource,
+          signal: options.signal,
+        });
+      } catch (cause) {
+        throw new SealedClientError('network', 'could not reach the server', { cause });
+      }
+      if (res.status === 422 && (await isOhttpKeyProblem(res))) {
+        if (attempt > 0) throw new SealedClientError('key_rejected', 'the server rejected a freshly attested key', { status: 422 });
+        session = await this.reattest(session, options.signal);
+        continue;
+      }
+      if (res.status !== 200) {
+        await res.body?.cancel().catch(() => {});
+        throw new SealedClientError('server_error', `server answered HTTP ${res.status}`, { status: res.status });
+      }
+      const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+      if (type !== mediaType[1]) {
+        await res.body?.cancel().catch(() => {});
+        throw new SealedClientError('response_malformed', `expected ${mediaType[1]}`);
+      }
+      return { res, sealed };
+    }
+  }
+}
+
+interface Sealed {
+  bytes: Uint8Array;
+}
+
+function parseBaseUrl(url: string | URL): URL {
+  let u: URL;
+  try {
+    u = new URL(String(url));
+  } catch {
+    throw new SealedClientError('bad_options', 'server URL is not a valid URL');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new SealedClientError('bad_options', 'server URL must be http(s)');
+  if (u.username || u.password || u.search || u.hash) {
+    throw new SealedClientError('bad_options', 'server URL must not carry credentials, a query or a fragment');
+  }
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u;
+}
+
+function innerRequest(method: string, path: string, body: unknown): InnerRequest {
+  if (!/^[A-Z]{1,16}$/.test(method)) throw new SealedClientError('bad_options', 'method must be an upper-case HTTP token');
+  if (!path.startsWith('/') || /[\s#]/.test(path)) throw new SealedClientError('bad_options', 'path must be an absolute path');
+  const headers: [string, string][] = [['accept', 'application/json, text/event-stream']];
+  if (body === undefined) return { method, path, headers, body: new Uint8Array(0) };
+  headers.push(['content-type', 'application/json']);
+  let text: string;
+  try {
+    text = JSON.stringify(body);
+  } catch (cause) {
+    throw new SealedClientError('bad_options', 'request body is not JSON-serialisable', { cause });
+  }
+  return { method, path, headers, body: new TextEncoder().encode(text) };
+}
+
+async function isOhttpKeyProblem(res: Response): Promise<boolean> {
+  const body = await collect(streamChunks(res.body), MAX_PROBLEM_BYTES).catch(() => new Uint8Array(0));
+  try {
+    const doc = JSON.parse(new TextDecoder().decode(body)) as { type?: unknown };
+    return doc.type === OHTTP_KEY_PROBLEM;
+  } catch {
+    return false;
+  }
+}
+
+function httpError(status: number, body: Uint8Array): SealedClientError {
+  let doc: unknown;
+  let message = `server answered HTTP ${status}`;
+  try {
+    doc = JSON.parse(new TextDecoder().decode(body));
+    const m = (doc as { error?: { message?: unknown } }).error?.message;
+    if (typeof m === 'string') message += `: ${m.slice(0, 200)}`;
+  } catch {
+    doc = undefined;
+  }
+  return new SealedClientError('http_error', message, { status, body: doc });
+}
+
+function emptyStream(): ReadableStream<Uint8Array> {
+  return new ReadableStream({ start: (c) => c.close() });
+}
+
+/** Web stream to async iterable via a reader (browsers lack ReadableStream[Symbol.asyncIterator] in places). */
+export async function* streamChunks(body: ReadableStream<Uint8Array> | null): AsyncGenerator<Uint8Array> {
+  if (!body) return;
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+async function readAll(res: Response, max: number): Promise<Uint8Array> {
+  try {
+    return await collect(streamChunks(res.body), max);
+  } catch (e) {
+    if (e instanceof SealedClientError) throw e;
+    throw new SealedClientError('network', 'response was cut off', { cause: e });
+  }
+}
+
+export async function collect(body: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const p of body) {
+    n += p.length;
+    if (n > max) throw new SealedClientError('response_malformed', 'response too large');
+    parts.push(p);
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

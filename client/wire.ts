@@ -1,0 +1,170 @@
+// The client's seam with transport/: Binary HTTP inside (chunked) Oblivious HTTP,
+// sealed to the attested key configuration. Every transport failure becomes a
+// SealedClientError; a response that stops before its authenticated end is
+// `truncated`, never a short answer.
+import { BhttpResponseStreamDecoder, decodeResponse, encodeRequest, type BhttpResponseEvent, type Field } from '../transport/bhttp.js';
+import { TransportError } from '../transport/errors.js';
+import { decodeKeyConfig, encapsulateRequest, selectSuite, type KeyConfig } from '../transport/ohttp.js';
+import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
+import { SealedClientError } from './errors.js';
+import type { InnerResponse, InnerStreamResponse } from './types.js';
+
+export const OHTTP_REQ = 'message/ohttp-req';
+export const OHTTP_RES = 'message/ohttp-res';
+export const OHTTP_CHUNKED_REQ = 'message/ohttp-chunked-req';
+export const OHTTP_CHUNKED_RES = 'message/ohttp-chunked-res';
+
+export interface InnerRequest {
+  method: string;
+  path: string;
+  headers: [string, string][];
+  body: Uint8Array;
+}
+
+export interface SessionKeyConfig {
+  keyId: number;
+  config: KeyConfig;
+  encoded: Uint8Array;
+}
+
+/** Decodes the attested key configuration (RFC 9458 section 3); malformed is a rejection. */
+export function parseKeyConfig(encoded: Uint8Array): SessionKeyConfig {
+  let config: KeyConfig;
+  try {
+    config = decodeKeyConfig(encoded);
+    selectSuite(config); // at least one suite this client supports
+  } catch (cause) {
+    throw new SealedClientError('evidence_malformed', 'keyConfig is not a valid OHTTP key configuration', { cause });
+  }
+  return { keyId: config.keyId, config, encoded };
+}
+
+/** Scheme and authority inside the message are ignored by the server (CONTRACT.md). */
+function bhttpRequest(req: InnerRequest, indeterminate: boolean): Uint8Array {
+  try {
+    return encodeRequest(
+      { method: req.method, scheme: 'https', authority: '', path: req.path, headers: req.headers, content: req.body },
+      { indeterminate },
+    );
+  } catch (cause) {
+    throw new SealedClientError('bad_options', 'request cannot be encoded as Binary HTTP', { cause });
+  }
+}
+
+function headerRecord(fields: Field[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of fields) out[k] = k in out ? `${out[k]}, ${v}` : v;
+  return out;
+}
+
+function sealFailure(e: unknown): SealedClientError {
+  if (e instanceof SealedClientError) return e;
+  if (e instanceof TransportError && e.code === 'too_large') return new SealedClientError('bad_options', 'request too large', { cause: e });
+  return new SealedClientError('internal', 'request could not be sealed to the attested key', { cause: e });
+}
+
+function transportFailure(e: unknown, what: string): SealedClientError {
+  if (e instanceof SealedClientError) return e;
+  if (e instanceof TransportError && e.code === 'truncated') {
+    return new SealedClientError('truncated', `${what} ended before its authenticated end`, { cause: e });
+  }
+  if (e instanceof TransportError) return new SealedClientError('response_malformed', `${what} is invalid (${e.code})`, { cause: e });
+  // The connection broke mid-body: the answer is incomplete.
+  return new SealedClientError('truncated', `${what} was cut off`, { cause: e });
+}
+
+/** One OHTTP request (RFC 9458); `open` decrypts and decodes the whole response. */
+export function sealRequest(key: SessionKeyConfig, req: InnerRequest): { bytes: Uint8Array; open(res: Uint8Array): InnerResponse } {
+  let sealed: ReturnType<typeof encapsulateRequest>;
+  try {
+    sealed = encapsulateRequest(key.config, bhttpRequest(req, false));
+  } catch (e) {
+    throw sealFailure(e);
+  }
+  const { bytes, openResponse } = sealed;
+  return {
+    bytes,
+    open(res: Uint8Array): InnerResponse {
+      try {
+        const r = decodeResponse(openResponse(res));
+        return { status: r.status, headers: headerRecord(r.headers), body: r.content };
+      } catch (e) {
+        throw transportFailure(e, 'response');
+      }
+    },
+  };
+}
+
+/**
+ * One chunked OHTTP request (draft-ietf-ohai-chunked-ohttp). The response's Binary HTTP
+ * head is awaited; its body is then yielded chunk by chunk as each is decrypted.
+ */
+export function sealChunkedRequest(
+  key: SessionKeyConfig,
+  req: InnerRequest,
+): { bytes: Uint8Array; openStream(body: ReadableStream<Uint8Array>): Promise<InnerStreamResponse> } {
+  const sealed = encapsulateChunkedRequest(key.config, bhttpRequest(req, true));
+  return {
+    bytes: sealed.bytes,
+    openStream: (body) => decodeStream(sealed.openResponse(body)),
+  };
+}
+
+async function decodeStream(plaintext: AsyncIterable<Uint8Array>): Promise<InnerStreamResponse> {
+  const it = plaintext[Symbol.asyncIterator]();
+  const decoder = new BhttpResponseStreamDecoder();
+  const pending: BhttpResponseEvent[] = [];
+  let inputDone = false;
+
+  const next = async (): Promise<BhttpResponseEvent | undefined> => {
+    while (pending.length === 0) {
+      if (inputDone) return undefined;
+      try {
+        const r = await it.next();
+        if (r.done) {
+          inputDone = true;
+          pending.push(...decoder.end());
+        } else {
+          pending.push(...decoder.push(r.value));
+        }
+      } catch (e) {
+        inputDone = true;
+        throw transportFailure(e, 'streamed response');
+      }
+    }
+    return pending.shift();
+  };
+
+  let head: Extract<BhttpResponseEvent, { type: 'head' }> | undefined;
+  for (;;) {
+    const ev = await next();
+    if (ev === undefined) throw new SealedClientError('truncated', 'streamed response ended before its head');
+    if (ev.type === 'informational') continue;
+    if (ev.type !== 'head') throw new SealedClientError('response_malformed', 'streamed response has no head');
+    head = ev;
+    break;
+  }
+
+  async function* body(): AsyncGenerator<Uint8Array> {
+    let ended = false;
+    try {
+      for (;;) {
+        const ev = await next();
+        if (ev === undefined) break;
+        if (ev.type === 'body') {
+          if (ended) throw new SealedClientError('response_malformed', 'content after the end of the response');
+          yield ev.chunk;
+        } else if (ev.type === 'end') {
+          ended = true;
+        } else {
+          throw new SealedClientError('response_malformed', 'unexpected event in streamed response');
+        }
+      }
+      if (!ended) throw new SealedClientError('truncated', 'streamed response ended before its end');
+    } finally {
+      if (!inputDone) await it.return?.();
+    }
+  }
+
+  return { status: head.status, headers: headerRecord(head.headers), body: body() };
+}
