@@ -1,0 +1,257 @@
+// The public HTTP surface, exactly CONTRACT.md's: GET /v1/attestation, POST /v1/ohttp,
+// GET /healthz (plus CORS preflights for them). Every other method and path is a 404 problem
+// document. Nothing here reads or logs what is inside the encryption.
+import { Hono, type Context } from 'hono';
+import { cors } from 'hono/cors';
+import { buildEvidence } from '../enclave/evidence.js';
+import type { EvidenceProvider } from '../enclave/providers/types.js';
+import { declaredLength } from './body.js';
+import type { InferenceEngine } from './engine.js';
+import { isServerError } from './errors.js';
+import { handleChunked, handlePlain, MEDIA, type GatewayDeps } from './gateway.js';
+import { createInnerApp } from './inner/app.js';
+import type { Limits } from './limits.js';
+import { silentLogger, type Logger, type RequestLogRecord } from './log.js';
+import { ohttp, type OhttpKeyConfig } from './ohttp.js';
+import { PROBLEM_HEADERS, problemJson, problemStatus, type ProblemKind } from './problem.js';
+import { ReplayCache } from './replay.js';
+import { SessionStore } from './sessions.js';
+import { RequestTracker } from './tracker.js';
+
+/** The mutable state one server owns: sessions (keys), replay cache, requests in flight. */
+export interface ServerRuntime {
+  sessions: SessionStore<OhttpKeyConfig>;
+  replay: ReplayCache;
+  tracker: RequestTracker;
+}
+
+export function createRuntime(limits: Limits, now?: () => number): ServerRuntime {
+  const replay = new ReplayCache(limits.maxRequestsPerSession);
+  const sessions = new SessionStore<OhttpKeyConfig>({
+    generateKey: ohttp.generateKey,
+    replay,
+    maxSessions: limits.maxSessions,
+    lifetimeMs: limits.keyLifetimeSeconds * 1000,
+    sessionsPerSecond: limits.sessionsPerSecond,
+    sessionBurst: limits.sessionBurst,
+    ...(now && { now }),
+  });
+  return { sessions, replay, tracker: new RequestTracker() };
+}
+
+export interface AppDeps {
+  engine: InferenceEngine;
+  provider: EvidenceProvider;
+  limits: Limits;
+  logger?: Logger;
+  /** Made from `limits` when absent; pass one to control it from outside (lifecycle, tests). */
+  runtime?: ServerRuntime;
+}
+
+type Env = { Variables: { rec: RequestLogRecord; deferLog: boolean } };
+
+const ROUTES = new Set(['/v1/attestation', '/v1/ohttp', '/healthz']);
+const NONCE_RE = /^[0-9a-fA-F]{64}$/;
+const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
+const enc = new TextEncoder();
+
+export function createApp(deps: AppDeps): Hono<Env> {
+  const { engine, provider, limits } = deps;
+  const logger = deps.logger ?? silentLogger;
+  const runtime = deps.runtime ?? createRuntime(limits);
+  const { sessions, tracker } = runtime;
+  const inner = createInnerApp({ engine, limits });
+  const gatewayDeps: GatewayDeps = {
+    sessions,
+    replay: runtime.replay,
+    inner: { fetch: (req) => inner.fetch(req) },
+    maxBodyBytes: limits.maxBodyBytes,
+  };
+  // Encapsulated requests admitted at once: every generation slot and queue place, no more.
+  const maxInflight = limits.maxConcurrentGenerations + limits.maxQueue;
+  const modelDigest = engine.model.digest;
+
+  const app = new Hono<Env>();
+
+  // Access log: one line per request, written when the response body is complete.
+  app.use('*', async (c, next) => {
+    const start = performance.now();
+    const rec: RequestLogRecord = { method: c.req.method, route: null, status: 0, bytesIn: 0, bytesOut: 0, durationMs: 0 };
+    c.set('rec', rec);
+    c.set('deferLog', false);
+    await next();
+    rec.status = c.res.status;
+    if (c.get('deferLog')) {
+      (rec as RequestLogRecord & { start?: number }).start = start;
+      return;
+    }
+    rec.durationMs = performance.now() - start;
+    logger.request(rec);
+  });
+
+  // Only CONTRACT's routes exist: HEAD (which Hono would answer as GET) and any other path are 404.
+  app.use('*', async (c, next) => {
+    if (c.req.method === 'HEAD' || !ROUTES.has(c.req.path)) return problem(c, 'not_found');
+    c.get('rec').route = c.req.path;
+    await next();
+  });
+
+  app.use(
+    '*',
+    cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['content-type'], maxAge: 600 }),
+  );
+
+  app.get('/healthz', (c) => send(c, 200, JSON.stringify({ status: 'ok' }), JSON_HEADERS));
+
+  app.get('/v1/attestation', async (c) => {
+    if (tracker.draining) return problem(c, 'shutting_down');
+    const nonces = c.req.queries('nonce');
+    if (!nonces || nonces.length !== 1 || !NONCE_RE.test(nonces[0]!)) return problem(c, 'bad_nonce');
+    const nonce = hexToBytes(nonces[0]!);
+    let session;
+    try {
+      session = sessions.create();
+    } catch (e) {
+      if (isServerError(e, 'too_many_sessions')) return problem(c, 'too_many_sessions');
+      if (isServerError(e, 'session_rate')) return problem(c, 'session_rate');
+      if (isServerError(e, 'closed')) return problem(c, 'shutting_down');
+      return problem(c, 'internal');
+    }
+    try {
+      const evidence = await buildEvidence({
+        provider,
+        keyId: session.keyId,
+        keyConfig: session.encodedConfig,
+        expiresAt: new Date(session.expiresAt),
+        model: { id: engine.model.id, digest: modelDigest },
+        nonce,
+      });
+      return send(c, 200, JSON.stringify(evidence), JSON_HEADERS);
+    } catch {
+      // A session whose evidence could not be made is useless to the client: destroy it now.
+      sessions.destroy(session.keyId);
+      return problem(c, 'internal');
+    }
+  });
+
+  app.post('/v1/ohttp', async (c) => {
+    if (tracker.draining) return problem(c, 'shutting_down');
+    const type = mediaType(c.req.header('content-type'));
+    if (type !== MEDIA.req && type !== MEDIA.chunkedReq) return problem(c, 'media_type');
+    let declared: number | null;
+    try {
+      declared = declaredLength(c.req.raw.headers);
+    } catch {
+      return problem(c, 'bad_request');
+    }
+    if (declared !== null && declared > limits.maxBodyBytes) return problem(c, 'too_large');
+    if (tracker.size >= maxInflight) return problem(c, 'overloaded');
+
+    const rec = c.get('rec');
+    const tracked = tracker.track(c.req.raw.signal);
+    const body = c.req.raw.body?.pipeThrough(counter((n) => (rec.bytesIn += n))) ?? null;
+    let result;
+    try {
+      result =
+        type === MEDIA.req
+          ? await handlePlain(gatewayDeps, body, tracked.signal)
+          : await handleChunked(gatewayDeps, body, tracked.signal);
+    } catch {
+      tracked.done();
+      return problem(c, 'internal');
+    }
+    if (!result.ok) {
+      tracked.done();
+      return problem(c, result.problem);
+    }
+    const headers = { 'content-type': result.contentType, 'cache-control': 'no-store' };
+    if (result.body instanceof Uint8Array) {
+      tracked.done();
+      return send(c, 200, result.body, headers);
+    }
+    // Streamed: the request stays tracked, and its log line waits, until the body is done.
+    c.set('deferLog', true);
+    const start = (rec as RequestLogRecord & { start?: number }).start;
+    const finish = (aborted: boolean) => {
+      tracked.done();
+      rec.durationMs = performance.now() - (start ?? performance.now());
+      if (aborted) rec.aborted = true;
+      logger.request(rec);
+    };
+    const counted = watchStream(result.body, (n) => (rec.bytesOut += n), finish);
+    return new Response(counted, { status: 200, headers: { ...headers, incremental: '?1' } });
+  });
+
+  app.notFound((c) => problem(c, 'not_found'));
+  app.onError((_err, c) => problem(c, 'internal'));
+
+  return app;
+
+  function send(c: Context<Env>, status: number, body: string | Uint8Array, headers: Record<string, string>): Response {
+    const bytes = typeof body === 'string' ? enc.encode(body) : body;
+    c.get('rec').bytesOut = bytes.byteLength;
+    return new Response(bytes as Uint8Array<ArrayBuffer>, { status, headers });
+  }
+
+  function problem(c: Context<Env>, kind: ProblemKind): Response {
+    return send(c, problemStatus(kind), problemJson(kind), { ...PROBLEM_HEADERS });
+  }
+}
+
+function mediaType(v: string | undefined): string {
+  return (v ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function hexToBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function counter(onBytes: (n: number) => void): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      onBytes(chunk.byteLength);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+/** Passes a stream through, counting bytes, and reports once when it ends, fails or is cancelled. */
+function watchStream(
+  src: ReadableStream<Uint8Array>,
+  onBytes: (n: number) => void,
+  onEnd: (aborted: boolean) => void,
+): ReadableStream<Uint8Array> {
+  const reader = src.getReader();
+  let ended = false;
+  const end = (aborted: boolean) => {
+    if (ended) return;
+    ended = true;
+    onEnd(aborted);
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const r = await reader.read();
+          if (r.done) {
+            controller.close();
+            end(false);
+            return;
+          }
+          onBytes(r.value.byteLength);
+          controller.enqueue(r.value);
+        } catch (e) {
+          end(true);
+          controller.error(e);
+        }
+      },
+      async cancel(reason) {
+        end(true);
+        await reader.cancel(reason).catch(() => {});
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}

@@ -1,0 +1,56 @@
+// Reading request bodies with a hard size bound: a declared Content-Length over the bound is
+// refused before reading, and a body that grows past it while streaming is cut off.
+import { ServerError } from './errors.js';
+
+/** The Content-Length header as a number, null when absent, or ServerError('bad_body') when invalid. */
+export function declaredLength(headers: Headers): number | null {
+  const v = headers.get('content-length');
+  if (v === null) return null;
+  if (!/^[0-9]{1,15}$/.test(v.trim())) throw new ServerError('bad_body', 'invalid content-length');
+  return Number(v.trim());
+}
+
+/** Reads the whole stream; ServerError('too_large') past `max` bytes (the stream is cancelled). */
+export async function readLimited(stream: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
+  if (stream === null) return new Uint8Array(0);
+  const reader = stream.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        reader.cancel().catch(() => {});
+        for (const p of parts) p.fill(0);
+        throw new ServerError('too_large', 'request body too large');
+      }
+      parts.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+    p.fill(0);
+  }
+  return out;
+}
+
+/** A pass-through stream that errors with ServerError('too_large') once more than `max` bytes went through. */
+export function limitStream(max: number, onBytes?: (n: number) => void): TransformStream<Uint8Array, Uint8Array> {
+  let total = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      total += chunk.byteLength;
+      onBytes?.(chunk.byteLength);
+      if (total > max) controller.error(new ServerError('too_large', 'request body too large'));
+      else controller.enqueue(chunk);
+    },
+  });
+}

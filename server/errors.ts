@@ -1,0 +1,27 @@
+// One typed error for the server. `code` is stable and machine-readable; messages are fixed
+// strings written here, never built from request content, keys or plaintext.
+export type ServerErrorCode =
+  | 'bad_config'
+  | 'too_large'
+  | 'bad_body'
+  | 'too_many_sessions'
+  | 'session_rate'
+  | 'session_request_limit'
+  | 'closed'
+  | 'overloaded'
+  | 'queue_timeout'
+  | 'inner_stream_failed'
+  | 'key_id_exhausted';
+
+export class ServerError extends Error {
+  readonly code: ServerErrorCode;
+  constructor(code: ServerErrorCode, message?: string) {
+    super(message ?? code);
+    this.name = 'ServerError';
+    this.code = code;
+  }
+}
+
+export function isServerError(e: unknown, code?: ServerErrorCode): e is ServerError {
+  return e instanceof ServerError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,238 @@
+// The OHTTP gateway: decapsulate an encapsulated request (plain RFC 9458 or chunked), refuse
+// replays, decode the Binary HTTP request inside, hand it to the inner app, and seal what the
+// inner app answers. Over chunked OHTTP a server-sent-event body is streamed: each event becomes
+// one indeterminate-length Binary HTTP body chunk, sealed and handed to the socket as soon as
+// the engine produced it. Over plain OHTTP the whole response is sealed at once.
+//
+// Errors before decryption succeeds are problem documents (outer); errors in the decrypted
+// request are sealed OpenAI errors (inner), as CONTRACT.md requires.
+import {
+  BhttpResponseStreamEncoder,
+  decodeRequest,
+  encodeResponse,
+  type BhttpRequest,
+} from '../transport/bhttp.js';
+import { isTransportError } from '../transport/errors.js';
+import { readLimited } from './body.js';
+import { isEventStream, responseFields, toInnerRequest } from './bridge.js';
+import { isServerError, ServerError } from './errors.js';
+import { errorBody } from './inner/openai.js';
+import type { ProblemKind } from './problem.js';
+import type { ReplayCache } from './replay.js';
+import type { SessionStore } from './sessions.js';
+import { ohttp, type OhttpKeyConfig } from './ohttp.js';
+
+export interface GatewayDeps {
+  sessions: SessionStore<OhttpKeyConfig>;
+  replay: ReplayCache;
+  inner: { fetch(req: Request): Response | Promise<Response> };
+  maxBodyBytes: number;
+}
+
+/** What the gateway answers: a problem (outer error) or the sealed response. */
+export type GatewayResult =
+  | { ok: false; problem: ProblemKind }
+  | { ok: true; contentType: string; body: Uint8Array | ReadableStream<Uint8Array> };
+
+export const MEDIA = {
+  req: 'message/ohttp-req',
+  res: 'message/ohttp-res',
+  chunkedReq: 'message/ohttp-chunked-req',
+  chunkedRes: 'message/ohttp-chunked-res',
+} as const;
+
+const fail = (problem: ProblemKind): GatewayResult => ({ ok: false, problem });
+
+/** Maps a failure to open the outer message onto its problem. */
+function outerProblem(e: unknown): ProblemKind {
+  if (isServerError(e, 'too_large')) return 'too_large';
+  if (isTransportError(e)) {
+    if (e.code === 'unknown_key') return 'unknown_key';
+    if (e.code === 'too_large') return 'too_large';
+    return 'bad_request';
+  }
+  return 'bad_request';
+}
+
+/** `lookup` for the transport: the live session's key, or undefined (unknown or expired). */
+function lookup(deps: GatewayDeps) {
+  return (keyId: number) => {
+    const s = deps.sessions.get(keyId);
+    return s ? { config: s.config, privateKey: s.privateKey } : undefined;
+  };
+}
+
+export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<GatewayResult> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readLimited(body, deps.maxBodyBytes);
+  } catch (e) {
+    return fail(outerProblem(e));
+  }
+  const header = ohttp.peekHeader(bytes);
+  if (!header) return fail('bad_request');
+  if (!deps.sessions.get(header.keyId)) return fail('unknown_key');
+  // A cheap refusal before any public-key work; the authoritative check is record() below.
+  if (deps.replay.has(header.keyId, header.enc)) return fail('replay');
+
+  let opened;
+  try {
+    opened = await ohttp.decapsulate(lookup(deps), bytes, deps.maxBodyBytes);
+  } catch (e) {
+    return fail(outerProblem(e));
+  }
+  const verdict = deps.replay.record(opened.keyId, opened.enc);
+  if (verdict !== 'fresh') {
+    opened.request.fill(0);
+    return fail(verdict === 'replay' ? 'replay' : 'session_request_limit');
+  }
+
+  const res = await callInner(deps, opened.request, signal);
+  opened.request.fill(0);
+  const plain = await encodeWhole(res);
+  const sealed = opened.sealResponse(plain);
+  plain.fill(0);
+  return { ok: true, contentType: MEDIA.res, body: sealed };
+}
+
+export async function handleChunked(
+  deps: GatewayDeps,
+  body: ReadableStream<Uint8Array> | null,
+  signal: AbortSignal,
+): Promise<GatewayResult> {
+  if (body === null) return fail('bad_request');
+  let opened;
+  try {
+    opened = await ohttp.decapsulateChunked(lookup(deps), body);
+  } catch (e) {
+    return fail(outerProblem(e));
+  }
+  // The header is not authenticated yet, so a record made now is undone if the body fails to
+  // open; recording before reading the body keeps two concurrent copies from both passing.
+  const verdict = deps.replay.record(opened.keyId, opened.enc);
+  if (verdict !== 'fresh') {
+    opened.request.cancel().catch(() => {});
+    return fail(verdict === 'replay' ? 'replay' : 'session_request_limit');
+  }
+  let plaintext: Uint8Array;
+  try {
+    plaintext = await readLimited(opened.request, deps.maxBodyBytes);
+  } catch (e) {
+    deps.replay.unrecord(opened.keyId, opened.enc);
+    return fail(outerProblem(e));
+  }
+
+  const res = await callInner(deps, plaintext, signal);
+  plaintext.fill(0);
+  const sealer = opened.responseSealer;
+  if (!isEventStream(res) || res.body === null) {
+    const plain = await encodeWhole(res);
+    const out = concatBytes(sealer.header, sealer.sealFinal(plain));
+    plain.fill(0);
+    return { ok: true, contentType: MEDIA.chunkedRes, body: out };
+  }
+  return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer) };
+}
+
+/** Decodes the Binary HTTP request and runs it through the inner app. Never throws. */
+async function callInner(deps: GatewayDeps, plaintext: Uint8Array, signal: AbortSignal): Promise<Response> {
+  let req: BhttpRequest;
+  try {
+    req = decodeRequest(plaintext, { maxRequestSize: Math.max(deps.maxBodyBytes, 1) });
+  } catch {
+    return innerError(400, 'The encapsulated request is not a valid Binary HTTP request.', 'invalid_request_error', 'invalid_bhttp');
+  }
+  const webReq = toInnerRequest(req, signal);
+  req.content.fill(0);
+  if (!webReq) return innerError(400, 'The encapsulated request is not a valid HTTP request.', 'invalid_request_error', 'invalid_request');
+  try {
+    return await deps.inner.fetch(webReq);
+  } catch {
+    return innerError(500, 'The server had an error while processing the request.', 'server_error', 'internal_error');
+  }
+}
+
+function innerError(status: number, message: string, type: 'invalid_request_error' | 'server_error', code: string): Response {
+  return new Response(JSON.stringify(errorBody(message, type, null, code)), {
+    status,
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+  });
+}
+
+/** The whole inner response as one known-length Binary HTTP response. */
+async function encodeWhole(res: Response): Promise<Uint8Array> {
+  let content: Uint8Array;
+  try {
+    content = new Uint8Array(await res.arrayBuffer());
+  } catch {
+    // The inner body failed mid-way (e.g. the client left and the generation was cancelled).
+    content = new TextEncoder().encode(
+      JSON.stringify(errorBody('The server had an error while processing the request.', 'server_error', null, 'internal_error')),
+    );
+    const out = encodeResponse({ status: 500, headers: [['content-type', 'application/json']], content });
+    return out;
+  }
+  const out = encodeResponse({ status: res.status, headers: responseFields(res.headers), content });
+  content.fill(0);
+  return out;
+}
+
+interface ResponseSealer {
+  header: Uint8Array;
+  sealChunk(pt: Uint8Array): Uint8Array;
+  sealFinal(pt: Uint8Array): Uint8Array;
+}
+
+/**
+ * The sealed chunked response for an SSE body: the chunked-OHTTP response header, then one
+ * sealed chunk with the Binary HTTP head, one per inner body chunk (one event each), and the
+ * final chunk carrying the end of the content. Cancelling it cancels the inner body, which
+ * cancels the generation.
+ */
+function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<Uint8Array> {
+  const reader = res.body!.getReader();
+  const bhttp = new BhttpResponseStreamEncoder();
+  let started = false;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (!started) {
+          started = true;
+          const head = bhttp.head(res.status, responseFields(res.headers));
+          controller.enqueue(concatBytes(sealer.header, sealer.sealChunk(head)));
+          return;
+        }
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          // Skip empty reads: an empty Binary HTTP body chunk would end the content early.
+          do r = await reader.read();
+          while (!r.done && r.value.byteLength === 0);
+        } catch {
+          // Leave the response without its final chunk: the client sees it truncated, never complete.
+          controller.error(new ServerError('inner_stream_failed', 'inner response stream failed'));
+          return;
+        }
+        if (r.done) {
+          controller.enqueue(sealer.sealFinal(bhttp.end()));
+          controller.close();
+          return;
+        }
+        const framed = bhttp.body(r.value);
+        controller.enqueue(sealer.sealChunk(framed));
+        framed.fill(0);
+        r.value.fill(0);
+      },
+      async cancel() {
+        await reader.cancel().catch(() => {});
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}

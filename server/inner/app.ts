@@ -1,0 +1,245 @@
+// The OpenAI-compatible inner app. On the public server it is reached only through the OHTTP
+// gateway (it is never mounted on a public route); the bench's plaintext twin serves it as-is.
+// It answers POST /v1/chat/completions, POST /v1/completions and GET /v1/models; anything else
+// is OpenAI's 404. Requests are validated with zod; errors are OpenAI's error JSON.
+import { Hono, type Context } from 'hono';
+import type { z } from 'zod';
+import { readLimited, declaredLength } from '../body.js';
+import { isServerError } from '../errors.js';
+import { engineErrorCode, type ChatMessage, type GenerateRequest, type InferenceEngine } from '../engine.js';
+import { GenerationLimiter } from '../limiter.js';
+import type { Limits } from '../limits.js';
+import { chatCompletionRequestSchema, completionRequestSchema, type ChatCompletionRequest, type CompletionRequest } from './schemas.js';
+import { errorResponse, modelList, randomId, validationError } from './openai.js';
+import { collectCompletion, streamCompletion, type CompletionJob } from './generate.js';
+
+export type InnerLimits = Pick<
+  Limits,
+  'maxBodyBytes' | 'maxTokensCeiling' | 'maxConcurrentGenerations' | 'maxQueue' | 'queueTimeoutMs' | 'generationTimeoutMs'
+>;
+
+export interface InnerAppOptions {
+  engine: InferenceEngine;
+  limits: InnerLimits;
+  /** Shared admission control; one is made from `limits` when absent. */
+  limiter?: GenerationLimiter;
+}
+
+/** OpenAI's default for /v1/completions when max_tokens is absent. */
+const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+
+export function createInnerApp(opts: InnerAppOptions): Hono {
+  const { engine, limits } = opts;
+  const limiter =
+    opts.limiter ??
+    new GenerationLimiter({
+      concurrency: limits.maxConcurrentGenerations,
+      maxQueue: limits.maxQueue,
+      queueTimeoutMs: limits.queueTimeoutMs,
+    });
+  const created = Math.floor(Date.now() / 1000);
+  const app = new Hono();
+
+  app.get('/v1/models', () => json(modelList(engine.model.id, created)));
+
+  app.post('/v1/chat/completions', async (c) => {
+    const parsed = await parseBody(c, limits.maxBodyBytes, chatCompletionRequestSchema);
+    if (parsed instanceof Response) return parsed;
+    const body: ChatCompletionRequest = parsed;
+    if (body.model !== engine.model.id) return modelNotFound();
+    let prompt: string | number[];
+    try {
+      prompt = engine.chatPrompt(body.messages.map(toChatMessage));
+    } catch (e) {
+      return engineFailure(e);
+    }
+    const requested = body.max_completion_tokens ?? body.max_tokens ?? null;
+    const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+    return run(c, 'chat', prompt, requested, param, body);
+  });
+
+  app.post('/v1/completions', async (c) => {
+    const parsed = await parseBody(c, limits.maxBodyBytes, completionRequestSchema);
+    if (parsed instanceof Response) return parsed;
+    const body: CompletionRequest = parsed;
+    if (body.model !== engine.model.id) return modelNotFound();
+    const prompt = typeof body.prompt === 'string' ? body.prompt : isStringArray(body.prompt) ? body.prompt[0]! : body.prompt;
+    return run(c, 'text', prompt, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, 'max_tokens', body);
+  });
+
+  app.notFound(() => errorResponse(404, 'Unknown request URL or method.', 'invalid_request_error', null, 'unknown_url'));
+  app.onError(() => errorResponse(500, 'The server had an error while processing the request.', 'server_error', null, 'internal_error'));
+
+  async function run(
+    c: Context,
+    kind: 'chat' | 'text',
+    prompt: string | number[],
+    requestedMax: number | null,
+    maxParam: string,
+    body: ChatCompletionRequest | CompletionRequest,
+  ): Promise<Response> {
+    if (requestedMax !== null && requestedMax > limits.maxTokensCeiling) {
+      return errorResponse(
+        400,
+        `${maxParam} is too large: this server allows at most ${limits.maxTokensCeiling}.`,
+        'invalid_request_error',
+        maxParam,
+        'invalid_value',
+      );
+    }
+    let promptTokens: number;
+    try {
+      promptTokens = typeof prompt === 'string' ? engine.countTokens(prompt) : prompt.length;
+    } catch (e) {
+      return engineFailure(e);
+    }
+    const context = engine.model.contextLength;
+    const room = context - promptTokens;
+    if (room < 1 || (requestedMax !== null && requestedMax > room)) {
+      return contextTooLong(context);
+    }
+    const maxTokens = requestedMax ?? Math.min(limits.maxTokensCeiling, room);
+    const stop = body.stop == null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop;
+    const req: GenerateRequest = {
+      prompt,
+      maxTokens,
+      ...(body.temperature != null && { temperature: body.temperature }),
+      ...(body.top_p != null && { topP: body.top_p }),
+      ...(body.top_k != null && { topK: body.top_k }),
+      ...(body.seed != null && { seed: body.seed }),
+      ...(stop !== undefined && stop.length > 0 && { stop }),
+    };
+    const job: CompletionJob = {
+      kind,
+      request: req,
+      meta: { id: randomId(kind === 'chat' ? 'chatcmpl-' : 'cmpl-'), created: Math.floor(Date.now() / 1000), model: engine.model.id },
+      includeUsage: body.stream_options?.include_usage === true,
+    };
+
+    // The client going away (the request's signal) and the generation deadline both cancel.
+    const deadline = AbortSignal.timeout(limits.generationTimeoutMs);
+    const signal = AbortSignal.any([c.req.raw.signal, deadline]);
+    let permit;
+    try {
+      permit = await limiter.acquire(signal);
+    } catch (e) {
+      return admissionFailure(e, deadline);
+    }
+    if (body.stream === true) {
+      return new Response(streamCompletion(engine, job, signal, deadline, permit), {
+        status: 200,
+        headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' },
+      });
+    }
+    try {
+      return json(await collectCompletion(engine, job, signal));
+    } catch (e) {
+      if (deadline.aborted) return timeoutResponse();
+      return engineFailure(e);
+    } finally {
+      permit.release();
+    }
+  }
+
+  return app;
+}
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+  });
+}
+
+async function parseBody<S extends z.ZodType>(c: Context, maxBytes: number, schema: S): Promise<z.infer<S> | Response> {
+  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    return errorResponse(415, 'Content-Type must be application/json.', 'invalid_request_error', null, 'unsupported_media_type');
+  }
+  let bytes: Uint8Array;
+  try {
+    const declared = declaredLength(c.req.raw.headers);
+    if (declared !== null && declared > maxBytes) return tooLarge(maxBytes);
+    bytes = await readLimited(c.req.raw.body, maxBytes);
+  } catch (e) {
+    if (isServerError(e, 'too_large')) return tooLarge(maxBytes);
+    return errorResponse(400, 'The request body could not be read.', 'invalid_request_error', null, 'invalid_body');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    return errorResponse(
+      400,
+      'We could not parse the JSON body of your request. The body must be valid UTF-8 JSON.',
+      'invalid_request_error',
+      null,
+      'invalid_json',
+    );
+  } finally {
+    bytes.fill(0);
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) return validationError(result.error);
+  return result.data;
+}
+
+function toChatMessage(m: ChatCompletionRequest['messages'][number]): ChatMessage {
+  const content = typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
+  return { role: m.role === 'developer' ? 'system' : m.role, content };
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && typeof v[0] === 'string';
+}
+
+function modelNotFound(): Response {
+  return errorResponse(404, 'The requested model does not exist on this server.', 'invalid_request_error', 'model', 'model_not_found');
+}
+
+function tooLarge(max: number): Response {
+  return errorResponse(413, `The request body exceeds ${max} bytes.`, 'invalid_request_error', null, 'request_too_large');
+}
+
+function contextTooLong(context: number): Response {
+  return errorResponse(
+    400,
+    `This model's maximum context length is ${context} tokens; the prompt and max_tokens together exceed it.`,
+    'invalid_request_error',
+    'messages',
+    'context_length_exceeded',
+  );
+}
+
+function timeoutResponse(): Response {
+  return errorResponse(504, 'The generation took too long and was cancelled.', 'server_error', null, 'timeout');
+}
+
+function overloaded(): Response {
+  return errorResponse(503, 'The engine is currently overloaded, please try again later.', 'server_error', null, 'overloaded');
+}
+
+function admissionFailure(e: unknown, deadline: AbortSignal): Response {
+  if (isServerError(e, 'overloaded') || isServerError(e, 'queue_timeout')) return overloaded();
+  if (deadline.aborted) return timeoutResponse();
+  // The client went away while queued; nobody reads this.
+  return errorResponse(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled');
+}
+
+/** Maps an engine failure before or during a non-streamed generation to OpenAI's error. */
+export function engineFailure(e: unknown): Response {
+  switch (engineErrorCode(e)) {
+    case 'busy':
+      return overloaded();
+    case 'context_length_exceeded':
+      return errorResponse(400, 'The prompt and max_tokens together exceed the model context length.', 'invalid_request_error', null, 'context_length_exceeded');
+    case 'invalid_request':
+      return errorResponse(400, 'The request is invalid for this model.', 'invalid_request_error', null, 'invalid_value');
+    case 'cancelled':
+      return errorResponse(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled');
+    case 'closed':
+      return errorResponse(503, 'The server is shutting down.', 'server_error', null, 'shutting_down');
+    default:
+      return errorResponse(500, 'The server had an error while processing the request.', 'server_error', null, 'internal_error');
+  }
+}

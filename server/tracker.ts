@@ -1,0 +1,68 @@
+// Tracks the encapsulated requests in flight, so the server can refuse new ones when full or
+// draining, wait for running ones on shutdown, and cancel those that outlive the grace period.
+export interface TrackedRequest {
+  /** Aborted when the server cancels the request (shutdown) or the client goes away. */
+  readonly signal: AbortSignal;
+  /** Marks the request finished (its response fully written or abandoned). Idempotent. */
+  done(): void;
+}
+
+export class RequestTracker {
+  readonly #live = new Set<AbortController>();
+  readonly #idleWaiters: Array<() => void> = [];
+  #draining = false;
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Refuse new work from now on. */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  track(clientSignal?: AbortSignal): TrackedRequest {
+    const ac = new AbortController();
+    const onClientAbort = () => ac.abort(clientSignal?.reason);
+    if (clientSignal?.aborted) ac.abort(clientSignal.reason);
+    else clientSignal?.addEventListener('abort', onClientAbort, { once: true });
+    this.#live.add(ac);
+    let finished = false;
+    return {
+      signal: ac.signal,
+      done: () => {
+        if (finished) return;
+        finished = true;
+        clientSignal?.removeEventListener('abort', onClientAbort);
+        this.#live.delete(ac);
+        if (this.#live.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
+      },
+    };
+  }
+
+  /** Resolves true once nothing is in flight, or false after `ms`. */
+  waitIdle(ms: number): Promise<boolean> {
+    if (this.#live.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const i = this.#idleWaiters.indexOf(onIdle);
+        if (i >= 0) this.#idleWaiters.splice(i, 1);
+        resolve(false);
+      }, ms);
+      const onIdle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#idleWaiters.push(onIdle);
+    });
+  }
+
+  /** Cancels everything in flight. */
+  abortAll(): void {
+    for (const ac of this.#live) ac.abort(new Error('server shutting down'));
+  }
+}
