@@ -24,7 +24,7 @@ async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Pr
   switch (mode) {
     case 'engine': {
       const engine = await createEngine({ modelDir: o.modelDir, threads: o.threads, maxBatch });
-      return { driver: engineDriver(engine), modelId: engine.model.id, promptTokens: engine.countTokens?.(PROMPT) };
+      return { driver: engineDriver(engine), modelId: engine.model.id, promptTokens: engine.encode(PROMPT).length };
     }
     case 'plaintext-http':
       return { driver: await createPlaintextHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
