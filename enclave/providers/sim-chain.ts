@@ -80,8 +80,8 @@ function vcekExtensions(product: SevProduct, tcb: TcbParts, chipId: Uint8Array):
     ext(OID.ucodeSpl, false, int(tcb.microcode)),
   ];
   if (product === 'Turin') items.push(ext(OID.fmcSpl, false, int(tcb.fmc ?? 0)));
-  // Turin VCEKs carry only the first 8 bytes of CHIP_ID as hwID.
-  items.push(ext(OID.hwId, false, octets(product === 'Turin' ? chipId.subarray(0, 8) : chipId)));
+  // hwID is raw CHIP_ID in extnValue, as AMD issues it; Turin VCEKs carry only its first 8 bytes.
+  items.push(ext(OID.hwId, false, product === 'Turin' ? chipId.slice(0, 8) : chipId));
   return explicit(3, seq(...items));
 }
 

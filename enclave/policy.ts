@@ -1,0 +1,139 @@
+// Verification policy (CONTRACT.md "Policy file"): parse and validate the JSON once, strictly, into
+// typed values. Every key is optional (absent = not pinned); the strict defaults always apply.
+// Unknown keys are refused: a misspelt pin must not silently become "not pinned".
+// Common and SEV-SNP keys are parsed here; TDX keys are collected in `tdx` and interpreted by the
+// TDX verifier (enclave/tdx/), which validates them.
+import { AttestationError } from './errors.js';
+import { fromHex } from './encoding.js';
+import type { Platform } from './providers/types.js';
+
+// Only objects this module produced count as parsed policies: a JSON document shaped like a Policy
+// must still go through parsePolicy.
+const PARSED = new WeakSet<object>();
+
+export interface MinTcb {
+  bootloader?: number;
+  tee?: number;
+  snp?: number;
+  microcode?: number;
+  /** Turin only. */
+  fmc?: number;
+}
+
+export interface SevSnpPolicy {
+  /** Accepted MEASUREMENT values (48 bytes each); any one matches. */
+  measurement?: Uint8Array[];
+  hostData?: Uint8Array;
+  reportData?: Uint8Array;
+  idKeyDigest?: Uint8Array;
+  authorKeyDigest?: Uint8Array;
+  minTcb?: MinTcb;
+  allowDebug: boolean;
+}
+
+export interface Policy {
+  platforms?: Platform[];
+  modelDigest?: Uint8Array;
+  sevSnp: SevSnpPolicy;
+  /** The TDX keys as given (mrtd, rtmr0..3, ..., acceptedTcbStatuses); see enclave/tdx/policy.ts. */
+  tdx: Record<string, unknown>;
+}
+
+export const SEV_SNP_KEYS = ['measurement', 'hostData', 'reportData', 'idKeyDigest', 'authorKeyDigest', 'minTcb', 'allowDebug'] as const;
+export const TDX_KEYS = [
+  'mrtd', 'rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'tdAttributes', 'xfam', 'mrSignerSeam', 'seamAttributes',
+  'mrSeamAllowlist', 'mrConfigId', 'mrOwner', 'mrOwnerConfig', 'minTeeTcbSvn', 'minTcbEvaluationDataNumber',
+  'qeVendorId', 'fmspc', 'tcbEvaluation', 'acceptedTcbStatuses',
+] as const;
+export const COMMON_KEYS = ['platforms', 'modelDigest'] as const;
+// reportData is shared: SEV-SNP's 64-byte REPORT_DATA and TDX's REPORTDATA have the same meaning.
+const SHARED_KEYS = new Set<string>(['reportData']);
+
+export function defaultPolicy(): Policy {
+  const p: Policy = { sevSnp: { allowDebug: false }, tdx: {} };
+  PARSED.add(p);
+  return p;
+}
+
+function bad(key: string, why: string): never {
+  throw new AttestationError('policy_invalid', `policy key '${key}': ${why}`);
+}
+
+function hexKey(key: string, v: unknown, bytes: number): Uint8Array {
+  try {
+    return fromHex(v, 'policy_invalid', bytes);
+  } catch {
+    return bad(key, `expected ${bytes} bytes of hex`);
+  }
+}
+
+function u8(key: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255) bad(key, 'expected an integer 0..255');
+  return v;
+}
+
+/** Parses a policy document (already JSON-decoded, or a JSON string). */
+export function parsePolicy(input: unknown): Policy {
+  let doc = input;
+  if (typeof input === 'string') {
+    try {
+      doc = JSON.parse(input);
+    } catch {
+      throw new AttestationError('policy_invalid', 'policy is not valid JSON');
+    }
+  }
+  if (doc === undefined || doc === null) return defaultPolicy();
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new AttestationError('policy_invalid', 'policy must be a JSON object');
+  const o = doc as Record<string, unknown>;
+  const known = new Set<string>([...COMMON_KEYS, ...SEV_SNP_KEYS, ...TDX_KEYS]);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new AttestationError('policy_unknown_key', `unknown policy key '${k}'`);
+
+  const p = defaultPolicy();
+  if (o.platforms !== undefined) {
+    if (!Array.isArray(o.platforms) || o.platforms.length === 0) bad('platforms', 'expected a non-empty array');
+    const list: Platform[] = [];
+    for (const v of o.platforms) {
+      if (v !== 'sev-snp' && v !== 'tdx') bad('platforms', "entries must be 'sev-snp' or 'tdx'");
+      if (!list.includes(v)) list.push(v);
+    }
+    p.platforms = list;
+  }
+  if (o.modelDigest !== undefined) p.modelDigest = hexKey('modelDigest', o.modelDigest, 32);
+
+  if (o.measurement !== undefined) {
+    const list = Array.isArray(o.measurement) ? o.measurement : [o.measurement];
+    if (list.length === 0) bad('measurement', 'empty list would accept nothing');
+    p.sevSnp.measurement = list.map((m) => hexKey('measurement', m, 48));
+  }
+  if (o.hostData !== undefined) p.sevSnp.hostData = hexKey('hostData', o.hostData, 32);
+  if (o.reportData !== undefined) p.sevSnp.reportData = hexKey('reportData', o.reportData, 64);
+  if (o.idKeyDigest !== undefined) p.sevSnp.idKeyDigest = hexKey('idKeyDigest', o.idKeyDigest, 48);
+  if (o.authorKeyDigest !== undefined) p.sevSnp.authorKeyDigest = hexKey('authorKeyDigest', o.authorKeyDigest, 48);
+  if (o.minTcb !== undefined) {
+    const m = o.minTcb;
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) bad('minTcb', 'expected an object');
+    const out: MinTcb = {};
+    for (const [k, v] of Object.entries(m as Record<string, unknown>)) {
+      if (k !== 'bootloader' && k !== 'tee' && k !== 'snp' && k !== 'microcode' && k !== 'fmc') bad('minTcb', `unknown field '${k}'`);
+      out[k] = u8(`minTcb.${k}`, v);
+    }
+    p.sevSnp.minTcb = out;
+  }
+  if (o.allowDebug !== undefined) {
+    if (typeof o.allowDebug !== 'boolean') bad('allowDebug', 'expected a boolean');
+    p.sevSnp.allowDebug = o.allowDebug;
+  }
+  for (const k of TDX_KEYS) if (o[k] !== undefined) p.tdx[k] = o[k];
+  for (const k of SHARED_KEYS) if (o[k] !== undefined) p.tdx[k] = o[k];
+  return p;
+}
+
+/** Accepts an already-parsed Policy, a policy JSON object/string, or nothing (defaults). */
+export function toPolicy(input: Policy | unknown): Policy {
+  if (isPolicy(input)) return input;
+  return parsePolicy(input);
+}
+
+function isPolicy(v: unknown): v is Policy {
+  return typeof v === 'object' && v !== null && PARSED.has(v);
+}
