@@ -1,0 +1,91 @@
+// The product path: `sealed serve --platform simulated` as its own process,
+// and the real SDK in this one, over loopback: attestation and verification
+// of the simulated SEV-SNP evidence, then every request sealed with chunked
+// OHTTP and streamed back event by event.
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { SealedClient } from '../../client/sdk.js';
+import { REPO_ROOT } from '../args.js';
+import { startChildServer } from '../child.js';
+import type { ChildServer } from '../child.js';
+import { BenchError } from '../errors.js';
+import { percentile } from '../stats.js';
+import type { ModeDriver, Workload } from '../types.js';
+
+/** Session set-ups timed for the p50 (each is a fresh attestation and a full verification). */
+const SESSION_SAMPLES = 12;
+
+/** A free loopback port (the kernel's choice), released for the server to take. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      s.close(() => (port > 0 ? resolve(port) : reject(new BenchError('child_failed', 'no free port'))));
+    });
+  });
+}
+
+/** Command line of the real server, simulation mode, on loopback, with the bench's threads and batch. */
+export function serveArgs(o: { modelDir: string; threads: number; maxBatch: number; port: number }): string[] {
+  return [
+    '--import', 'tsx', path.join(REPO_ROOT, 'cli', 'sealed.ts'), 'serve',
+    '--platform', 'simulated', '--host', '127.0.0.1', '--port', String(o.port),
+    '--model', o.modelDir, '--threads', String(o.threads),
+    '--max-concurrent', String(o.maxBatch), '--max-queue', String(Math.max(64, 4 * o.maxBatch)),
+  ];
+}
+
+/** Times one attestation + verification, the cost a client pays before its first request. */
+export async function timeSessionSetup(url: string): Promise<number> {
+  const t0 = performance.now();
+  await SealedClient.connect(url, { allowSimulation: true });
+  return performance.now() - t0;
+}
+
+export async function createEncryptedHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
+  const port = await freePort();
+  const server = await startChildServer(serveArgs({ ...opts, port }), { env: { TSX_DISABLE_CACHE: '1' } });
+  let client: SealedClient;
+  try {
+    client = await SealedClient.connect(server.url, { allowSimulation: true });
+  } catch (err) {
+    await server.close();
+    throw new BenchError('mode_unavailable', 'the SDK could not attest the server', { cause: err });
+  }
+  return {
+    name: 'encrypted-http',
+    server,
+    async request(work: Workload, onToken: () => void): Promise<number> {
+      const stream = await client.complete({
+        prompt: work.prompt,
+        max_tokens: work.maxTokens,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let chunks = 0;
+      let usage: number | undefined;
+      for await (const chunk of stream) {
+        const text = chunk.choices[0]?.text;
+        if (typeof text === 'string' && text.length > 0) { chunks++; onToken(); }
+        if (typeof chunk.usage?.completion_tokens === 'number') usage = chunk.usage.completion_tokens;
+      }
+      return usage ?? chunks;
+    },
+    async extras(): Promise<Record<string, number>> {
+      const out: Record<string, number> = {};
+      const rss = await server.rss();
+      if (rss) { out.server_rss_mb = rss.rssMb; out.server_rss_peak_mb = rss.peakMb; }
+      // After the sweep, so the server is warm; sequential, so each is one client's wait.
+      const setups: number[] = [];
+      for (let i = 0; i < SESSION_SAMPLES; i++) setups.push(await timeSessionSetup(server.url));
+      out.session_setup_ms_p50 = percentile(setups, 50);
+      out.session_setup_ms_p95 = percentile(setups, 95);
+      return out;
+    },
+    close: () => server.close(),
+  };
+}

@@ -1,0 +1,49 @@
+// A short real run of the benchmark through `sealed bench`: the in-process
+// engine and the plaintext twin (a child process serving the inner app), tiny
+// request counts. Checks the written JSON is the CONTRACT's shape with real,
+// positive measurements, and that the SVG chart is written.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { command } from '../cli/commands/bench.js';
+import { RUN_KEYS, validateContractShape } from '../bench/report.js';
+
+test('sealed bench: engine + plaintext-http smoke run writes CONTRACT JSON and a chart', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bench-smoke-'));
+  try {
+    const json = path.join(dir, 'bench.json');
+    const chart = path.join(dir, 'bench.svg');
+    const code = await command.run([
+      '--modes', 'engine,plaintext-http', '--concurrency', '1,2', '--requests', '2', '--max-tokens', '12',
+      '--json', json, '--chart', chart,
+    ]);
+    assert.equal(code, 0, 'every requested mode measured');
+    const doc = JSON.parse(await readFile(json, 'utf8')) as Record<string, unknown>;
+    validateContractShape({ ...doc });
+    assert.equal(doc.model, 'stories260K');
+    assert.equal(doc.threads, 1);
+    assert.equal(typeof doc.machine, 'string');
+    const runs = doc.runs as Record<string, number | string>[];
+    assert.deepEqual(runs.map((r) => `${r.mode}@${r.concurrency}`), ['engine@1', 'engine@2', 'plaintext-http@1', 'plaintext-http@2']);
+    for (const r of runs) {
+      assert.deepEqual(Object.keys(r), [...RUN_KEYS]);
+      assert.equal(r.requests, 2);
+      // Greedy on this prompt never meets EOS within 12 tokens: every request yields exactly max_tokens.
+      assert.equal(r.tokens, 24, `${r.mode}@${r.concurrency} tokens`);
+      for (const k of RUN_KEYS.slice(4)) assert.ok(typeof r[k] === 'number' && (r[k] as number) > 0, `${r.mode}@${r.concurrency} ${k} = ${r[k]}`);
+      assert.ok((r.ttft_ms_p95 as number) >= (r.ttft_ms_p50 as number));
+      assert.ok((r.itl_ms_p95 as number) >= (r.itl_ms_p50 as number));
+      // tokens/s is tokens over wall seconds (rounded as written).
+      assert.ok(Math.abs((r.tokens_per_second as number) - (r.tokens as number) / (r.seconds as number)) < 0.1 + 1e-3 * (r.tokens_per_second as number));
+    }
+    assert.equal(doc.prompt_tokens, 20);
+    assert.ok((doc.plaintext_server_rss_mb as number) > 0, 'twin RSS read from /proc');
+    const svg = await readFile(chart, 'utf8');
+    assert.match(svg, /^<svg /);
+    assert.equal((svg.match(/<polyline class="series"/g) ?? []).length, 2);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
