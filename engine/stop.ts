@@ -1,7 +1,7 @@
 /**
  * Stop sequences over a stream of text deltas. Text is released only once it
- * cannot be the start of a stop sequence; when a stop sequence appears, the
- * text before it is released and the stop string itself never is.
+ * cannot be the start of a stop sequence; when a stop sequence is completed,
+ * the text before it is released and the stop string itself never is.
  */
 export class StopMatcher {
   private held = '';
@@ -15,10 +15,19 @@ export class StopMatcher {
   push(text: string): { text: string; stopped: boolean } {
     if (this.stops.length === 0) return { text, stopped: false };
     const buf = this.held + text;
+    // The stop that completes first in the text wins (ties: the longer one,
+    // which starts earlier), so the result does not depend on how the text
+    // was split into deltas.
     let first = -1;
+    let firstEnd = Infinity;
     for (const s of this.stops) {
       const i = buf.indexOf(s);
-      if (i >= 0 && (first < 0 || i < first)) first = i;
+      if (i < 0) continue;
+      const end = i + s.length;
+      if (end < firstEnd || (end === firstEnd && i < first)) {
+        first = i;
+        firstEnd = end;
+      }
     }
     if (first >= 0) {
       this.held = '';

@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { argmax, Rng, sample, topKIndices } from '../engine/sampler.js';
+
+const greedy = { temperature: 0, topP: 1, topK: 0 };
+
+test('argmax takes the largest logit and the lowest index on a tie', () => {
+  assert.equal(argmax(new Float32Array([0.1, 3, -2, 3, 1])), 1);
+  assert.equal(argmax(new Float32Array([-5])), 0);
+  assert.equal(argmax(new Float32Array([-Infinity, -1e30, -Infinity])), 1);
+  assert.equal(sample(new Float32Array([1, 2, 9, 3]), greedy, new Rng(1)), 2);
+});
+
+test('the PRNG is reproducible per seed, differs across seeds, and is uniform in [0,1)', () => {
+  const a = new Rng(42);
+  const b = new Rng(42);
+  const c = new Rng(43);
+  const xs = Array.from({ length: 1000 }, () => a.nextFloat());
+  assert.deepEqual(xs, Array.from({ length: 1000 }, () => b.nextFloat()));
+  assert.notDeepEqual(xs.slice(0, 10), Array.from({ length: 10 }, () => c.nextFloat()));
+  assert.ok(xs.every((x) => x >= 0 && x < 1));
+  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+  assert.ok(Math.abs(mean - 0.5) < 0.05, `mean ${mean}`);
+  // Large and negative seeds are accepted and distinct.
+  assert.notEqual(new Rng(-1).nextU32(), new Rng(Number.MAX_SAFE_INTEGER).nextU32());
+});
+
+test('xoshiro128** matches the reference output for a known state', () => {
+  // Reference: xoshiro128starstar.c with s = {1, 2, 3, 4}: first outputs 11520, 0, 5927040, 70819200.
+  const r = new Rng(0) as unknown as { s0: number; s1: number; s2: number; s3: number; nextU32(): number };
+  r.s0 = 1; r.s1 = 2; r.s2 = 3; r.s3 = 4;
+  assert.deepEqual([r.nextU32(), r.nextU32(), r.nextU32(), r.nextU32()], [11520, 0, 5927040, 70819200]);
+});
+
+test('topKIndices returns the k largest in descending order', () => {
+  const row = new Float32Array([0.5, 9, -1, 7, 7, 3]);
+  assert.deepEqual(topKIndices(row, 3), [1, 3, 4]);
+  assert.deepEqual(topKIndices(row, 1), [1]);
+  assert.deepEqual(topKIndices(row, 6), [1, 3, 4, 5, 0, 2]);
+});
+
+function histogram(row: Float32Array, params: { temperature: number; topP: number; topK: number }, n: number, seed = 7) {
+  const rng = new Rng(seed);
+  const h = new Array(row.length).fill(0);
+  for (let i = 0; i < n; i++) h[sample(row, params, rng)]++;
+  return h;
+}
+
+test('temperature sampling follows softmax(logits / T)', () => {
+  const logits = new Float32Array([Math.log(0.5), Math.log(0.3), Math.log(0.2)]);
+  const n = 20000;
+  const h = histogram(logits, { temperature: 1, topP: 1, topK: 0 }, n);
+  [0.5, 0.3, 0.2].forEach((p, i) => assert.ok(Math.abs(h[i] / n - p) < 0.02, `token ${i}: ${h[i] / n} vs ${p}`));
+  // T = 0.5 squares the probabilities before normalising: 25:9:4.
+  const h2 = histogram(logits, { temperature: 0.5, topP: 1, topK: 0 }, n);
+  [25 / 38, 9 / 38, 4 / 38].forEach((p, i) => assert.ok(Math.abs(h2[i] / n - p) < 0.02, `T=0.5 token ${i}`));
+});
+
+test('top-k and top-p keep only the allowed tokens', () => {
+  const probs = [0.4, 0.25, 0.2, 0.1, 0.05];
+  const logits = new Float32Array(probs.map(Math.log));
+  const n = 5000;
+  const k2 = histogram(logits, { temperature: 1, topP: 1, topK: 2 }, n);
+  assert.equal(k2[2] + k2[3] + k2[4], 0);
+  assert.ok(Math.abs(k2[0] / n - 0.4 / 0.65) < 0.03);
+  // top-p 0.6: {0.4, 0.25} reaches 0.65 >= 0.6; nothing else.
+  const p6 = histogram(logits, { temperature: 1, topP: 0.6, topK: 0 }, n);
+  assert.equal(p6[2] + p6[3] + p6[4], 0);
+  assert.ok(p6[1] > 0);
+  // top-p small enough keeps only the most likely token.
+  assert.deepEqual(histogram(logits, { temperature: 1, topP: 0.1, topK: 0 }, 200), [200, 0, 0, 0, 0]);
+  // top-k 1 is greedy.
+  assert.deepEqual(histogram(logits, { temperature: 1.5, topP: 1, topK: 1 }, 200), [200, 0, 0, 0, 0]);
+  // -Infinity logits are never drawn.
+  const masked = new Float32Array([0, -Infinity, 0]);
+  assert.equal(histogram(masked, { temperature: 1, topP: 1, topK: 0 }, 2000)[1], 0);
+});
+
+test('sampling never mutates the logits row', () => {
+  const row = new Float32Array([1, 2, 3, 4]);
+  const copy = row.slice();
+  sample(row, { temperature: 0.7, topP: 0.9, topK: 3 }, new Rng(3));
+  assert.deepEqual(row, copy);
+});
