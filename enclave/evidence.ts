@@ -2,8 +2,10 @@
 // verifying it on the client (binding + platform evidence + policy, in one call).
 import { computeReportData } from './binding.js';
 import { AttestationError } from './errors.js';
-import { bytesEqual, fromHex, toBase64, toBase64Url, toHex } from './encoding.js';
+import { bytesEqual, fromBase64, fromBase64Url, fromHex, pemBlocks, toBase64, toBase64Url, toHex } from './encoding.js';
+import { toPolicy, type Policy } from './policy.js';
 import type { EvidenceProvider, Platform } from './providers/types.js';
+import { verifySevSnpReport } from './sev-snp/verify.js';
 
 export interface EvidenceJson {
   version: 1;
@@ -80,4 +82,294 @@ export async function buildEvidence(input: BuildEvidenceInput): Promise<Evidence
     reportData: toHex(reportData),
     evidence,
   };
+}
+
+// ---- verification -----------------------------------------------------------------------------
+
+export interface VerifyEvidenceOptions {
+  /** The nonce the client sent: 32 bytes or 64 hex digits. */
+  nonce: Uint8Array | string;
+  /** Parsed policy, or a policy JSON object/string (CONTRACT keys); default: strict defaults. */
+  policy?: Policy | unknown;
+  /** Accept `simulated: true` evidence, verified against the chain it carries and nothing else. */
+  allowSimulation?: boolean;
+  /** Trusted time for expiry and every validity check: Date or UNIX seconds; default: the clock. */
+  now?: Date | number;
+  /** Replace embedded roots of trust (tests): AMD ARK for the VCEK's product, Intel SGX Root CA. */
+  roots?: { amdArk?: Uint8Array | string; intelRoot?: Uint8Array | string };
+}
+
+export interface EvidenceVerification {
+  platform: Platform;
+  simulated: boolean;
+  keyId: number;
+  /** The OHTTP key configuration the report vouches for (decoded keyConfig). */
+  keyConfig: Uint8Array;
+  expiresAt: Date;
+  model: { id: string; digest: string };
+  /** SEV-SNP MEASUREMENT or TDX MRTD, hex. */
+  measurement: string;
+  /** Platform TCB as the verifier decoded it (SEV-SNP SPLs; TDX: whatever verifyTdxQuote reports). */
+  tcb: Record<string, unknown>;
+  /** SEV-SNP: the product (Milan/Genoa/Turin). */
+  product?: string;
+  /** Everything that was checked, in order. */
+  checks: string[];
+  /** The platform verifier's own result (SevSnpVerified or the TDX verifier's). */
+  platformResult: unknown;
+}
+
+const TOP_KEYS = ['version', 'platform', 'simulated', 'keyId', 'keyConfig', 'expiresAt', 'model', 'reportData', 'evidence'];
+const EVIDENCE_KEYS = ['report', 'vcek', 'certChain', 'collateral'];
+const RFC3339_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z$/;
+// Upper bounds keep a hostile document from making us allocate or hash without limit.
+const MAX_REPORT_B64 = 64 * 1024;
+const MAX_TEXT = 256 * 1024;
+
+function malformed(msg: string): never {
+  throw new AttestationError('evidence_malformed', msg);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function onlyKeys(o: Record<string, unknown>, allowed: string[], where: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) malformed(`unexpected field '${k}' in ${where}`);
+}
+
+function toUnixMs(v: Date | number | undefined): number {
+  if (v === undefined) return Date.now();
+  const ms = typeof v === 'number' ? v * 1000 : v.getTime();
+  if (!Number.isFinite(ms)) throw new AttestationError('bad_time', 'invalid trusted time');
+  return ms;
+}
+
+interface ParsedEvidence {
+  platform: Platform;
+  simulated: boolean;
+  keyId: number;
+  keyConfig: Uint8Array;
+  expiresAt: Date;
+  model: { id: string; digest: Uint8Array };
+  reportData: Uint8Array;
+  report: Uint8Array;
+  vcek?: Uint8Array;
+  certChain?: string;
+  collateral?: Record<string, string>;
+}
+
+/** Strict shape check of the evidence JSON (object or JSON text). Throws evidence_malformed. */
+export function parseEvidenceJson(input: unknown): ParsedEvidence {
+  let doc = input;
+  if (typeof input === 'string') {
+    if (input.length > 4 * MAX_TEXT) malformed('evidence too large');
+    try {
+      doc = JSON.parse(input);
+    } catch {
+      malformed('evidence is not JSON');
+    }
+  } else if (input instanceof Uint8Array) {
+    return parseEvidenceJson(new TextDecoder().decode(input));
+  }
+  if (!isObject(doc)) malformed('evidence must be a JSON object');
+  onlyKeys(doc, TOP_KEYS, 'evidence');
+  for (const k of TOP_KEYS) if (!(k in doc)) malformed(`missing field '${k}'`);
+  if (doc.version !== 1) malformed('unsupported evidence version');
+  if (doc.platform !== 'sev-snp' && doc.platform !== 'tdx') malformed('unknown platform');
+  if (typeof doc.simulated !== 'boolean') malformed('simulated must be a boolean');
+  if (typeof doc.keyId !== 'number' || !Number.isInteger(doc.keyId) || doc.keyId < 0 || doc.keyId > 255) malformed('keyId must be 0..255');
+  if (typeof doc.keyConfig !== 'string' || doc.keyConfig.length === 0 || doc.keyConfig.length > MAX_TEXT) malformed('keyConfig must be base64url');
+  const keyConfig = wrap(() => fromBase64Url(doc.keyConfig, 'evidence_malformed'));
+  if (keyConfig.length === 0 || keyConfig.length > 0xffff) malformed('keyConfig length out of range');
+  if (typeof doc.expiresAt !== 'string') malformed('expiresAt must be an RFC 3339 UTC string');
+  const m = RFC3339_UTC.exec(doc.expiresAt);
+  if (!m) malformed('expiresAt must be an RFC 3339 UTC string');
+  const expiresAt = new Date(doc.expiresAt);
+  // Date parsing normalises out-of-range fields (Feb 30); refuse anything that did not round-trip.
+  if (Number.isNaN(expiresAt.getTime()) || expiresAt.getUTCFullYear() !== Number(m[1]) || expiresAt.getUTCMonth() + 1 !== Number(m[2]) ||
+      expiresAt.getUTCDate() !== Number(m[3]) || expiresAt.getUTCHours() !== Number(m[4]) || expiresAt.getUTCMinutes() !== Number(m[5])) {
+    malformed('expiresAt is not a valid time');
+  }
+  const model = doc.model;
+  if (!isObject(model)) malformed('model must be an object');
+  onlyKeys(model, ['id', 'digest'], 'model');
+  if (typeof model.id !== 'string' || model.id.length === 0 || model.id.length > 256) malformed('model.id must be a non-empty string');
+  if (typeof model.digest !== 'string' || !/^[0-9a-f]{64}$/.test(model.digest)) malformed('model.digest must be 64 lowercase hex digits');
+  if (typeof doc.reportData !== 'string' || !/^[0-9a-f]{128}$/.test(doc.reportData)) malformed('reportData must be 128 lowercase hex digits');
+  const ev = doc.evidence;
+  if (!isObject(ev)) malformed('evidence.evidence must be an object');
+  onlyKeys(ev, EVIDENCE_KEYS, 'evidence.evidence');
+  if (typeof ev.report !== 'string' || ev.report.length === 0 || ev.report.length > MAX_REPORT_B64) malformed('evidence.report must be base64');
+  const out: ParsedEvidence = {
+    platform: doc.platform,
+    simulated: doc.simulated,
+    keyId: doc.keyId,
+    keyConfig,
+    expiresAt,
+    model: { id: model.id, digest: fromHex(model.digest, 'evidence_malformed', 32) },
+    reportData: fromHex(doc.reportData, 'evidence_malformed', 64),
+    report: wrap(() => fromBase64(ev.report, 'evidence_malformed')),
+  };
+  if (ev.vcek !== undefined) {
+    if (typeof ev.vcek !== 'string' || ev.vcek.length > MAX_TEXT) malformed('evidence.vcek must be base64');
+    out.vcek = wrap(() => fromBase64(ev.vcek, 'evidence_malformed'));
+  }
+  if (ev.certChain !== undefined) {
+    if (typeof ev.certChain !== 'string' || ev.certChain.length > MAX_TEXT) malformed('evidence.certChain must be PEM text');
+    out.certChain = ev.certChain;
+  }
+  if (ev.collateral !== undefined) {
+    if (!isObject(ev.collateral)) malformed('evidence.collateral must be an object');
+    const c: Record<string, string> = {};
+    for (const [k, v] of Object.entries(ev.collateral)) {
+      if (!COLLATERAL_KEYS.includes(k)) malformed(`unexpected collateral '${k}'`);
+      if (typeof v !== 'string' || v.length > 4 * MAX_TEXT) malformed(`collateral '${k}' must be a string`);
+      c[k] = v;
+    }
+    out.collateral = c;
+  }
+  if (out.platform === 'sev-snp' && out.collateral) malformed('collateral is TDX-only');
+  if (out.platform === 'tdx' && (out.vcek || out.certChain)) malformed('vcek/certChain are SEV-SNP-only');
+  return out;
+}
+
+export const COLLATERAL_KEYS = ['tcbInfo', 'qeIdentity', 'pckCrl', 'rootCrl', 'tcbInfoIssuerChain', 'qeIdentityIssuerChain', 'pckCrlIssuerChain'];
+
+function wrap<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof AttestationError) throw new AttestationError('evidence_malformed', e.message);
+    throw e;
+  }
+}
+
+/** TDX collateral as the TDX verifier takes it: CRLs as DER bytes, the rest as the text sent. */
+function tdxCollateral(c: Record<string, string> | undefined): Record<string, Uint8Array | string> | undefined {
+  if (!c) return undefined;
+  const out: Record<string, Uint8Array | string> = {};
+  for (const [k, v] of Object.entries(c)) out[k] = k === 'pckCrl' || k === 'rootCrl' ? wrap(() => fromBase64(v, 'evidence_malformed')) : v;
+  return out;
+}
+
+type TdxVerifier = (quote: Uint8Array, opts: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+async function loadTdxVerifier(): Promise<TdxVerifier> {
+  // Resolved at run time so this module loads (and SEV-SNP verifies) wherever the TDX verifier is absent.
+  const spec = './tdx/index.js';
+  try {
+    const mod = (await import(spec)) as { verifyTdxQuote?: TdxVerifier };
+    if (typeof mod.verifyTdxQuote === 'function') return mod.verifyTdxQuote;
+  } catch {
+    // fall through
+  }
+  throw new AttestationError('tdx_unavailable', 'the TDX verifier is not available in this build');
+}
+
+/**
+ * Verifies an evidence document end to end: shape, platform allow-list, simulation, expiry, model
+ * pin, the CONTRACT binding of nonce/keyConfig/model, the platform evidence (signatures, chain,
+ * policy) and that the report's REPORT_DATA is the bound value. Throws AttestationError on the
+ * first failure; resolves `{ ok: true, report }` otherwise.
+ */
+export async function verifyEvidence(input: unknown, opts: VerifyEvidenceOptions): Promise<{ ok: true; report: EvidenceVerification }> {
+  const policy = toPolicy(opts.policy);
+  const nonce = typeof opts.nonce === 'string' ? fromHex(opts.nonce, 'bad_nonce', 32) : opts.nonce;
+  if (!(nonce instanceof Uint8Array) || nonce.length !== 32) throw new AttestationError('bad_nonce', 'nonce must be 32 bytes');
+  const nowMs = toUnixMs(opts.now);
+  const now = new Date(nowMs);
+  const e = parseEvidenceJson(input);
+  const checks: string[] = ['evidence shape'];
+
+  const platforms = policy.platforms ?? ['sev-snp', 'tdx'];
+  if (!platforms.includes(e.platform)) throw new AttestationError('platform_not_allowed', `platform ${e.platform} is not accepted by policy`);
+  checks.push(`platform ${e.platform} allowed`);
+  if (e.simulated) {
+    if (!opts.allowSimulation) throw new AttestationError('simulation_not_allowed', 'evidence is simulated and simulation is not allowed');
+    if (e.platform !== 'sev-snp') throw new AttestationError('evidence_malformed', 'only SEV-SNP is simulated');
+    checks.push('simulation explicitly allowed');
+  }
+  if (nowMs >= e.expiresAt.getTime()) throw new AttestationError('evidence_expired', 'the session key has expired');
+  checks.push('not expired');
+  if (policy.modelDigest && !bytesEqual(policy.modelDigest, e.model.digest)) {
+    throw new AttestationError('model_digest_mismatch', 'model digest is not the pinned one');
+  }
+  if (policy.modelDigest) checks.push('model digest pinned');
+
+  const expected = computeReportData(nonce, e.keyConfig, e.model.digest);
+  if (!bytesEqual(expected, e.reportData)) {
+    throw new AttestationError('binding_mismatch', 'reportData does not bind this nonce, key configuration and model');
+  }
+  checks.push('binding SHA-512(label || nonce || keyConfig || model digest)');
+
+  let measurement: string;
+  let tcb: Record<string, unknown>;
+  let product: string | undefined;
+  let embedded: Uint8Array;
+  let platformResult: unknown;
+  if (e.platform === 'sev-snp') {
+    if (!e.vcek) malformed('SEV-SNP evidence without a VCEK');
+    let trustedArk: Uint8Array | string | undefined = opts.roots?.amdArk;
+    if (e.simulated) {
+      // Trust only the chain that came with the evidence: its ARK becomes the root for this call.
+      if (!e.certChain) malformed('simulated evidence without its certificate chain');
+      const blocks = wrap(() => pemBlocks(e.certChain!, 'CERTIFICATE', 'evidence_malformed'));
+      if (blocks.length !== 2) malformed('certChain must hold the ASK then the ARK');
+      trustedArk = blocks[1];
+    }
+    const r = await verifySevSnpReport(e.report, { vcek: e.vcek, certChain: e.certChain, trustedArk, at: now, policy });
+    measurement = r.measurement;
+    tcb = { ...r.reportedTcb };
+    product = r.product;
+    embedded = r.report.reportData;
+    platformResult = r;
+    checks.push(...r.checks.map((c) => `sev-snp: ${c}`));
+  } else {
+    const verifyTdxQuote = await loadTdxVerifier();
+    const r = await verifyTdxQuote(e.report, {
+      collateral: tdxCollateral(e.collateral),
+      at: now,
+      policy: policy.tdx,
+      ...(opts.roots?.intelRoot !== undefined ? { intelRoot: opts.roots.intelRoot } : {}),
+    });
+    const rd = tdxField(r, 'reportData');
+    const mrtd = tdxField(r, 'mrtd');
+    embedded = rd;
+    measurement = toHex(mrtd);
+    tcb = isObject(r.tcb) ? (r.tcb as Record<string, unknown>) : {};
+    platformResult = r;
+    const rc = Array.isArray(r.checks) ? (r.checks as unknown[]).filter((x): x is string => typeof x === 'string') : ['quote verified'];
+    checks.push(...rc.map((c) => `tdx: ${c}`));
+  }
+  if (!bytesEqual(embedded, e.reportData)) {
+    throw new AttestationError('report_data_mismatch', 'REPORT_DATA in the platform evidence is not the bound reportData');
+  }
+  checks.push('REPORT_DATA = reportData');
+  return {
+    ok: true,
+    report: {
+      platform: e.platform,
+      simulated: e.simulated,
+      keyId: e.keyId,
+      keyConfig: e.keyConfig,
+      expiresAt: e.expiresAt,
+      model: { id: e.model.id, digest: toHex(e.model.digest) },
+      measurement,
+      tcb,
+      product,
+      checks,
+      platformResult,
+    },
+  };
+}
+
+/** Reads a 'reportData' / 'mrtd' byte field from the TDX verifier's result (top level or `body`). */
+function tdxField(r: Record<string, unknown>, name: string): Uint8Array {
+  const body = isObject(r.body) ? (r.body as Record<string, unknown>) : isObject(r.quote) && isObject((r.quote as Record<string, unknown>).body)
+    ? ((r.quote as Record<string, unknown>).body as Record<string, unknown>) : undefined;
+  const v = r[name] ?? body?.[name];
+  if (v instanceof Uint8Array) return v;
+  if (typeof v === 'string') return fromHex(v, 'tdx_result', v.length / 2);
+  throw new AttestationError('tdx_result', `TDX verifier result lacks ${name}`);
 }

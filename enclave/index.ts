@@ -11,10 +11,28 @@
 //   so pass the served model's digest as `simulation.modelDigest`.
 // - evidence.collateral (TDX) is Record<string,string>: tcbInfo / qeIdentity (the JSON bodies as text),
 //   *IssuerChain (PEM text), pckCrl / rootCrl (base64 DER).
+// - `verifyEvidence(json, { nonce, policy?, allowSimulation?, now?, roots?: { amdArk?, intelRoot? } })`
+//   -> Promise<{ ok: true, report: EvidenceVerification }>; rejections throw AttestationError. `json` may be
+//   the object, JSON text or bytes. `report.keyConfig` is the decoded key configuration to encrypt to.
+//   `now` (Date or UNIX seconds) is the trusted time for expiry and every certificate validity.
+// - `verifySevSnpReport(bytes, { vcek, ask?, ark?, certChain?, trustedArk?, at, policy? })` -> SevSnpVerified.
+//   `ark`, when sent, must equal the pinned root; `trustedArk` replaces the pinned root (CLI --ark).
+// - Policies: `parsePolicy(json)` -> Policy; every API also takes the raw JSON object.
+// - Browser note: importing './index.js' pulls in providers/ (node:crypto, node:fs). Browser code should
+//   import './evidence.js', './binding.js', './policy.js' and './sev-snp/verify.js' directly.
 // - All failures throw AttestationError { code } (enclave/errors.ts).
 export { AttestationError, isAttestationError } from './errors.js';
 export { computeReportData, BINDING_LABEL } from './binding.js';
-export { buildEvidence, formatRfc3339, type EvidenceJson, type BuildEvidenceInput } from './evidence.js';
+export {
+  buildEvidence, verifyEvidence, parseEvidenceJson, formatRfc3339, COLLATERAL_KEYS,
+  type EvidenceJson, type BuildEvidenceInput, type VerifyEvidenceOptions, type EvidenceVerification,
+} from './evidence.js';
+export { parsePolicy, toPolicy, defaultPolicy, type Policy, type SevSnpPolicy, type MinTcb } from './policy.js';
+export {
+  verifySevSnpReport, verifyVcekChain, verifyReportWithVcek,
+  type SevSnpVerifyOptions, type SevSnpVerified, type VerifiedVcek,
+} from './sev-snp/verify.js';
+export { checkSevSnpPolicy } from './sev-snp/policy.js';
 export {
   createProvider, createSimulatedProvider, simulatedMeasurement, codeDigest, createConfigfsTsmProvider, parseSevCertTable,
   type ProviderKind, type ProviderOptions, type EvidenceProvider, type PlatformEvidence, type Platform,
