@@ -31,6 +31,8 @@ export interface InferenceEngine {
   generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerateEvent>;
   chatPrompt(messages: ChatMessage[]): string | number[];
   countTokens(text: string): number;
+  /** Token ids of `text` with the model's special tokens (BOS), as generate() would encode it. */
+  encode?(text: string, addSpecialTokens?: boolean): number[];
   close(): Promise<void> | void;
 }
 

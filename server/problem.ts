@@ -3,34 +3,34 @@
 export const OHTTP_KEY_PROBLEM_TYPE = 'https://iana.org/assignments/http-problem-types#ohttp-key';
 
 const PROBLEMS = {
-  not_found: { status: 404, type: 'about:blank', title: 'Not Found' },
-  bad_request: { status: 400, type: 'about:blank', title: 'Bad Request', detail: 'The request is malformed.' },
-  bad_nonce: { status: 400, type: 'about:blank', title: 'Bad Request', detail: 'nonce must be 64 hexadecimal digits.' },
-  too_large: { status: 413, type: 'about:blank', title: 'Content Too Large' },
+  not_found: { type: 'about:blank', title: 'Not Found', status: 404 },
+  bad_request: { type: 'about:blank', title: 'Bad Request', status: 400, detail: 'The request is malformed.' },
+  bad_nonce: { type: 'about:blank', title: 'Bad Request', status: 400, detail: 'nonce must be 64 hexadecimal digits.' },
+  too_large: { type: 'about:blank', title: 'Content Too Large', status: 413 },
   media_type: {
-    status: 415,
     type: 'about:blank',
     title: 'Unsupported Media Type',
+    status: 415,
     detail: 'Expected message/ohttp-req or message/ohttp-chunked-req.',
   },
   unknown_key: {
-    status: 422,
     type: OHTTP_KEY_PROBLEM_TYPE,
     title: 'key identifier unknown',
+    status: 422,
     detail: 'The key id is unknown or its session has expired; fetch a new attestation.',
   },
-  replay: { status: 409, type: 'about:blank', title: 'Conflict', detail: 'This encapsulated request was already received.' },
-  too_many_sessions: { status: 429, type: 'about:blank', title: 'Too Many Requests', detail: 'Too many live sessions.' },
-  session_rate: { status: 429, type: 'about:blank', title: 'Too Many Requests', detail: 'New sessions are rate limited.' },
+  replay: { type: 'about:blank', title: 'Conflict', status: 409, detail: 'This encapsulated request was already received.' },
+  too_many_sessions: { type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'Too many live sessions.' },
+  session_rate: { type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'New sessions are rate limited.' },
   session_request_limit: {
-    status: 429,
     type: 'about:blank',
     title: 'Too Many Requests',
+    status: 429,
     detail: 'This session has reached its request limit; fetch a new attestation.',
   },
-  overloaded: { status: 503, type: 'about:blank', title: 'Service Unavailable', detail: 'The server is overloaded.' },
-  shutting_down: { status: 503, type: 'about:blank', title: 'Service Unavailable', detail: 'The server is shutting down.' },
-  internal: { status: 500, type: 'about:blank', title: 'Internal Server Error' },
+  overloaded: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'The server is overloaded.' },
+  shutting_down: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'The server is shutting down.' },
+  internal: { type: 'about:blank', title: 'Internal Server Error', status: 500 },
 } as const satisfies Record<string, { status: number; type: string; title: string; detail?: string }>;
 
 export type ProblemKind = keyof typeof PROBLEMS;

@@ -89,7 +89,9 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     }
     let promptTokens: number;
     try {
-      promptTokens = typeof prompt === 'string' ? engine.countTokens(prompt) : prompt.length;
+      // Encode text once here, so the context check counts exactly what the engine will run.
+      if (typeof prompt === 'string' && engine.encode) prompt = engine.encode(prompt, true);
+      promptTokens = typeof prompt === 'string' ? engine.countTokens(prompt) + 1 : prompt.length;
     } catch (e) {
       return engineFailure(e);
     }

@@ -1,0 +1,115 @@
+// `sealed serve`: load the model, obtain an evidence provider for the platform, serve the
+// attested, encrypted HTTP surface until SIGINT/SIGTERM, then stop gracefully.
+import process from 'node:process';
+import type { Command } from '../sealed.js';
+import { parseServeConfig, SERVE_HELP, type ServeConfig } from '../../server/config.js';
+import { isServerError } from '../../server/errors.js';
+import { createLogger, type Logger } from '../../server/log.js';
+import { startServer } from '../../server/lifecycle.js';
+
+export const SIMULATION_BANNER = [
+  '################################################################################',
+  '##  SIMULATION MODE: this server is NOT running in a confidential VM.          ##',
+  '##  Its evidence is signed by a simulated key made at start-up; it proves     ##',
+  '##  nothing about the hardware. Clients accept it only with                   ##',
+  '##  --allow-simulation. Do not send anything confidential to it.              ##',
+  '################################################################################',
+].join('\n');
+
+export const command: Command = {
+  summary: 'serve the model over attested, encrypted HTTP (OHTTP inside a TEE; --platform simulated on a laptop)',
+  async run(argv) {
+    let config: ServeConfig | 'help';
+    try {
+      config = parseServeConfig(argv, process.env);
+    } catch (e) {
+      process.stderr.write(`sealed serve: ${isServerError(e) ? e.message : 'invalid arguments'}\n(see sealed serve --help)\n`);
+      return 2;
+    }
+    if (config === 'help') {
+      process.stdout.write(SERVE_HELP);
+      return 0;
+    }
+    return serve(config, createLogger());
+  },
+};
+
+async function serve(config: ServeConfig, logger: Logger): Promise<number> {
+  // transformers.js (the tokenizer) must neither fetch nor cache anything: the process writes
+  // no file. The engine sets this too; setting it before the engine loads is what counts.
+  const transformers = await import('@huggingface/transformers');
+  transformers.env.allowRemoteModels = false;
+  transformers.env.useFSCache = false;
+  transformers.env.useBrowserCache = false;
+
+  const { Engine } = await import('../../engine/index.js');
+  const { createProvider } = await import('../../enclave/providers/index.js');
+
+  let engine;
+  try {
+    engine = await Engine.create({
+      modelDir: config.modelDir,
+      ...(config.threads !== undefined && { threads: config.threads }),
+      maxBatch: config.limits.maxConcurrentGenerations,
+      maxQueue: Math.max(1, config.limits.maxQueue),
+    });
+  } catch (e) {
+    process.stderr.write(`sealed serve: cannot load the model: ${e instanceof Error ? e.message : 'unknown error'}\n`);
+    return 1;
+  }
+
+  let provider;
+  try {
+    provider = await createProvider(config.platform, {
+      simulation: { modelDigest: engine.model.digest },
+    });
+  } catch (e) {
+    await engine.close();
+    process.stderr.write(`sealed serve: no evidence provider for platform '${config.platform}': ${e instanceof Error ? e.message : 'unknown error'}\n`);
+    return 1;
+  }
+
+  let running;
+  try {
+    running = await startServer({ engine, provider, limits: config.limits, host: config.host, port: config.port, logger });
+  } catch (e) {
+    provider.close?.();
+    await engine.close();
+    const code = (e as { code?: unknown }).code;
+    process.stderr.write(`sealed serve: cannot listen on ${config.host}:${config.port}${typeof code === 'string' ? ` (${code})` : ''}\n`);
+    return 1;
+  }
+
+  if (provider.simulated) process.stdout.write(SIMULATION_BANNER + '\n');
+  process.stdout.write(
+    `sealed-inference listening on ${running.url}\n` +
+      `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
+      `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, key lifetime ${config.limits.keyLifetimeSeconds} s, ` +
+      `${config.limits.maxSessions} sessions, ${config.limits.maxConcurrentGenerations} concurrent generations\n`,
+  );
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        // A second signal: stop waiting for the grace period.
+        process.stderr.write(`sealed serve: ${signal} again, exiting now\n`);
+        running.runtime.sessions.close();
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info(`${signal}: shutting down`);
+      void (async () => {
+        await running.close();
+        provider.close?.();
+        await engine.close().catch(() => {});
+        logger.info('stopped; session keys wiped');
+        // Should a native handle (ONNX Runtime threads) keep the loop alive, still exit.
+        setTimeout(() => process.exit(0), 1000).unref();
+        resolve(0);
+      })();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

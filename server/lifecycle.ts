@@ -1,0 +1,77 @@
+// Starting and stopping the public server. Stopping is graceful: stop accepting connections,
+// refuse new work, let running requests finish within the grace period, cancel the rest, then
+// destroy every session key. The engine and evidence provider belong to the caller.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import type { EvidenceProvider } from '../enclave/providers/types.js';
+import { createApp, createRuntime, type ServerRuntime } from './app.js';
+import type { InferenceEngine } from './engine.js';
+import type { Limits } from './limits.js';
+import { silentLogger, type Logger } from './log.js';
+
+export interface StartOptions {
+  engine: InferenceEngine;
+  provider: EvidenceProvider;
+  limits: Limits;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly runtime: ServerRuntime;
+  /** Graceful stop; resolves once connections are closed and keys are wiped. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** After cancelling, how long to wait for cancelled requests to unwind before cutting connections. */
+const CANCEL_SETTLE_MS = 2000;
+
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const logger = opts.logger ?? silentLogger;
+  const runtime = createRuntime(opts.limits);
+  const app = createApp({ engine: opts.engine, provider: opts.provider, limits: opts.limits, logger, runtime });
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: {
+      requestTimeout: opts.limits.requestTimeoutMs,
+      headersTimeout: opts.limits.headersTimeoutMs,
+      keepAliveTimeout: 5000,
+    },
+  }) as Server;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    server.once('error', onError);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      runtime.tracker.drain();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (!(await runtime.tracker.waitIdle(opts.limits.shutdownGraceMs))) {
+        runtime.tracker.abortAll();
+        await runtime.tracker.waitIdle(CANCEL_SETTLE_MS);
+      }
+      server.closeAllConnections();
+      runtime.sessions.close();
+      await closed;
+    })();
+    return closing;
+  };
+
+  return { url: `http://${hostForUrl}:${addr.port}`, host: addr.address, port: addr.port, runtime, close };
+}
