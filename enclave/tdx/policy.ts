@@ -1,0 +1,211 @@
+// TDX policy keys of CONTRACT.md, validated strictly (unknown key or wrong type: `policy_invalid` /
+// `policy_unknown_key`), and the checks they drive. Byte-valued keys are hex of the field's bytes
+// exactly as they appear in the quote (TD attributes, XFAM and SEAM attributes are little-endian
+// u64 in the quote, so their hex reads byte by byte, not as a number).
+import { AttestationError } from '../errors.js';
+import { bytesEqual } from '../pki/verify.js';
+import { TCB_LEVEL_STATUSES, type TcbStatus } from './collateral.js';
+
+export interface TdxPolicy {
+  mrtd?: Uint8Array[];
+  rtmr0?: Uint8Array;
+  rtmr1?: Uint8Array;
+  rtmr2?: Uint8Array;
+  rtmr3?: Uint8Array;
+  reportData?: Uint8Array;
+  tdAttributes?: Uint8Array;
+  xfam?: Uint8Array;
+  mrSignerSeam?: Uint8Array;
+  seamAttributes?: Uint8Array;
+  mrSeamAllowlist?: Uint8Array[];
+  mrConfigId?: Uint8Array;
+  mrOwner?: Uint8Array;
+  mrOwnerConfig?: Uint8Array;
+  minTeeTcbSvn?: Uint8Array;
+  minTcbEvaluationDataNumber?: number;
+  qeVendorId?: Uint8Array;
+  fmspc?: Uint8Array;
+  tcbEvaluation: boolean;
+  acceptedTcbStatuses: TcbStatus[];
+}
+
+export const DEFAULT_ACCEPTED_TCB_STATUSES: readonly TcbStatus[] = [
+  'UpToDate', 'SWHardeningNeeded', 'ConfigurationNeeded', 'ConfigurationAndSWHardeningNeeded',
+];
+
+export const TDX_POLICY_KEYS = [
+  'mrtd', 'rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'reportData', 'tdAttributes', 'xfam', 'mrSignerSeam',
+  'seamAttributes', 'mrSeamAllowlist', 'mrConfigId', 'mrOwner', 'mrOwnerConfig', 'minTeeTcbSvn',
+  'minTcbEvaluationDataNumber', 'qeVendorId', 'fmspc', 'tcbEvaluation', 'acceptedTcbStatuses',
+] as const;
+
+const PARSED = new WeakSet<object>();
+
+function bad(key: string, why: string): never {
+  throw new AttestationError('policy_invalid', `policy key '${key}': ${why}`);
+}
+
+function hexBytes(key: string, v: unknown, bytes: number): Uint8Array {
+  if (typeof v !== 'string' || v.length !== bytes * 2 || !/^[0-9a-fA-F]*$/.test(v)) bad(key, `expected ${bytes} bytes of hex`);
+  const out = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) out[i] = parseInt(v.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function hexList(key: string, v: unknown, bytes: number, allowSingle: boolean): Uint8Array[] {
+  const list = Array.isArray(v) ? v : allowSingle ? [v] : bad(key, 'expected an array of hex strings');
+  if (list.length === 0) bad(key, 'an empty list would accept nothing');
+  return list.map((x) => hexBytes(key, x, bytes));
+}
+
+export function defaultTdxPolicy(): TdxPolicy {
+  const p: TdxPolicy = { tcbEvaluation: true, acceptedTcbStatuses: [...DEFAULT_ACCEPTED_TCB_STATUSES] };
+  PARSED.add(p);
+  return p;
+}
+
+/** Validates the TDX keys of a policy document (a JSON object or JSON text). */
+export function parseTdxPolicy(input: unknown): TdxPolicy {
+  if (isTdxPolicy(input)) return input;
+  let doc = input;
+  if (typeof input === 'string') {
+    try {
+      doc = JSON.parse(input);
+    } catch {
+      throw new AttestationError('policy_invalid', 'policy is not valid JSON');
+    }
+  }
+  if (doc === undefined || doc === null) return defaultTdxPolicy();
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new AttestationError('policy_invalid', 'policy must be a JSON object');
+  const o = doc as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!(TDX_POLICY_KEYS as readonly string[]).includes(k)) throw new AttestationError('policy_unknown_key', `unknown TDX policy key '${k}'`);
+  }
+  const p = defaultTdxPolicy();
+  if (o.mrtd !== undefined) p.mrtd = hexList('mrtd', o.mrtd, 48, true);
+  for (const k of ['rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'mrSignerSeam', 'mrConfigId', 'mrOwner', 'mrOwnerConfig'] as const) {
+    if (o[k] !== undefined) p[k] = hexBytes(k, o[k], 48);
+  }
+  if (o.reportData !== undefined) p.reportData = hexBytes('reportData', o.reportData, 64);
+  for (const k of ['tdAttributes', 'xfam', 'seamAttributes'] as const) if (o[k] !== undefined) p[k] = hexBytes(k, o[k], 8);
+  if (o.mrSeamAllowlist !== undefined) p.mrSeamAllowlist = hexList('mrSeamAllowlist', o.mrSeamAllowlist, 48, false);
+  if (o.minTeeTcbSvn !== undefined) p.minTeeTcbSvn = hexBytes('minTeeTcbSvn', o.minTeeTcbSvn, 16);
+  if (o.minTcbEvaluationDataNumber !== undefined) {
+    const v = o.minTcbEvaluationDataNumber;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) bad('minTcbEvaluationDataNumber', 'expected a non-negative integer');
+    p.minTcbEvaluationDataNumber = v;
+  }
+  if (o.qeVendorId !== undefined) p.qeVendorId = hexBytes('qeVendorId', o.qeVendorId, 16);
+  if (o.fmspc !== undefined) p.fmspc = hexBytes('fmspc', o.fmspc, 6);
+  if (o.tcbEvaluation !== undefined) {
+    if (typeof o.tcbEvaluation !== 'boolean') bad('tcbEvaluation', 'expected a boolean');
+    p.tcbEvaluation = o.tcbEvaluation;
+  }
+  if (o.acceptedTcbStatuses !== undefined) {
+    const v = o.acceptedTcbStatuses;
+    if (!Array.isArray(v) || v.length === 0) bad('acceptedTcbStatuses', 'expected a non-empty array');
+    const list: TcbStatus[] = [];
+    for (const s of v) {
+      if (typeof s !== 'string' || !(TCB_LEVEL_STATUSES as readonly string[]).includes(s)) bad('acceptedTcbStatuses', 'unknown TCB status');
+      if (!list.includes(s as TcbStatus)) list.push(s as TcbStatus);
+    }
+    p.acceptedTcbStatuses = list;
+  }
+  return p;
+}
+
+export function isTdxPolicy(v: unknown): v is TdxPolicy {
+  return typeof v === 'object' && v !== null && PARSED.has(v);
+}
+
+// ---- strict defaults for the TD itself ----
+
+function u64le(b: Uint8Array): bigint {
+  let v = 0n;
+  for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+  return v;
+}
+
+/** TD ATTRIBUTES bits (Intel TDX module ABI). */
+export const TD_ATTR = { debug: 0, lass: 27, septVeDisable: 28, migratable: 29, pks: 30, kl: 31, tpa: 62, perfmon: 63 } as const;
+/** Every bit not named above is reserved and must be zero. */
+const TD_ATTR_DEFINED = [TD_ATTR.debug, TD_ATTR.lass, TD_ATTR.septVeDisable, TD_ATTR.migratable, TD_ATTR.pks, TD_ATTR.kl, TD_ATTR.tpa, TD_ATTR.perfmon]
+  .reduce((m, b) => m | (1n << BigInt(b)), 0n);
+/** XFAM bits the TDX module may allow (XFAM_FIXED0) and must set (XFAM_FIXED1: x87, SSE). */
+export const XFAM_FIXED0 = 0x0006dbe7n;
+export const XFAM_FIXED1 = 0x3n;
+
+/** The checks that always apply: debug off, reserved TD attribute bits zero, a consistent XFAM, SEAM attributes zero. */
+export function checkTdDefaults(body: { tdAttributes: Uint8Array; xfam: Uint8Array; seamAttributes: Uint8Array }): void {
+  const attrs = u64le(body.tdAttributes);
+  if (attrs & 1n) throw new AttestationError('tdx_td_debug', 'the TD is debuggable (TD ATTRIBUTES.DEBUG is set)');
+  if (attrs & ~TD_ATTR_DEFINED) throw new AttestationError('tdx_td_attributes_reserved', 'reserved TD ATTRIBUTES bits are set');
+  const xfam = u64le(body.xfam);
+  const bit = (n: number): boolean => ((xfam >> BigInt(n)) & 1n) === 1n;
+  const allOrNone = (bits: number[]): boolean => bits.every(bit) || !bits.some(bit);
+  if ((xfam & ~XFAM_FIXED0) !== 0n || (xfam & XFAM_FIXED1) !== XFAM_FIXED1
+    || !allOrNone([5, 6, 7]) || !allOrNone([11, 12]) || !allOrNone([17, 18]) || (bit(5) && !bit(2))) {
+    throw new AttestationError('tdx_xfam_invalid', 'XFAM has reserved or inconsistent bits');
+  }
+  if (u64le(body.seamAttributes) !== 0n) throw new AttestationError('tdx_seam_attributes', 'SEAM ATTRIBUTES are not zero');
+}
+
+export interface PinnedFields {
+  mrTd: Uint8Array;
+  rtmr: Uint8Array[];
+  reportData: Uint8Array;
+  tdAttributes: Uint8Array;
+  xfam: Uint8Array;
+  mrSeam: Uint8Array;
+  mrSignerSeam: Uint8Array;
+  seamAttributes: Uint8Array;
+  mrConfigId: Uint8Array;
+  mrOwner: Uint8Array;
+  mrOwnerConfig: Uint8Array;
+  teeTcbSvn: Uint8Array;
+  qeVendorId: Uint8Array;
+  fmspc: Uint8Array;
+}
+
+/** The quote-field pins of the policy; returns the names of the pins checked. */
+export function checkTdxPins(f: PinnedFields, p: TdxPolicy): string[] {
+  const checked: string[] = [];
+  const pin = (name: string, want: Uint8Array | undefined, have: Uint8Array): void => {
+    if (!want) return;
+    if (!bytesEqual(want, have)) throw new AttestationError(`tdx_${snake(name)}_mismatch`, `${name} differs from the pinned value`);
+    checked.push(name);
+  };
+  if (p.mrtd) {
+    if (!p.mrtd.some((m) => bytesEqual(m, f.mrTd))) throw new AttestationError('tdx_mrtd_mismatch', 'MRTD is not one of the pinned values');
+    checked.push('mrtd');
+  }
+  pin('rtmr0', p.rtmr0, f.rtmr[0]);
+  pin('rtmr1', p.rtmr1, f.rtmr[1]);
+  pin('rtmr2', p.rtmr2, f.rtmr[2]);
+  pin('rtmr3', p.rtmr3, f.rtmr[3]);
+  pin('reportData', p.reportData, f.reportData);
+  pin('tdAttributes', p.tdAttributes, f.tdAttributes);
+  pin('xfam', p.xfam, f.xfam);
+  pin('mrSignerSeam', p.mrSignerSeam, f.mrSignerSeam);
+  pin('seamAttributes', p.seamAttributes, f.seamAttributes);
+  pin('mrConfigId', p.mrConfigId, f.mrConfigId);
+  pin('mrOwner', p.mrOwner, f.mrOwner);
+  pin('mrOwnerConfig', p.mrOwnerConfig, f.mrOwnerConfig);
+  pin('qeVendorId', p.qeVendorId, f.qeVendorId);
+  pin('fmspc', p.fmspc, f.fmspc);
+  if (p.mrSeamAllowlist) {
+    if (!p.mrSeamAllowlist.some((m) => bytesEqual(m, f.mrSeam))) throw new AttestationError('tdx_mr_seam_not_allowed', 'MRSEAM is not in the allowlist');
+    checked.push('mrSeamAllowlist');
+  }
+  if (p.minTeeTcbSvn) {
+    for (let i = 0; i < 16; i++) {
+      if (f.teeTcbSvn[i] < p.minTeeTcbSvn[i]) throw new AttestationError('tdx_tee_tcb_svn_too_low', `TEE_TCB_SVN component ${i} is below the minimum`);
+    }
+    checked.push('minTeeTcbSvn');
+  }
+  return checked;
+}
+
+function snake(s: string): string {
+  return s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}

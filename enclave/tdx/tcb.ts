@@ -1,0 +1,146 @@
+// Intel's TCB status evaluation for TDX, as the DCAP Quote Verification Library does it
+// (TcbLevelCheck, TdxModuleCheck, EnclaveReportVerifier): pure functions over already-verified
+// collateral. Levels are taken in the order Intel publishes them (highest first).
+import { AttestationError } from '../errors.js';
+import { bytesEqual } from '../pki/verify.js';
+import type { IsvTcbLevel, QeIdentity, TcbInfo, TcbLevel, TcbStatus, TdxModuleIdentity } from './collateral.js';
+import type { PckExtensions } from './pck.js';
+import type { QeReport, TdReportBody } from './quote.js';
+
+export interface QeIdentityResult {
+  status: TcbStatus;
+  level: IsvTcbLevel;
+}
+
+/**
+ * QE identity check: MISCSELECT and ATTRIBUTES under their masks, MRSIGNER, ISVPRODID, then the
+ * first level whose ISVSVN the report meets. Mismatches throw; the ISVSVN level's status is returned.
+ */
+export function evaluateQeIdentity(id: QeIdentity, report: QeReport): QeIdentityResult {
+  if (id.id !== 'TD_QE' || id.version !== 2) {
+    throw new AttestationError('tdx_qe_identity_mismatch', 'QE identity is not a TD_QE identity v2');
+  }
+  for (let i = 0; i < 4; i++) {
+    if ((report.miscSelect[i] & id.miscSelectMask[i]) !== id.miscSelect[i]) {
+      throw new AttestationError('tdx_qe_identity_mismatch', 'QE MISCSELECT does not match the QE identity');
+    }
+  }
+  for (let i = 0; i < 16; i++) {
+    if ((report.attributes[i] & id.attributesMask[i]) !== id.attributes[i]) {
+      throw new AttestationError('tdx_qe_identity_mismatch', 'QE ATTRIBUTES do not match the QE identity');
+    }
+  }
+  if (!bytesEqual(report.mrSigner, id.mrSigner)) {
+    throw new AttestationError('tdx_qe_identity_mismatch', 'QE MRSIGNER does not match the QE identity');
+  }
+  if (report.isvProdId !== id.isvProdId) {
+    throw new AttestationError('tdx_qe_identity_mismatch', 'QE ISVPRODID does not match the QE identity');
+  }
+  const level = id.tcbLevels.find((l) => report.isvSvn >= l.isvSvn);
+  if (!level) throw new AttestationError('tdx_qe_tcb_not_supported', 'QE ISVSVN is below every QE identity TCB level');
+  return { status: level.status, level };
+}
+
+export interface TdxTcbResult {
+  /** Final status after converging the TDX level with the TDX module and QE statuses. */
+  status: TcbStatus;
+  /** Status of the matched TCB level alone. */
+  levelStatus: TcbStatus;
+  sgxLevel: TcbLevel;
+  tdxLevel: TcbLevel;
+  tdxModuleStatus?: TcbStatus;
+  tdxModuleIdentityId?: string;
+  advisoryIds: string[];
+}
+
+/** The TDX module identity id Intel uses for a module major version (TEE_TCB_SVN[1]). */
+export function tdxModuleIdentityId(version: number): string {
+  return `TDX_${version.toString(16).toUpperCase().padStart(2, '0')}`;
+}
+
+/**
+ * Checks MRSIGNERSEAM and SEAMATTRIBUTES against the TCB info's TDX module (or, for module versions
+ * > 0, the matching tdxModuleIdentities entry) and returns that identity's module TCB status.
+ */
+export function checkTdxModule(info: TcbInfo, body: TdReportBody): { status?: TcbStatus; identityId?: string; advisoryIds: string[] } {
+  const version = body.teeTcbSvn[1];
+  const isvSvn = body.teeTcbSvn[0];
+  let expected = info.tdxModule;
+  let identity: TdxModuleIdentity | undefined;
+  if (version > 0) {
+    if (!info.tdxModuleIdentities) {
+      throw new AttestationError('tdx_tcb_info_mismatch', 'TDX module version is set but the TCB info has no module identities');
+    }
+    identity = info.tdxModuleIdentities.find((m) => m.id.toUpperCase() === tdxModuleIdentityId(version));
+    if (!identity) throw new AttestationError('tdx_module_mismatch', `no TDX module identity ${tdxModuleIdentityId(version)}`);
+    expected = identity;
+  }
+  if (!expected) throw new AttestationError('tdx_tcb_info_mismatch', 'TCB info has no TDX module description');
+  if (!bytesEqual(body.mrSignerSeam, expected.mrSigner)) {
+    throw new AttestationError('tdx_module_mismatch', 'MRSIGNERSEAM does not match the TDX module identity');
+  }
+  // QVL requires SEAMATTRIBUTES to be all zero and equal to the identity's attributes.
+  for (let i = 0; i < 8; i++) {
+    if (body.seamAttributes[i] !== 0 || expected.attributes[i] !== 0) {
+      throw new AttestationError('tdx_module_mismatch', 'SEAMATTRIBUTES are not zero / do not match the TDX module identity');
+    }
+  }
+  if (!identity) return { advisoryIds: [] };
+  const level = identity.tcbLevels.find((l) => isvSvn >= l.isvSvn);
+  if (!level) throw new AttestationError('tdx_tcb_not_supported', 'TDX module ISVSVN is below every module TCB level');
+  return { status: level.status, identityId: identity.id, advisoryIds: level.advisoryIds };
+}
+
+function convergeWithOutOfDate(levelStatus: TcbStatus, other: TcbStatus): TcbStatus {
+  if (other === 'OutOfDate') {
+    if (levelStatus === 'UpToDate' || levelStatus === 'SWHardeningNeeded') return 'OutOfDate';
+    if (levelStatus === 'ConfigurationNeeded' || levelStatus === 'ConfigurationAndSWHardeningNeeded') return 'OutOfDateConfigurationNeeded';
+  }
+  if (other === 'Revoked') return 'Revoked';
+  return levelStatus;
+}
+
+function higherOrEqual(have: ArrayLike<number>, need: number[], from = 0): boolean {
+  for (let i = from; i < 16; i++) if (have[i] < need[i]) return false;
+  return true;
+}
+
+/**
+ * Intel's TCB level matching for TDX: the first level whose SGX components and PCESVN the PCK
+ * certificate meets selects the SGX level; the first such level whose TDX components TEE_TCB_SVN
+ * also meets (skipping the module's two bytes when a module version is reported) is the TDX level.
+ * Its status is converged with the TDX module status and then the QE identity status.
+ */
+export function evaluateTdxTcb(info: TcbInfo, pck: PckExtensions, body: TdReportBody, qe: QeIdentityResult): TdxTcbResult {
+  if (info.id !== 'TDX' || info.version !== 3) {
+    throw new AttestationError('tdx_tcb_info_mismatch', 'TCB info is not a TDX TCB info v3');
+  }
+  if (!bytesEqual(info.fmspc, pck.fmspc)) throw new AttestationError('tdx_tcb_info_mismatch', 'FMSPC of the PCK certificate does not match the TCB info');
+  if (!bytesEqual(info.pceId, pck.pceId)) throw new AttestationError('tdx_tcb_info_mismatch', 'PCEID of the PCK certificate does not match the TCB info');
+  const module = checkTdxModule(info, body);
+
+  let sgxLevel: TcbLevel | undefined;
+  let tdxLevel: TcbLevel | undefined;
+  const from = body.teeTcbSvn[1] > 0 ? 2 : 0;
+  for (const level of info.tcbLevels) {
+    if (!higherOrEqual(pck.compSvn, level.sgxComponents) || pck.pceSvn < level.pceSvn) continue;
+    sgxLevel ??= level;
+    if (level.tdxComponents.length === 16 && higherOrEqual(body.teeTcbSvn, level.tdxComponents, from)) {
+      tdxLevel = level;
+      break;
+    }
+  }
+  if (!sgxLevel) throw new AttestationError('tdx_tcb_not_supported', 'the platform SGX TCB (PCK certificate) is below every TCB level');
+  if (!tdxLevel) throw new AttestationError('tdx_tcb_not_supported', 'TEE_TCB_SVN is below every TDX TCB level');
+
+  let status = tdxLevel.status;
+  if (module.status) status = convergeWithOutOfDate(status, module.status);
+  status = convergeWithOutOfDate(status, qe.status);
+  const advisoryIds = [...new Set([...tdxLevel.advisoryIds, ...module.advisoryIds, ...qe.level.advisoryIds])];
+  const result: TdxTcbResult = { status, levelStatus: tdxLevel.status, sgxLevel, tdxLevel, advisoryIds };
+  if (module.status) {
+    result.tdxModuleStatus = module.status;
+    result.tdxModuleIdentityId = module.identityId;
+  }
+  return result;
+}
