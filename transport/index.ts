@@ -29,3 +29,4 @@ export * from './limits.js';
 export * from './hpke.js';
 export * from './ohttp.js';
 export * from './bhttp.js';
+export * from './chunked-ohttp.js';
