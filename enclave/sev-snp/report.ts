@@ -279,3 +279,39 @@ export function productFromCpuid(r: Pick<SevSnpReport, 'cpuidFamId' | 'cpuidModI
   if (r.cpuidFamId === 0x1a && m <= 0x1f) return 'Turin';
   return undefined;
 }
+
+/** A JSON-friendly view of a parsed report (hex for bytes, TCBs decoded when the product is known). */
+export function reportToJson(r: SevSnpReport, product?: SevProduct): Record<string, unknown> {
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  const h64 = (v: bigint) => '0x' + v.toString(16).padStart(16, '0');
+  const tcb = (v: bigint) => (product ? { raw: h64(v), ...decodeTcb(v, product) } : { raw: h64(v) });
+  return {
+    version: r.version,
+    guestSvn: r.guestSvn,
+    policy: h64(r.policy),
+    familyId: hex(r.familyId),
+    imageId: hex(r.imageId),
+    vmpl: r.vmpl,
+    signatureAlgo: r.signatureAlgo,
+    currentTcb: tcb(r.currentTcb),
+    platformInfo: h64(r.platformInfo),
+    authorKeyEn: r.authorKeyEn,
+    maskChipKey: r.maskChipKey,
+    signingKey: r.signingKey,
+    reportData: hex(r.reportData),
+    measurement: hex(r.measurement),
+    hostData: hex(r.hostData),
+    idKeyDigest: hex(r.idKeyDigest),
+    authorKeyDigest: hex(r.authorKeyDigest),
+    reportId: hex(r.reportId),
+    reportIdMa: hex(r.reportIdMa),
+    reportedTcb: tcb(r.reportedTcb),
+    ...(r.version >= 3 ? { cpuidFamId: r.cpuidFamId, cpuidModId: r.cpuidModId, cpuidStep: r.cpuidStep } : {}),
+    chipId: hex(r.chipId),
+    committedTcb: tcb(r.committedTcb),
+    currentVersion: `${r.currentMajor}.${r.currentMinor}.${r.currentBuild}`,
+    committedVersion: `${r.committedMajor}.${r.committedMinor}.${r.committedBuild}`,
+    launchTcb: tcb(r.launchTcb),
+    signature: { r: hex(r.signatureR), s: hex(r.signatureS) },
+  };
+}

@@ -1,0 +1,223 @@
+// `sealed verify sev-snp | tdx | evidence`: offline verification with the exit codes of CONTRACT.md:
+// 0 accepted, 10 rejected (one stderr line `rejected: CODE: reason`), 30 malformed input, 1 internal error.
+import { readFile } from 'node:fs/promises';
+import process from 'node:process';
+import type { Command } from '../sealed.js';
+import { AttestationError } from '../../enclave/errors.js';
+import { parsePolicy, type Policy } from '../../enclave/policy.js';
+import { parseReport, reportToJson } from '../../enclave/sev-snp/report.js';
+import { verifySevSnpReport } from '../../enclave/sev-snp/verify.js';
+import { verifyEvidence } from '../../enclave/evidence.js';
+
+export const EXIT = { accepted: 0, rejected: 10, malformed: 30, internal: 1 } as const;
+
+const USAGE = {
+  main: `usage: sealed verify <sev-snp | tdx | evidence> [options]
+
+Verifies attestation evidence offline against the embedded roots of trust.
+  sev-snp   a raw AMD SEV-SNP attestation report and its VCEK
+  tdx       an Intel TDX quote and its collateral
+  evidence  the JSON the server returns from GET /v1/attestation
+
+Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.
+Run 'sealed verify <kind> --help' for the options of each.`,
+  'sev-snp': `usage: sealed verify sev-snp --report FILE [--vcek FILE] [--ark FILE] [--ask FILE]
+                              [--at UNIX_SECONDS] [--policy FILE] [--json]
+
+  --report FILE    the raw 1184-byte ATTESTATION_REPORT
+  --vcek FILE      the VCEK certificate (DER or PEM); required: nothing is fetched from AMD
+  --ask FILE       the ASK (default: the embedded ASK of the VCEK's product)
+  --ark FILE       replaces the embedded AMD root (ARK) of trust
+  --at SECONDS     trusted time for every validity check (default: now)
+  --policy FILE    policy JSON (CONTRACT.md keys: measurement, hostData, reportData, idKeyDigest,
+                   authorKeyDigest, minTcb, allowDebug, platforms, modelDigest)
+  --json           print the parsed fields and the verdict as JSON on stdout
+
+Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.`,
+  evidence: `usage: sealed verify evidence --file FILE --nonce HEX [--policy FILE] [--allow-simulation] [--at UNIX_SECONDS] [--json]
+
+  --file FILE          the evidence JSON from GET /v1/attestation
+  --nonce HEX          the 32-byte nonce (64 hex digits) the evidence must be bound to
+  --policy FILE        policy JSON (CONTRACT.md keys)
+  --allow-simulation   accept simulated evidence (verified against the chain it carries only)
+  --at SECONDS         trusted time (default: now)
+  --json               print the verification report and the verdict as JSON on stdout
+
+Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.`,
+} as const;
+
+// Codes that mean "the input could not be read as what it claims to be", as opposed to a
+// well-formed input that fails verification.
+const MALFORMED_CODES = new Set([
+  'usage', 'input_unreadable', 'sev_report_length', 'policy_invalid', 'policy_unknown_key', 'bad_nonce', 'bad_time',
+  'evidence_malformed', 'der_malformed', 'pem_malformed',
+]);
+
+export function isMalformedCode(code: string): boolean {
+  return MALFORMED_CODES.has(code) || code.endsWith('_malformed');
+}
+
+type Flags = Record<string, string | true>;
+
+function parseFlags(argv: string[], valued: string[], booleans: string[]): Flags {
+  const out: Flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const name = a.startsWith('--') ? a.slice(2) : '';
+    if (valued.includes(name)) {
+      const v = argv[++i];
+      if (v === undefined) throw new AttestationError('usage', `--${name} needs a value`);
+      if (name in out) throw new AttestationError('usage', `--${name} given twice`);
+      out[name] = v;
+    } else if (booleans.includes(name)) {
+      out[name] = true;
+    } else {
+      throw new AttestationError('usage', `unknown argument '${a}'`);
+    }
+  }
+  return out;
+}
+
+async function readInput(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch {
+    throw new AttestationError('input_unreadable', `cannot read ${what} file`);
+  }
+}
+
+async function readPolicy(path: string | undefined): Promise<Policy> {
+  if (path === undefined) return parsePolicy(undefined);
+  return parsePolicy(new TextDecoder().decode(await readInput(path, 'policy')));
+}
+
+function parseAt(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,12}$/.test(v)) throw new AttestationError('bad_time', '--at must be UNIX seconds');
+  return Number(v);
+}
+
+/** Maps an outcome to the exit code, printing the one stderr line (and JSON when asked). */
+function finish(err: unknown, json: boolean, fields: Record<string, unknown>): number {
+  if (err === undefined) {
+    if (json) process.stdout.write(JSON.stringify({ ...fields, verdict: 'accepted' }, null, 2) + '\n');
+    else process.stdout.write('accepted\n');
+    return EXIT.accepted;
+  }
+  if (err instanceof AttestationError) {
+    const malformed = isMalformedCode(err.code);
+    // Messages are ours (AttestationError never embeds inputs); keep the line single.
+    const reason = err.message.replace(/[\r\n]+/g, ' ');
+    process.stderr.write(`${malformed ? 'malformed' : 'rejected'}: ${err.code}: ${reason}\n`);
+    if (json) {
+      process.stdout.write(JSON.stringify({ ...fields, verdict: malformed ? 'malformed' : 'rejected', code: err.code, reason }, null, 2) + '\n');
+    }
+    return malformed ? EXIT.malformed : EXIT.rejected;
+  }
+  process.stderr.write(`internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT.internal;
+}
+
+async function runSevSnp(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE['sev-snp'] + '\n');
+    return 0;
+  }
+  let json = argv.includes('--json');
+  const fields: Record<string, unknown> = {};
+  try {
+    const f = parseFlags(argv, ['report', 'vcek', 'ark', 'ask', 'at', 'policy'], ['json']);
+    json = f.json === true;
+    if (typeof f.report !== 'string') throw new AttestationError('usage', '--report is required');
+    if (typeof f.vcek !== 'string') throw new AttestationError('usage', '--vcek is required (nothing is fetched from AMD)');
+    const report = await readInput(f.report, 'report');
+    const vcek = await readInput(f.vcek, 'VCEK');
+    const ask = typeof f.ask === 'string' ? await readInput(f.ask, 'ASK') : undefined;
+    const ark = typeof f.ark === 'string' ? await readInput(f.ark, 'ARK') : undefined;
+    const policy = await readPolicy(f.policy as string | undefined);
+    const at = parseAt(f.at as string | undefined) ?? Math.floor(Date.now() / 1000);
+    fields.report = reportToJson(parseReport(report));
+    const r = await verifySevSnpReport(report, { vcek, ask, trustedArk: ark, at, policy });
+    fields.report = reportToJson(r.report, r.product);
+    fields.product = r.product;
+    fields.vcek = r.vcek;
+    fields.checks = r.checks;
+    return finish(undefined, json, fields);
+  } catch (e) {
+    return finish(e, json, fields);
+  }
+}
+
+async function runEvidence(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE.evidence + '\n');
+    return 0;
+  }
+  let json = argv.includes('--json');
+  const fields: Record<string, unknown> = {};
+  try {
+    const f = parseFlags(argv, ['file', 'nonce', 'policy', 'at'], ['allow-simulation', 'json']);
+    json = f.json === true;
+    if (typeof f.file !== 'string') throw new AttestationError('usage', '--file is required');
+    if (typeof f.nonce !== 'string') throw new AttestationError('usage', '--nonce is required');
+    if (!/^[0-9a-fA-F]{64}$/.test(f.nonce)) throw new AttestationError('bad_nonce', '--nonce must be 64 hex digits');
+    const doc = await readInput(f.file, 'evidence');
+    const policy = await readPolicy(f.policy as string | undefined);
+    const at = parseAt(f.at as string | undefined);
+    const { report } = await verifyEvidence(doc, { nonce: f.nonce, policy, allowSimulation: f['allow-simulation'] === true, now: at });
+    Object.assign(fields, {
+      platform: report.platform,
+      simulated: report.simulated,
+      product: report.product,
+      keyId: report.keyId,
+      expiresAt: report.expiresAt.toISOString(),
+      model: report.model,
+      measurement: report.measurement,
+      tcb: report.tcb,
+      checks: report.checks,
+    });
+    return finish(undefined, json, fields);
+  } catch (e) {
+    return finish(e, json, fields);
+  }
+}
+
+async function runTdx(argv: string[]): Promise<number> {
+  // The TDX verifier's CLI lives beside its verifier; loaded lazily so sev-snp/evidence never depend on it.
+  const spec = '../verify-tdx.js';
+  let mod: { runVerifyTdx?: (argv: string[]) => Promise<number> };
+  try {
+    mod = (await import(spec)) as typeof mod;
+  } catch {
+    process.stderr.write('internal error: the TDX verifier is not available in this build\n');
+    return EXIT.internal;
+  }
+  if (typeof mod.runVerifyTdx !== 'function') {
+    process.stderr.write('internal error: the TDX verifier is not available in this build\n');
+    return EXIT.internal;
+  }
+  return mod.runVerifyTdx(argv);
+}
+
+export const command: Command = {
+  summary: 'verify SEV-SNP reports, TDX quotes or server evidence offline',
+  async run(argv: string[]): Promise<number> {
+    const [kind, ...rest] = argv;
+    switch (kind) {
+      case 'sev-snp':
+        return runSevSnp(rest);
+      case 'tdx':
+        return runTdx(rest);
+      case 'evidence':
+        return runEvidence(rest);
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(USAGE.main + '\n');
+        return 0;
+      default:
+        process.stderr.write(`${USAGE.main}\n`);
+        return EXIT.malformed;
+    }
+  },
+};
