@@ -41,16 +41,3 @@ export async function readLimited(stream: ReadableStream<Uint8Array> | null, max
   }
   return out;
 }
-
-/** A pass-through stream that errors with ServerError('too_large') once more than `max` bytes went through. */
-export function limitStream(max: number, onBytes?: (n: number) => void): TransformStream<Uint8Array, Uint8Array> {
-  let total = 0;
-  return new TransformStream({
-    transform(chunk, controller) {
-      total += chunk.byteLength;
-      onBytes?.(chunk.byteLength);
-      if (total > max) controller.error(new ServerError('too_large', 'request body too large'));
-      else controller.enqueue(chunk);
-    },
-  });
-}

@@ -103,7 +103,7 @@ export async function handleChunked(
   if (body === null) return fail('bad_request');
   let opened;
   try {
-    opened = await ohttp.decapsulateChunked(lookup(deps), body);
+    opened = await ohttp.decapsulateChunked(lookup(deps), body, deps.maxBodyBytes);
   } catch (e) {
     return fail(outerProblem(e));
   }

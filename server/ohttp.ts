@@ -1,5 +1,6 @@
 // The server's view of transport/: key generation, the plain and chunked decapsulation the
 // gateway needs, and a header peek for cheap refusals before any public-key work.
+import { decapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 import { decapsulateRequest, generateKeyConfig, type KeyConfig, type KeyLookup } from '../transport/ohttp.js';
 import type { GeneratedKey } from './sessions.js';
 
@@ -22,5 +23,10 @@ export const ohttp = {
 
   async decapsulate(lookup: KeyLookup, bytes: Uint8Array, maxRequestSize: number) {
     return decapsulateRequest(lookup, bytes, { maxRequestSize });
+  },
+
+  /** Resolves once header and enc are read; the plaintext then streams as chunks authenticate. */
+  decapsulateChunked(lookup: KeyLookup, body: ReadableStream<Uint8Array>, maxRequestSize: number) {
+    return decapsulateChunkedRequest(lookup, body, { maxRequestSize });
   },
 };
