@@ -2,9 +2,8 @@
 // completely (enclave/ does platform evidence, binding and policy), and turn it into a
 // session: the key configuration to encrypt to, until when, and the report of what
 // was checked. Nothing here sends a prompt; callers send only after this resolves.
-import { verifyEvidence } from '../enclave/evidence.js';
+import { verifyEvidence, type EvidenceVerification } from '../enclave/evidence.js';
 import { AttestationError } from '../enclave/errors.js';
-import { fromBase64Url } from '../enclave/encoding.js';
 import { SealedClientError } from './errors.js';
 import type { VerificationReport } from './report.js';
 import { parseKeyConfig, type SessionKeyConfig } from './wire.js';
@@ -113,59 +112,41 @@ export async function verifySessionEvidence(
   base: URL,
   opts: { policy?: unknown; allowSimulation: boolean; now?: number },
 ): Promise<Session> {
-  const checks: string[] = [];
-  // Refuse simulation before any cryptography: a client that did not opt in must not
-  // even appear to "verify" a simulated server. enclave/ enforces the same rule.
-  if (evidence.simulated !== false && evidence.simulated !== true) {
-    throw new SealedClientError('evidence_malformed', 'evidence lacks a boolean "simulated"');
-  }
-  if (evidence.simulated && !opts.allowSimulation) {
-    throw new SealedClientError('simulation_refused', 'the server is simulated (no hardware protection); pass allowSimulation to accept it');
-  }
-  let result: Awaited<ReturnType<typeof verifyEvidence>>;
   const now = opts.now ?? Date.now();
+  let verified: EvidenceVerification;
   try {
-    result = await verifyEvidence(evidence, {
+    // One call checks the shape, platform allow-list, simulation opt-in, expiry, model pin, the
+    // nonce/key/model binding, the platform signature chain and policy, and REPORT_DATA.
+    verified = (await verifyEvidence(evidence, {
       nonce,
       policy: opts.policy,
       allowSimulation: opts.allowSimulation,
       now: new Date(now),
-    });
+    })).report;
   } catch (e) {
-    if (e instanceof AttestationError) {
-      throw new SealedClientError('attestation_rejected', e.message, { reason: e.code, cause: e });
-    }
-    throw new SealedClientError('attestation_rejected', 'evidence verification failed', { reason: 'internal', cause: e });
+    throw rejection(e);
   }
-  checks.push(...verifierChecks(result));
+  const checks = [...verified.checks];
 
-  // What the session needs beyond the verifier's verdict; each is cheap and local.
-  const keyConfigBytes = decodeField(() => fromBase64Url(evidence.keyConfig, 'bad_key_config'), 'keyConfig');
-  const key = parseKeyConfig(keyConfigBytes);
-  if (key.keyId !== evidence.keyId) {
+  // What the session needs beyond the verifier's verdict.
+  const key = parseKeyConfig(verified.keyConfig);
+  if (key.keyId !== verified.keyId) {
     throw new SealedClientError('attestation_rejected', 'keyId does not match the attested key configuration', { reason: 'key_id_mismatch' });
   }
-  checks.push('the attested key configuration offers DHKEM(X25519)/HKDF-SHA256 with a supported AEAD, and its key id matches');
-  const expiresAtMs = typeof evidence.expiresAt === 'string' ? parseRfc3339(evidence.expiresAt) : NaN;
-  if (!Number.isFinite(expiresAtMs)) throw new SealedClientError('evidence_malformed', 'expiresAt is not an RFC 3339 time');
+  checks.push(`attested key configuration ${key.keyId} offers a suite this client supports`);
+  const expiresAtMs = verified.expiresAt.getTime();
   if (expiresAtMs - EXPIRY_MARGIN_MS <= now) {
-    throw new SealedClientError('attestation_rejected', 'the session key has already expired', { reason: 'expired' });
-  }
-  checks.push('the session key has not expired');
-
-  const model = evidence.model as { id?: unknown; digest?: unknown } | undefined;
-  if (!model || typeof model.id !== 'string' || typeof model.digest !== 'string' || !/^[0-9a-f]{64}$/.test(model.digest)) {
-    throw new SealedClientError('evidence_malformed', 'model id or digest missing');
+    throw new SealedClientError('attestation_rejected', 'the session key expires too soon to use', { reason: 'evidence_expired' });
   }
   const report: VerificationReport = {
     server: base.origin,
-    platform: evidence.platform as 'sev-snp' | 'tdx',
-    simulated: evidence.simulated,
-    measurement: result.measurement,
-    tcb: result.tcb,
-    model: { id: model.id, digest: model.digest },
+    platform: verified.platform,
+    simulated: verified.simulated,
+    measurement: verified.measurement,
+    tcb: flatTcb(verified.tcb, verified.product),
+    model: { ...verified.model },
     keyId: key.keyId,
-    expiresAt: new Date(expiresAtMs).toISOString(),
+    expiresAt: verified.expiresAt.toISOString(),
     verifiedAt: new Date(now).toISOString(),
     nonce: hex(nonce),
     pinned: pinnedKeys(opts.policy),
@@ -174,27 +155,30 @@ export async function verifySessionEvidence(
   return { key, expiresAtMs, report };
 }
 
-function decodeField<T>(f: () => T, name: string): T {
-  try {
-    return f();
-  } catch (cause) {
-    throw new SealedClientError('evidence_malformed', `${name} is malformed`, { cause });
+/** AttestationError -> SealedClientError, keeping the verifier's code as `reason`. */
+function rejection(e: unknown): SealedClientError {
+  if (e instanceof AttestationError) {
+    const code = e.code === 'simulation_not_allowed' ? 'simulation_refused'
+      : e.code === 'evidence_malformed' ? 'evidence_malformed'
+      : 'attestation_rejected';
+    return new SealedClientError(code, e.message, { reason: e.code, cause: e });
   }
+  return new SealedClientError('attestation_rejected', 'evidence verification failed', { reason: 'internal', cause: e });
 }
 
-/** RFC 3339 with an explicit offset or Z; Date.parse alone accepts far more. */
-export function parseRfc3339(s: string): number {
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i.test(s)) return NaN;
-  return Date.parse(s);
+/** The TCB as printable scalars (SEV-SNP SPLs are numbers; TDX may nest). */
+function flatTcb(tcb: Record<string, unknown>, product: string | undefined): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  if (product) out.product = product;
+  for (const [k, v] of Object.entries(tcb)) {
+    if (typeof v === 'number' || typeof v === 'string') out[k] = v;
+    else if (typeof v === 'bigint' || typeof v === 'boolean') out[k] = String(v);
+    else if (v instanceof Uint8Array) out[k] = hex(v);
+  }
+  return out;
 }
 
 function pinnedKeys(policy: unknown): string[] {
   if (typeof policy !== 'object' || policy === null) return [];
   return Object.keys(policy).filter((k) => (policy as Record<string, unknown>)[k] !== undefined).sort();
-}
-
-// Filled in against enclave/evidence.ts's result shape.
-function verifierChecks(result: unknown): string[] {
-  void result;
-  return [];
 }

@@ -2,10 +2,12 @@
 // WebCrypto, transport/ and enclave/ only). It verifies the server before sending
 // anything, encrypts every request to the attested session key, and re-attests once
 // when the server says that key is gone.
+import { parsePolicy } from '../enclave/policy.js';
 import { attest, EXPIRY_MARGIN_MS, type Session } from './attest.js';
 import { SealedClientError } from './errors.js';
 import type { VerificationReport } from './report.js';
 import { openAiChunks } from './sse.js';
+import { collect, readerChunks } from './streams.js';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -59,8 +61,13 @@ export class SealedClient {
     const base = parseBaseUrl(url);
     const f = options.fetch ?? globalThis.fetch.bind(globalThis);
     const opts = { policy: options.policy, allowSimulation: options.allowSimulation === true, fetch: f };
-    if (opts.policy !== undefined && (typeof opts.policy !== 'object' || opts.policy === null || Array.isArray(opts.policy))) {
-      throw new SealedClientError('bad_options', 'policy must be a JSON object');
+    if (opts.policy !== undefined) {
+      // Parsed once, up front: a misspelt or malformed pin is the caller's error, never "not pinned".
+      try {
+        parsePolicy(opts.policy);
+      } catch (e) {
+        throw new SealedClientError('bad_options', e instanceof Error ? e.message : 'invalid policy', { cause: e });
+      }
     }
     const session = await attest(base, { ...opts, signal: options.signal });
     return new SealedClient(base, session, opts);
@@ -234,7 +241,7 @@ function innerRequest(method: string, path: string, body: unknown): InnerRequest
 }
 
 async function isOhttpKeyProblem(res: Response): Promise<boolean> {
-  const body = await collect(streamChunks(res.body), MAX_PROBLEM_BYTES).catch(() => new Uint8Array(0));
+  const body = await collect(readerChunks(res.body), MAX_PROBLEM_BYTES).catch(() => new Uint8Array(0));
   try {
     const doc = JSON.parse(new TextDecoder().decode(body)) as { type?: unknown };
     return doc.type === OHTTP_KEY_PROBLEM;
@@ -260,43 +267,12 @@ function emptyStream(): ReadableStream<Uint8Array> {
   return new ReadableStream({ start: (c) => c.close() });
 }
 
-/** Web stream to async iterable via a reader (browsers lack ReadableStream[Symbol.asyncIterator] in places). */
-export async function* streamChunks(body: ReadableStream<Uint8Array> | null): AsyncGenerator<Uint8Array> {
-  if (!body) return;
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const r = await reader.read();
-      if (r.done) return;
-      yield r.value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
-
 async function readAll(res: Response, max: number): Promise<Uint8Array> {
   try {
-    return await collect(streamChunks(res.body), max);
+    return await collect(readerChunks(res.body), max);
   } catch (e) {
     if (e instanceof SealedClientError) throw e;
     throw new SealedClientError('network', 'response was cut off', { cause: e });
   }
 }
 
-export async function collect(body: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const p of body) {
-    n += p.length;
-    if (n > max) throw new SealedClientError('response_malformed', 'response too large');
-    parts.push(p);
-  }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}

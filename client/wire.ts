@@ -4,6 +4,8 @@
 // `truncated`, never a short answer.
 import { BhttpResponseStreamDecoder, decodeResponse, encodeRequest, type BhttpResponseEvent, type Field } from '../transport/bhttp.js';
 import { TransportError } from '../transport/errors.js';
+import { concat } from '../transport/bytes.js';
+import { readerChunks } from './streams.js';
 import { decodeKeyConfig, encapsulateRequest, selectSuite, type KeyConfig } from '../transport/ohttp.js';
 import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 import { SealedClientError } from './errors.js';
@@ -103,10 +105,20 @@ export function sealChunkedRequest(
   key: SessionKeyConfig,
   req: InnerRequest,
 ): { bytes: Uint8Array; openStream(body: ReadableStream<Uint8Array>): Promise<InnerStreamResponse> } {
-  const sealed = encapsulateChunkedRequest(key.config, bhttpRequest(req, true));
+  const inner = bhttpRequest(req, true);
+  let bytes: Uint8Array;
+  let openResponse: (body: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>;
+  try {
+    const sealed = encapsulateChunkedRequest(key.config);
+    // The whole request is known up front, so it goes as one body: header, one chunk, empty final chunk.
+    bytes = concat(sealed.header, sealed.sealChunk(inner), sealed.sealFinal());
+    openResponse = sealed.openResponse;
+  } catch (e) {
+    throw sealFailure(e);
+  }
   return {
-    bytes: sealed.bytes,
-    openStream: (body) => decodeStream(sealed.openResponse(body)),
+    bytes,
+    openStream: (body) => decodeStream(readerChunks(openResponse(body))),
   };
 }
 

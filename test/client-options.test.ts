@@ -84,3 +84,17 @@ test('sealed proxy parses its flags; a non-loopback --listen needs --force-liste
   await assert.rejects(parseProxyArgs(['--url', 'http://127.0.0.1:1']), UsageError);
   assert.equal(await parseProxyArgs(['--help']), 'help');
 });
+
+test('a policy file with an unknown or malformed key is a usage error, not "not pinned"', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'client-opts-'));
+  try {
+    const policy = join(dir, 'p.json');
+    for (const doc of [{ measurment: 'ab'.repeat(48) }, { measurement: 'ab' }, { modelDigest: 'zz'.repeat(32) }]) {
+      writeFileSync(policy, JSON.stringify(doc));
+      await assert.rejects(parseChatArgs(['--url', 'http://x', '--policy', policy]), UsageError, JSON.stringify(doc));
+      await assert.rejects(parseProxyArgs(['--url', 'http://x', '--listen', '127.0.0.1:0', '--policy', policy]), UsageError);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -2,6 +2,7 @@
 // the verification summary on stderr, and the one-line rejection of CONTRACT.md
 // (`rejected: CODE: reason`). Node-only (reads files), so it lives apart from the SDK.
 import { readFile } from 'node:fs/promises';
+import { parsePolicy } from '../../enclave/policy.js';
 import { SealedClient } from '../sdk.js';
 import { SealedClientError, isVerificationFailure } from '../errors.js';
 import { formatSummary } from '../report.js';
@@ -30,6 +31,11 @@ export async function loadPolicyFile(path: string): Promise<unknown> {
   }
   if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) {
     throw new UsageError(`policy file ${path} must hold a JSON object`);
+  }
+  try {
+    parsePolicy(policy); // a misspelt pin must stop us here, not silently pin nothing
+  } catch (e) {
+    throw new UsageError(`policy file ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
   return policy;
 }
