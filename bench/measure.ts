@@ -31,7 +31,7 @@ export function aggregate(mode: ModeName, concurrency: number, samples: readonly
 export async function timeRequest(driver: ModeDriver, work: Workload): Promise<RequestSample> {
   const eventMs: number[] = [];
   const startMs = performance.now();
-  const tokens = await driver.request(work, () => { eventMs.push(performance.now()); });
+  const { tokens } = await driver.request(work, () => { eventMs.push(performance.now()); });
   return { startMs, eventMs, endMs: performance.now(), tokens };
 }
 
@@ -66,4 +66,15 @@ export async function runClosedLoop(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, requests) }, worker));
   return { samples, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Splits `requests` into at most `maxRounds` rounds of at least `concurrency`
+ * requests each (a round shorter than the concurrency would never fill the
+ * batch), spreading any remainder over the first rounds. Pure.
+ */
+export function splitRounds(requests: number, concurrency: number, maxRounds: number): number[] {
+  const rounds = Math.max(1, Math.min(maxRounds, Math.floor(requests / Math.max(1, concurrency))));
+  const base = Math.floor(requests / rounds);
+  return Array.from({ length: rounds }, (_, i) => base + (i < requests % rounds ? 1 : 0));
 }

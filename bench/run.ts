@@ -6,14 +6,18 @@ import type { BenchOptions } from './args.js';
 import { requestsFor } from './args.js';
 import { BenchError } from './errors.js';
 import { describeMachine } from './machine.js';
-import { aggregate, runClosedLoop, timeRequest } from './measure.js';
+import { aggregate, runClosedLoop, splitRounds, timeRequest } from './measure.js';
+import { compareOutputs } from './outputs.js';
 import { createEngine, engineDriver } from './modes/engine.js';
 import { createPlaintextHttpDriver } from './modes/plaintext-http.js';
 import { createTransformersJsDriver } from './modes/transformers-js.js';
 import { round } from './stats.js';
 import { evaluateTargets } from './targets.js';
 import { MODES } from './types.js';
-import type { BenchReport, ModeDriver, ModeName, RunResult, Workload } from './types.js';
+import type { BenchReport, ModeDriver, ModeName, RequestSample, RunResult, Workload } from './types.js';
+
+/** Turns each mode takes at one concurrency level (more would cut rounds below a full batch). */
+const MAX_ROUNDS = 2;
 
 /** 20 tokens with BOS under the bundled model's tokenizer; greedy continues it for 200 tokens without EOS. */
 export const PROMPT = 'Once upon a time, there was a little girl named Lily. She loved to';
@@ -37,11 +41,17 @@ async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Pr
   }
 }
 
-/** Two full requests, then one burst at the top concurrency with short completions (batch shapes, pools, JIT). */
-async function warmUp(driver: ModeDriver, work: Workload, maxConcurrency: number): Promise<void> {
-  for (let i = 0; i < 2; i++) await timeRequest(driver, work);
+/**
+ * Two full requests (the first also gives the text for the cross-mode check),
+ * then one burst at the top concurrency with short completions (batch shapes,
+ * pools, JIT).
+ */
+async function warmUp(driver: ModeDriver, work: Workload, maxConcurrency: number): Promise<string | undefined> {
+  const { text } = await driver.request(work, () => {}, true);
+  await timeRequest(driver, work);
   const short = { ...work, maxTokens: Math.min(work.maxTokens, 16) };
   await Promise.all(Array.from({ length: maxConcurrency }, () => timeRequest(driver, short)));
+  return text;
 }
 
 function describeError(err: unknown): { code: string; message: string } {
@@ -65,6 +75,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   };
   const errors: NonNullable<BenchReport['errors']> = [];
   const drivers: ModeDriver[] = [];
+  const texts = new Map<ModeName, string>();
   try {
     for (const mode of o.modes) {
       progress(`${mode}: starting and warming up`);
@@ -74,7 +85,8 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
         opened = o2.driver;
         if (o2.modelId) report.model = o2.modelId;
         if (o2.promptTokens !== undefined) report.prompt_tokens = o2.promptTokens;
-        await warmUp(opened, work, maxConcurrency);
+        const text = await warmUp(opened, work, maxConcurrency);
+        if (text !== undefined) texts.set(mode, text);
         drivers.push(opened);
       } catch (err) {
         errors.push({ mode, ...describeError(err) });
@@ -82,22 +94,41 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
         await opened?.close().catch(() => undefined);
       }
     }
+    const check = compareOutputs(texts);
+    report.outputs_identical = check.identical;
+    if (!check.identical) {
+      errors.push({ mode: check.differing.join(','), code: 'output_mismatch', message: `greedy output differs from ${check.reference}'s` });
+      progress(`WARNING: greedy output of ${check.differing.join(', ')} differs from ${check.reference}'s`);
+    }
     for (const c of o.concurrency) {
       const requests = requestsFor(o, c);
-      for (const driver of [...drivers]) {
-        try {
-          const { samples, seconds } = await runClosedLoop(driver, work, c, requests, (done) => {
-            progress(`${driver.name} c=${c}: ${done}/${requests} requests`, true);
-          });
-          const row = aggregate(driver.name, c, samples, seconds);
-          report.runs.push(row);
-          progress(`${driver.name} c=${c}: ${row.tokens_per_second} tok/s, ttft p50 ${row.ttft_ms_p50} ms`);
-        } catch (err) {
-          errors.push({ mode: driver.name, ...describeError(err) });
-          progress(`${driver.name} c=${c}: failed (${describeError(err).code}); dropping the mode`);
-          drivers.splice(drivers.indexOf(driver), 1);
-          await driver.close().catch(() => undefined);
+      const rounds = splitRounds(requests, c, MAX_ROUNDS);
+      const measured = new Map<ModeDriver, { samples: RequestSample[]; seconds: number }>();
+      // Modes take turns round by round, so drift on a shared machine lands on all of them.
+      for (const [round, count] of rounds.entries()) {
+        for (const driver of [...drivers]) {
+          try {
+            const acc = measured.get(driver) ?? { samples: [], seconds: 0 };
+            const before = acc.samples.length;
+            const { samples, seconds } = await runClosedLoop(driver, work, c, count, (done) => {
+              progress(`${driver.name} c=${c} round ${round + 1}/${rounds.length}: ${before + done}/${requests} requests`, true);
+            });
+            acc.samples.push(...samples);
+            acc.seconds += seconds;
+            measured.set(driver, acc);
+          } catch (err) {
+            errors.push({ mode: driver.name, ...describeError(err) });
+            progress(`${driver.name} c=${c}: failed (${describeError(err).code}); dropping the mode`);
+            drivers.splice(drivers.indexOf(driver), 1);
+            measured.delete(driver);
+            await driver.close().catch(() => undefined);
+          }
         }
+      }
+      for (const [driver, { samples, seconds }] of measured) {
+        const row = aggregate(driver.name, c, samples, seconds);
+        report.runs.push(row);
+        progress(`${driver.name} c=${c}: ${row.tokens_per_second} tok/s, ttft p50 ${row.ttft_ms_p50} ms`);
       }
     }
     for (const driver of drivers) {

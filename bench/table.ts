@@ -48,6 +48,9 @@ export function formatReport(report: BenchReport): string {
   const prss = report.extra.plaintext_server_rss_mb;
   if (prss !== undefined) extras.push(`plaintext twin RSS after the sweep: ${fmt(prss, 1)} MB`);
   if (report.seal_open_us !== undefined) extras.push(`seal + open of one 100-byte chunk: ${fmt(report.seal_open_us, 2)} us`);
+  if (report.outputs_identical !== undefined) {
+    extras.push(`greedy output identical across modes: ${report.outputs_identical ? 'yes' : 'NO (see errors below)'}`);
+  }
   if (extras.length > 0) lines.push(...extras, '');
   lines.push(targetsTable(report.targets));
   for (const e of report.errors ?? []) lines.push(`mode ${e.mode} failed: ${e.code}: ${e.message}`);

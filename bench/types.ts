@@ -33,14 +33,23 @@ export interface Workload {
   maxTokens: number;
 }
 
+export interface Completed {
+  tokens: number;
+  text?: string;
+}
+
 /**
  * What a mode offers the runner: one streamed greedy completion at a time
  * (called concurrently up to the sweep's concurrency), plus its own extras.
  */
 export interface ModeDriver {
   readonly name: ModeName;
-  /** Runs one request; calls onToken() as each piece of output arrives; resolves to completion tokens. */
-  request(work: Workload, onToken: () => void): Promise<number>;
+  /**
+   * Runs one request; calls onToken() as each piece of output arrives.
+   * Resolves to the completion tokens and, when `wantText` (or when it costs
+   * nothing extra), the completion text for the cross-mode output check.
+   */
+  request(work: Workload, onToken: () => void, wantText?: boolean): Promise<Completed>;
   /** Extra numbers this mode can report (session set-up, server RSS, ...). */
   extras?(): Promise<Record<string, number>>;
   close(): Promise<void>;
@@ -65,6 +74,8 @@ export interface BenchReport {
   max_tokens: number;
   session_setup_ms_p50?: number;
   seal_open_us?: number;
+  /** Whether every mode's greedy completion was the same text (the check that they did the same work). */
+  outputs_identical?: boolean;
   /** Further numbers modes report (server RSS, ...), written as top-level keys. */
   extra: Record<string, number>;
   targets: TargetResult[];

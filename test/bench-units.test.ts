@@ -7,7 +7,8 @@ import { parseArgs, requestsFor } from '../bench/args.js';
 import { escapeXml, niceCeil, renderChart } from '../bench/chart.js';
 import { parseProcStatus } from '../bench/child.js';
 import { BenchError } from '../bench/errors.js';
-import { aggregate, runClosedLoop } from '../bench/measure.js';
+import { aggregate, runClosedLoop, splitRounds } from '../bench/measure.js';
+import { compareOutputs, normalizeCompletion } from '../bench/outputs.js';
 import { consumeCompletionStream } from '../bench/modes/plaintext-http.js';
 import { RUN_KEYS, serialize, toContractJson, validateContractShape } from '../bench/report.js';
 import { gaps, median, percentile } from '../bench/stats.js';
@@ -85,7 +86,7 @@ test('runClosedLoop issues exactly N requests with at most C in flight', async (
       await new Promise((r) => setTimeout(r, 2));
       onToken();
       inFlight--;
-      return 1;
+      return { tokens: 1 };
     },
     async close() {},
   };
@@ -104,7 +105,7 @@ test('runClosedLoop stops issuing after a failure and rejects', async () => {
       calls++;
       await new Promise((r) => setTimeout(r, 1));
       if (calls === 2) throw new BenchError('mode_failed', 'boom');
-      return 1;
+      return { tokens: 1 };
     },
     async close() {},
   };
@@ -280,7 +281,7 @@ function streamOf(parts: string[]): ReadableStream<Uint8Array> {
 test('consumeCompletionStream counts text chunks as they arrive and trusts usage for tokens', async () => {
   const ev = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
   let seen = 0;
-  const tokens = await consumeCompletionStream(streamOf([
+  const { tokens, text } = await consumeCompletionStream(streamOf([
     ev({ choices: [{ text: 'Once', finish_reason: null }] }),
     ev({ choices: [{ text: ' upon', finish_reason: null }] }).slice(0, 7),
     ev({ choices: [{ text: ' upon', finish_reason: null }] }).slice(7),
@@ -290,11 +291,31 @@ test('consumeCompletionStream counts text chunks as they arrive and trusts usage
   ]), () => { seen++; });
   assert.equal(seen, 2);
   assert.equal(tokens, 3);
+  assert.equal(text, 'Once upon');
   // Without usage the chunk count stands in; chat deltas count too.
   const n = await consumeCompletionStream(streamOf([ev({ choices: [{ delta: { content: 'a' } }] }), 'data: [DONE]\n\n']), () => {});
-  assert.equal(n, 1);
+  assert.deepEqual(n, { tokens: 1, text: 'a' });
 });
 
 test('consumeCompletionStream rejects a stream cut before [DONE]', async () => {
   await assert.rejects(consumeCompletionStream(streamOf(['data: {"choices":[{"text":"a"}]}\n\n']), () => {}), { code: 'mode_failed' });
+});
+
+test('splitRounds: at most maxRounds, each at least the concurrency, sums to the total', () => {
+  assert.deepEqual(splitRounds(8, 1, 2), [4, 4]);
+  assert.deepEqual(splitRounds(9, 1, 2), [5, 4]);
+  assert.deepEqual(splitRounds(16, 16, 2), [16]);
+  assert.deepEqual(splitRounds(64, 32, 2), [32, 32]);
+  assert.deepEqual(splitRounds(3, 16, 2), [3]); // fewer requests than workers: one round
+  assert.deepEqual(splitRounds(5, 1, 1), [5]);
+});
+
+test('compareOutputs: the engine is the reference; only a leading space may differ', () => {
+  const same = new Map([['engine', ' play outside.'], ['transformers-js', 'play outside.'], ['plaintext-http', ' play outside.']] as const);
+  assert.deepEqual(compareOutputs(same), { identical: true, reference: 'engine', differing: [] });
+  const diff = new Map([['transformers-js', 'play outside'], ['engine', ' play outside.'], ['encrypted-http', ' play  outside.']] as const);
+  assert.deepEqual(compareOutputs(diff), { identical: false, reference: 'engine', differing: ['transformers-js', 'encrypted-http'] });
+  assert.equal(compareOutputs(new Map([['plaintext-http', 'a']] as const)).reference, 'plaintext-http');
+  assert.equal(compareOutputs(new Map()).identical, true);
+  assert.equal(normalizeCompletion('\n  a b '), 'a b ');
 });

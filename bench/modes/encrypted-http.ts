@@ -10,7 +10,7 @@ import { startChildServer } from '../child.js';
 import type { ChildServer } from '../child.js';
 import { BenchError } from '../errors.js';
 import { percentile } from '../stats.js';
-import type { ModeDriver, Workload } from '../types.js';
+import type { Completed, ModeDriver, Workload } from '../types.js';
 
 /** Session set-ups timed for the p50 (each is a fresh attestation and a full verification). */
 const SESSION_SAMPLES = 12;
@@ -58,7 +58,7 @@ export async function createEncryptedHttpDriver(opts: { modelDir: string; thread
   return {
     name: 'encrypted-http',
     server,
-    async request(work: Workload, onToken: () => void): Promise<number> {
+    async request(work: Workload, onToken: () => void): Promise<Completed> {
       const stream = await client.complete({
         prompt: work.prompt,
         max_tokens: work.maxTokens,
@@ -67,13 +67,14 @@ export async function createEncryptedHttpDriver(opts: { modelDir: string; thread
         stream_options: { include_usage: true },
       });
       let chunks = 0;
+      let out = '';
       let usage: number | undefined;
       for await (const chunk of stream) {
         const text = chunk.choices[0]?.text;
-        if (typeof text === 'string' && text.length > 0) { chunks++; onToken(); }
+        if (typeof text === 'string' && text.length > 0) { chunks++; out += text; onToken(); }
         if (typeof chunk.usage?.completion_tokens === 'number') usage = chunk.usage.completion_tokens;
       }
-      return usage ?? chunks;
+      return { tokens: usage ?? chunks, text: out };
     },
     async extras(): Promise<Record<string, number>> {
       const out: Record<string, number> = {};

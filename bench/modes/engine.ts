@@ -2,7 +2,7 @@
 // are measured against.
 import { Engine } from '../../engine/index.js';
 import { BenchError } from '../errors.js';
-import type { ModeDriver, Workload } from '../types.js';
+import type { Completed, ModeDriver, Workload } from '../types.js';
 
 export async function createEngine(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<Engine> {
   // Queue room for every request a sweep level can have waiting, so the
@@ -14,14 +14,15 @@ export async function createEngine(opts: { modelDir: string; threads: number; ma
 export function engineDriver(engine: Engine): ModeDriver {
   return {
     name: 'engine',
-    async request(work: Workload, onToken: () => void): Promise<number> {
+    async request(work: Workload, onToken: () => void): Promise<Completed> {
       let tokens = -1;
+      let text = '';
       for await (const ev of engine.generate({ prompt: work.prompt, maxTokens: work.maxTokens, temperature: 0 })) {
-        if (ev.type === 'delta') onToken();
+        if (ev.type === 'delta') { text += ev.text; onToken(); }
         else if (ev.type === 'done') tokens = ev.completionTokens;
       }
       if (tokens < 0) throw new BenchError('mode_failed', 'engine stream ended without a done event');
-      return tokens;
+      return { tokens, text };
     },
     async close(): Promise<void> {
       await engine.close();

@@ -7,7 +7,7 @@ import { REPO_ROOT } from '../args.js';
 import { startChildServer } from '../child.js';
 import type { ChildServer } from '../child.js';
 import { BenchError } from '../errors.js';
-import type { ModeDriver, Workload } from '../types.js';
+import type { Completed, ModeDriver, Workload } from '../types.js';
 
 /** The OpenAI completions body every HTTP mode sends: greedy, streamed, usage at the end. */
 export function completionBody(model: string, work: Workload): Record<string, unknown> {
@@ -23,12 +23,13 @@ export function completionBody(model: string, work: Workload): Record<string, un
 
 /**
  * Reads an OpenAI completions event stream: calls onToken() for each chunk
- * that carries text, and returns the completion tokens from the usage chunk
- * (or the count of text chunks if the server sent no usage).
+ * that carries text, and returns the text and the completion tokens from the
+ * usage chunk (or the count of text chunks if the server sent no usage).
  */
-export async function consumeCompletionStream(body: ReadableStream<Uint8Array>, onToken: () => void): Promise<number> {
+export async function consumeCompletionStream(body: ReadableStream<Uint8Array>, onToken: () => void): Promise<Completed> {
   const parser = new SseParser();
   let chunks = 0;
+  let out = '';
   let usageTokens: number | undefined;
   let done = false;
   const reader = body.getReader();
@@ -40,13 +41,13 @@ export async function consumeCompletionStream(body: ReadableStream<Uint8Array>, 
       const ev = JSON.parse(data) as { choices?: { text?: string; delta?: { content?: string } }[]; usage?: { completion_tokens?: number } | null };
       const c = ev.choices?.[0];
       const text = c?.text ?? c?.delta?.content;
-      if (typeof text === 'string' && text.length > 0) { chunks++; onToken(); }
+      if (typeof text === 'string' && text.length > 0) { chunks++; out += text; onToken(); }
       if (typeof ev.usage?.completion_tokens === 'number') usageTokens = ev.usage.completion_tokens;
     }
   }
   parser.end();
   if (!done) throw new BenchError('mode_failed', 'event stream ended without [DONE]');
-  return usageTokens ?? chunks;
+  return { tokens: usageTokens ?? chunks, text: out };
 }
 
 export async function createPlaintextHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
@@ -66,7 +67,7 @@ export async function createPlaintextHttpDriver(opts: { modelDir: string; thread
   return {
     name: 'plaintext-http',
     server,
-    async request(work: Workload, onToken: () => void): Promise<number> {
+    async request(work: Workload, onToken: () => void): Promise<Completed> {
       const res = await fetch(`${server.url}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

@@ -4,10 +4,13 @@
 // once on one loaded model, as a server built on the library would run them.
 import path from 'node:path';
 import { BenchError } from '../errors.js';
-import type { ModeDriver, Workload } from '../types.js';
+import type { Completed, ModeDriver, Workload } from '../types.js';
 
-interface Tensor { dims: number[] }
-type Tokenizer = (text: string) => { input_ids: Tensor; attention_mask: Tensor };
+interface Tensor { dims: number[]; data: ArrayLike<bigint | number> }
+interface Tokenizer {
+  (text: string): { input_ids: Tensor; attention_mask: Tensor };
+  decode(ids: number[] | bigint[], opts: { skip_special_tokens: boolean }): string;
+}
 interface CausalLM {
   generate(args: Record<string, unknown>): Promise<unknown>;
   dispose?(): Promise<unknown>;
@@ -35,7 +38,7 @@ export async function createTransformersJsDriver(opts: { modelDir: string; threa
 
   return {
     name: 'transformers-js',
-    async request(work: Workload, onToken: () => void): Promise<number> {
+    async request(work: Workload, onToken: () => void, wantText = false): Promise<Completed> {
       let inputs = encoded.get(work.prompt);
       if (inputs === undefined) {
         inputs = tokenizer(work.prompt);
@@ -54,7 +57,11 @@ export async function createTransformersJsDriver(opts: { modelDir: string; threa
       const out = (await model.generate({
         ...inputs, max_new_tokens: work.maxTokens, do_sample: false, streamer,
       })) as Tensor;
-      return out.dims[1] - promptLen;
+      const tokens = out.dims[1] - promptLen;
+      if (!wantText) return { tokens };
+      // Decoding is the caller's extra, outside the streamed timings that matter (TTFT, ITL).
+      const ids = Array.from(out.data as ArrayLike<bigint>).slice(promptLen);
+      return { tokens, text: tokenizer.decode(ids, { skip_special_tokens: true }) };
     },
     async close(): Promise<void> {
       await model.dispose?.();
