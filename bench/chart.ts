@@ -13,11 +13,14 @@ export function escapeXml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] as string);
 }
 
-/** A round axis maximum (1, 2, 2.5 or 5 times a power of ten) at or above v. */
+/** Axis maxima: round numbers whose fifths (the grid lines) are round too. */
+const NICE = [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10];
+
+/** The smallest nice axis maximum at or above v. */
 export function niceCeil(v: number): number {
   if (!(v > 0) || !Number.isFinite(v)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of NICE) if (m * p >= v * (1 - 1e-12)) return m * p;
   return 10 * p;
 }
 

@@ -233,10 +233,12 @@ test('SVG chart: well-formed, one series per mode, points placed by value', () =
 });
 
 test('niceCeil and escapeXml', () => {
-  assert.equal(niceCeil(3700), 5000);
-  assert.equal(niceCeil(4000), 5000); // 4000 is not 1, 2, 2.5 or 5 times a power of ten
+  assert.equal(niceCeil(3700), 4000);
+  assert.equal(niceCeil(4000), 4000);
+  assert.equal(niceCeil(5200), 6000);
+  assert.equal(niceCeil(8001), 10000);
   assert.equal(niceCeil(1000), 1000);
-  assert.equal(niceCeil(0.3), 0.5);
+  assert.equal(niceCeil(0.35), 0.4);
   assert.equal(niceCeil(2500), 2500);
   assert.equal(niceCeil(0), 1);
   assert.equal(niceCeil(Number.NaN), 1);
