@@ -196,9 +196,10 @@ export async function verifyChain(chain: Certificate[], opts: ChainOptions): Pro
   const full = [...chain];
   const last = full[full.length - 1];
   if (!bytesEqual(last.raw, root.raw)) {
-    // Not the pinned root itself: it must then be issued by it, and must not be another self-signed root.
-    if (bytesEqual(last.issuer.raw, last.subject.raw) && (await verifyCertSignature(last, last).catch(() => false))) {
-      fail(code('untrusted_root'), `chain ends at an untrusted root (${last.subject.text})`);
+    // Not the pinned root itself: it must then be issued by it. A self-issued certificate here is some
+    // other (or altered) root, whatever its signature: refuse it rather than look past it.
+    if (bytesEqual(last.issuer.raw, last.subject.raw)) {
+      fail(code('untrusted_root'), `chain ends at a root that is not the pinned one (${last.subject.text})`);
     }
     full.push(root);
   }
