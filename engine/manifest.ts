@@ -61,9 +61,10 @@ export function canonicalJson(value: unknown): string {
 
 export function buildManifest(files: ReadonlyMap<string, Uint8Array>): Manifest {
   const entries = [...files.entries()]
-    .map(([path, bytes]) => ({ path, size: bytes.byteLength, sha256: sha256Hex(bytes) }))
+    // Keys in canonical order, so JSON.stringify(manifest) is the canonical form too.
+    .map(([path, bytes]) => ({ path, sha256: sha256Hex(bytes), size: bytes.byteLength }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { version: 1, files: entries };
+  return { files: entries, version: 1 };
 }
 
 export function manifestDigest(manifest: Manifest): string {

@@ -253,6 +253,8 @@ export function inspectGraph(session: ort.InferenceSession, config: ModelConfig)
       problems.push(`${kind} '${name}' has head size ${dim} but config.json says ${config.headDim}`);
     }
   };
+  // Per-layer problems are summarised (a graph without a cache lacks all of them).
+  const before = problems.length;
   for (let l = 0; l < config.numLayers; l++) {
     const names = [
       [`past_key_values.${l}.key`, pastKeys, inputs, 'input'],
@@ -264,6 +266,11 @@ export function inspectGraph(session: ort.InferenceSession, config: ModelConfig)
       checkKv(map, kind, name);
       list.push(name);
     }
+  }
+  const kvProblems = problems.splice(before);
+  const byKind = (k: string) => kvProblems.filter((p) => p.startsWith(k));
+  for (const group of [byKind('input'), byKind('output')]) {
+    if (group.length > 0) problems.push(group[0] + (group.length > 1 ? ` (and ${group.length - 1} more like it)` : ''));
   }
   const known = new Set(['input_ids', 'attention_mask', 'position_ids', ...pastKeys, ...pastValues]);
   const unknown = [...session.inputNames].filter((n) => !known.has(n));

@@ -1,0 +1,104 @@
+// Tokenizer and chat template through @huggingface/transformers, from the
+// bytes the loader hashed: local only, nothing written.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { env } from '@huggingface/transformers';
+import { createTokenizer, normalizeMessages } from '../engine/tokenizer.js';
+import { Engine, EngineError } from '../engine/index.js';
+
+const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
+const tokenizerJson = JSON.parse(readFileSync(join(MODEL_DIR, 'tokenizer.json'), 'utf8'));
+const tokenizerConfig = JSON.parse(readFileSync(join(MODEL_DIR, 'tokenizer_config.json'), 'utf8'));
+
+test('encodes like llama2.c (BOS, "▁" prefix, byte fallback) and round-trips', () => {
+  const tok = createTokenizer(tokenizerJson, tokenizerConfig);
+  // From the golden sample: "Once upon a time," is 403 407 261 378 432 after BOS.
+  assert.deepEqual(tok.encode('Once upon a time,'), [1, 403, 407, 261, 378, 432]);
+  assert.deepEqual(tok.encode('Once upon a time,', false), [403, 407, 261, 378, 432]);
+  for (const s of ['héllo wörld 😀', 'Lily said, "Hi!"\nThe end.', '日本語']) {
+    assert.equal(tok.decode(tok.encode(s)), s);
+  }
+});
+
+test('no chat template: the documented plain fallback (messages joined by newlines, after BOS)', () => {
+  const tok = createTokenizer(tokenizerJson, tokenizerConfig);
+  assert.equal(tok.hasChatTemplate, false);
+  const ids = tok.chatPrompt([
+    { role: 'system', content: 'Be kind.' },
+    { role: 'user', content: [{ type: 'text', text: 'Once upon ' }, { type: 'text', text: 'a time' }] },
+  ]);
+  assert.deepEqual(ids, tok.encode('Be kind.\nOnce upon a time'));
+});
+
+test('a chat template in tokenizer_config.json is applied with the generation prompt; BOS appears once', () => {
+  const template =
+    "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+  const tok = createTokenizer(tokenizerJson, { ...tokenizerConfig, chat_template: template });
+  assert.equal(tok.hasChatTemplate, true);
+  const ids = tok.chatPrompt([
+    { role: 'system', content: 'Tell a story.' },
+    { role: 'user', content: 'A cat' },
+  ]);
+  assert.deepEqual(ids, tok.encode('system: Tell a story.\nuser: A cat\nassistant:'));
+  assert.equal(ids.filter((i) => i === 1).length, 1);
+  // A template that raises (here: on a role it does not accept) is an invalid request, not a crash.
+  const strict = createTokenizer(tokenizerJson, {
+    ...tokenizerConfig,
+    chat_template: "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}{{ m['content'] }}{% endfor %}",
+  });
+  assert.throws(() => strict.chatPrompt([{ role: 'system', content: 'x' }]), (e: unknown) => e instanceof EngineError && e.code === 'invalid_request');
+});
+
+test('malformed messages are invalid_request', () => {
+  const bad: unknown[] = [
+    [],
+    'hello',
+    [{ role: 'wizard', content: 'x' }],
+    [{ role: 'user' }],
+    [{ role: 'user', content: [{ type: 'image_url', image_url: 'x' }] }],
+    [{ role: 'user', content: 'lone \ud800' }],
+    [null],
+  ];
+  for (const m of bad) {
+    assert.throws(() => normalizeMessages(m), (e: unknown) => e instanceof EngineError && e.code === 'invalid_request');
+  }
+});
+
+function snapshot(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else out.push(`${p} ${st.size} ${st.mtimeMs}`);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+test('loading and running the engine writes no file (model dir, transformers cache) and fetches nothing', async () => {
+  assert.equal(env.allowRemoteModels, false);
+  const cacheDir = env.cacheDir;
+  const cacheBefore = cacheDir && existsSync(cacheDir) ? snapshot(cacheDir) : null;
+  const modelBefore = snapshot(MODEL_DIR);
+  const realFetch = globalThis.fetch;
+  let fetched = 0;
+  globalThis.fetch = (async () => {
+    fetched++;
+    throw new Error('no network');
+  }) as typeof fetch;
+  try {
+    const engine = await Engine.create({ modelDir: MODEL_DIR, threads: 1 });
+    for await (const ev of engine.generate({ prompt: engine.chatPrompt([{ role: 'user', content: 'Hi' }]), maxTokens: 5 })) void ev;
+    await engine.close();
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  assert.equal(fetched, 0);
+  assert.deepEqual(snapshot(MODEL_DIR), modelBefore);
+  assert.deepEqual(cacheDir && existsSync(cacheDir) ? snapshot(cacheDir) : null, cacheBefore);
+});
