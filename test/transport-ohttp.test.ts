@@ -97,7 +97,10 @@ test('gateway errors: unknown key id, unoffered suite, KEM mismatch, size limit,
   assert.throws(() => decapsulateRequest(lookup, kem), isCode('unsupported_suite'));
   assert.throws(() => decapsulateRequest(lookup, c.bytes, { maxRequestSize: c.bytes.length - 1 }), isCode('too_large'));
   assert.throws(() => decapsulateRequest(lookup, c.bytes.subarray(0, 20)), isCode('truncated'));
-  assert.throws(() => decapsulateRequest(lookup, c.bytes.subarray(0, 7 + 32 + 15)), isCode('decrypt_failed'));
+  assert.throws(() => decapsulateRequest(lookup, c.bytes.subarray(0, 7 + 32 + 15)), isCode('truncated'));
+  const flipped = c.bytes.slice();
+  flipped[flipped.length - 1] ^= 0x80;
+  assert.throws(() => decapsulateRequest(lookup, flipped), isCode('decrypt_failed'));
   assert.throws(() => encapsulateRequest(key.config, utf8('x'), { kdfId: 1, aeadId: 3 }), isCode('unsupported_suite'));
   assert.throws(() => encapsulateRequest(key.config, new Uint8Array(100), undefined, { limits: { maxRequestSize: 100 } }), isCode('too_large'));
 });

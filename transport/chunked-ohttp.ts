@@ -40,7 +40,7 @@ const TAG = 16;
  * Splits a byte stream into chunk ciphertexts. Non-final chunks come out as soon as they are complete;
  * the final chunk (after a zero length) runs to the end of input and comes out of end().
  */
-class ChunkFramer {
+export class ChunkFramer {
   #buf: Uint8Array = new Uint8Array(0);
   #final = false;
   #finalParts: Uint8Array[] = [];
@@ -318,7 +318,9 @@ export class ChunkedRequestReader {
         const header = this.#prefix.slice(0, HEADER_LENGTH);
         this.enc = r.bytes(N_ENC).slice();
         const hpke = new CipherSuite({ kemId: KEM_X25519_HKDF_SHA256, kdfId: h.suite.kdfId, aeadId: h.suite.aeadId });
-        this.context = hpke.setupBaseR(this.enc, h.key.privateKey, requestInfo(LABEL_CHUNKED_REQUEST, header));
+        this.context = hpke.setupRecipient(this.enc, h.key.privateKey, {
+          info: requestInfo(LABEL_CHUNKED_REQUEST, header), recipientPublicKey: h.key.config.publicKey,
+        });
         data = r.rest();
         this.#prefix = new Uint8Array(0);
         this.#state = 'body';

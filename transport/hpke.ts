@@ -193,12 +193,17 @@ export function encap(pkR: Uint8Array, skS?: Uint8Array, ephemeral?: KeyPair): {
   return { sharedSecret, enc };
 }
 
-/** Decap / AuthDecap. */
-export function decap(enc: Uint8Array, skR: Uint8Array, pkS?: Uint8Array): Uint8Array {
+/**
+ * Decap / AuthDecap. `pkR` may be passed when the caller already holds the recipient's public key (a
+ * gateway's key configuration), saving a scalar multiplication; it must belong to skR, or every open
+ * fails.
+ */
+export function decap(enc: Uint8Array, skR: Uint8Array, pkS?: Uint8Array, pkR?: Uint8Array): Uint8Array {
   checkLen(enc, N_ENC, 'encapsulated key');
   checkLen(skR, N_SK, 'recipient private key');
+  if (pkR) checkLen(pkR, N_PK, 'recipient public key');
   let dhOut = dh(skR, enc);
-  let kemContext = concat(enc, publicKeyFromPrivate(skR));
+  let kemContext = concat(enc, pkR ?? publicKeyFromPrivate(skR));
   if (pkS) {
     checkLen(pkS, N_PK, 'sender public key');
     dhOut = concat(dhOut, dh(skR, pkS));
@@ -360,6 +365,8 @@ export interface SetupRecipientOptions {
   pskId?: Uint8Array;
   /** Sender public key (auth modes). */
   senderPublicKey?: Uint8Array;
+  /** The recipient's own public key, if known (skips recomputing it from the private key). */
+  recipientPublicKey?: Uint8Array;
 }
 
 /**
@@ -410,7 +417,7 @@ export class CipherSuite {
     const mode = opts.mode ?? MODE_BASE;
     const auth = mode === MODE_AUTH || mode === MODE_AUTH_PSK;
     if (auth !== !!opts.senderPublicKey) throw new TransportError('invalid_argument', 'sender key does not match the mode');
-    const sharedSecret = decap(enc, skR, opts.senderPublicKey);
+    const sharedSecret = decap(enc, skR, opts.senderPublicKey, opts.recipientPublicKey);
     const ks = keySchedule(this.aeadId, mode, sharedSecret, opts.info ?? EMPTY, opts.psk, opts.pskId);
     sharedSecret.fill(0);
     return new Context('recipient', this.aeadId, ks);

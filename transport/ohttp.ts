@@ -230,16 +230,29 @@ export interface DecapsulatedRequest {
   sealResponse(response: Uint8Array): Uint8Array;
 }
 
-export function decapsulateRequest(lookupKey: KeyLookup, bytes: Uint8Array, limits?: Partial<TransportLimits>): DecapsulatedRequest {
+/** The framing of an Encapsulated Request, checked against the gateway's keys; no cryptography yet. */
+export interface ParsedEncapsulatedRequest extends ParsedHeader {
+  header: Uint8Array;
+  enc: Uint8Array;
+  ct: Uint8Array;
+}
+
+export function parseEncapsulatedRequest(lookupKey: KeyLookup, bytes: Uint8Array, limits?: Partial<TransportLimits>): ParsedEncapsulatedRequest {
   const lim = resolveLimits(limits);
   if (bytes.length > lim.maxRequestSize) throw new TransportError('too_large', 'encapsulated request exceeds limit');
   const r = new Reader(bytes);
-  const { keyId, suite, key } = readRequestHeader(r, lookupKey);
+  const parsed = readRequestHeader(r, lookupKey);
   const header = bytes.slice(0, HEADER_LENGTH);
   const enc = r.bytes(N_ENC_X25519).slice();
   const ct = r.rest();
+  if (ct.length < aeadSizes(parsed.suite.aeadId).Nt) throw new TransportError('truncated', 'ciphertext shorter than the tag');
+  return { ...parsed, header, enc, ct };
+}
+
+export function decapsulateRequest(lookupKey: KeyLookup, bytes: Uint8Array, limits?: Partial<TransportLimits>): DecapsulatedRequest {
+  const { keyId, suite, key, header, enc, ct } = parseEncapsulatedRequest(lookupKey, bytes, limits);
   const hpke = new CipherSuite({ kemId: KEM_X25519_HKDF_SHA256, kdfId: suite.kdfId, aeadId: suite.aeadId });
-  const context = hpke.setupBaseR(enc, key.privateKey, requestInfo(LABEL_REQUEST, header));
+  const context = hpke.setupRecipient(enc, key.privateKey, { info: requestInfo(LABEL_REQUEST, header), recipientPublicKey: key.config.publicKey });
   const request = context.open(new Uint8Array(0), ct);
   return {
     keyId, suite, enc, request, context,
