@@ -130,7 +130,10 @@ function sseRelay(body: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
       } catch (e) {
         const code = e instanceof SealedClientError ? e.code : 'internal';
         controller.enqueue(enc.encode(sseEvent(JSON.stringify({ error: { message: `upstream stream failed: ${code}`, type: 'upstream_error', code } }))));
-        controller.error(e);
+        // The HTTP server logs the stream's error: one clean line, no stack, no request content.
+        const abort = new Error(`sealed proxy: upstream stream failed (${code}); connection aborted`);
+        abort.stack = abort.message;
+        controller.error(abort);
       }
     },
     async cancel() {
