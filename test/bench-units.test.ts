@@ -321,3 +321,13 @@ test('compareOutputs: the engine is the reference; only a leading space may diff
   assert.equal(compareOutputs(new Map()).identical, true);
   assert.equal(normalizeCompletion('\n  a b '), 'a b ');
 });
+
+test('seal + open of one chunk: real round trips through transport for every AEAD', async () => {
+  const { measureSealOpenFor, defaultAead, CHUNK_BYTES } = await import('../bench/seal-cost.js');
+  assert.equal(CHUNK_BYTES, 100);
+  for (const id of [1, 2, 3]) {
+    const us = measureSealOpenFor(id, 3, 10);
+    assert.ok(Number.isFinite(us) && us > 0 && us < 1e6, `aead ${id}: ${us} us`);
+  }
+  assert.ok([1, 2, 3].includes(defaultAead()));
+});

@@ -2,7 +2,6 @@
 // and the real SDK in this one, over loopback: attestation and verification
 // of the simulated SEV-SNP evidence, then every request sealed with chunked
 // OHTTP and streamed back event by event.
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { SealedClient } from '../../client/sdk.js';
 import { REPO_ROOT } from '../args.js';
@@ -15,26 +14,19 @@ import type { Completed, ModeDriver, Workload } from '../types.js';
 /** Session set-ups timed for the p50 (each is a fresh attestation and a full verification). */
 const SESSION_SAMPLES = 12;
 
-/** A free loopback port (the kernel's choice), released for the server to take. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => (port > 0 ? resolve(port) : reject(new BenchError('child_failed', 'no free port'))));
-    });
-  });
-}
-
-/** Command line of the real server, simulation mode, on loopback, with the bench's threads and batch. */
-export function serveArgs(o: { modelDir: string; threads: number; maxBatch: number; port: number }): string[] {
+/**
+ * Command line of the real server: simulation mode, loopback, any free port
+ * (it announces the URL), the bench's threads, and as many generation slots
+ * as the top concurrency (the same the plaintext twin gets). The per-session
+ * request cap is raised so a long sweep measures requests, not re-attestation.
+ */
+export function serveArgs(o: { modelDir: string; threads: number; maxBatch: number }): string[] {
   return [
     '--import', 'tsx', path.join(REPO_ROOT, 'cli', 'sealed.ts'), 'serve',
-    '--platform', 'simulated', '--host', '127.0.0.1', '--port', String(o.port),
-    '--model', o.modelDir, '--threads', String(o.threads),
+    '--platform', 'simulated', '--host', '127.0.0.1', '--port', '0',
+    '--model-dir', o.modelDir, '--threads', String(o.threads),
     '--max-concurrent', String(o.maxBatch), '--max-queue', String(Math.max(64, 4 * o.maxBatch)),
+    '--max-requests-per-session', '100000',
   ];
 }
 
@@ -46,8 +38,7 @@ export async function timeSessionSetup(url: string): Promise<number> {
 }
 
 export async function createEncryptedHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
-  const port = await freePort();
-  const server = await startChildServer(serveArgs({ ...opts, port }), { env: { TSX_DISABLE_CACHE: '1' } });
+  const server = await startChildServer(serveArgs(opts), { env: { TSX_DISABLE_CACHE: '1' } });
   let client: SealedClient;
   try {
     client = await SealedClient.connect(server.url, { allowSimulation: true });
