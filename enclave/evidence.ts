@@ -297,6 +297,9 @@ export async function verifyEvidence(input: unknown, opts: VerifyEvidenceOptions
   }
   if (policy.modelDigest) checks.push('model digest pinned');
 
+  // keyId is not inside the binding on its own: it is bound as the first byte of the key configuration
+  // (RFC 9458 section 3), so the two must agree.
+  if (e.keyConfig[0] !== e.keyId) throw new AttestationError('key_id_mismatch', 'keyId differs from the key configuration\'s key id');
   const expected = computeReportData(nonce, e.keyConfig, e.model.digest);
   if (!bytesEqual(expected, e.reportData)) {
     throw new AttestationError('binding_mismatch', 'reportData does not bind this nonce, key configuration and model');
