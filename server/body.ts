@@ -10,7 +10,11 @@ export function declaredLength(headers: Headers): number | null {
   return Number(v.trim());
 }
 
-/** Reads the whole stream; ServerError('too_large') past `max` bytes (the stream is cancelled). */
+/**
+ * Reads the whole stream into a new array the caller owns (and may wipe); the stream's own
+ * chunks are never modified, as they may be views into buffers shared with others.
+ * ServerError('too_large') past `max` bytes (the stream is cancelled).
+ */
 export async function readLimited(stream: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
   if (stream === null) return new Uint8Array(0);
   const reader = stream.getReader();
@@ -23,7 +27,6 @@ export async function readLimited(stream: ReadableStream<Uint8Array> | null, max
       total += value.byteLength;
       if (total > max) {
         reader.cancel().catch(() => {});
-        for (const p of parts) p.fill(0);
         throw new ServerError('too_large', 'request body too large');
       }
       parts.push(value);
@@ -31,13 +34,11 @@ export async function readLimited(stream: ReadableStream<Uint8Array> | null, max
   } finally {
     reader.releaseLock();
   }
-  if (parts.length === 1) return parts[0]!;
   const out = new Uint8Array(total);
   let o = 0;
   for (const p of parts) {
     out.set(p, o);
     o += p.byteLength;
-    p.fill(0);
   }
   return out;
 }

@@ -217,10 +217,10 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
           controller.close();
           return;
         }
+        // The inner chunk belongs to the inner app; only the framed copy made here is wiped.
         const framed = bhttp.body(r.value);
         controller.enqueue(sealer.sealChunk(framed));
         framed.fill(0);
-        r.value.fill(0);
       },
       async cancel() {
         await reader.cancel().catch(() => {});

@@ -44,7 +44,8 @@ export async function collectCompletion(engine: InferenceEngine, job: Completion
 
 const enc = new TextEncoder();
 const sse = (data: unknown) => enc.encode(`data: ${JSON.stringify(data)}\n\n`);
-const DONE = enc.encode('data: [DONE]\n\n');
+// A fresh array per use: a consumer may wipe what it was given.
+const done = () => enc.encode('data: [DONE]\n\n');
 
 /**
  * The SSE body of a streamed generation. `permit` is released when the stream ends, errors
@@ -135,7 +136,7 @@ export function streamCompletion(
     if (job.kind === 'chat') controller.enqueue(sse(chatChunk(job.meta, {}, reason)));
     else controller.enqueue(sse(textChunk(job.meta, '', reason)));
     if (job.includeUsage && u) controller.enqueue(sse(job.kind === 'chat' ? chatUsageChunk(job.meta, u) : textUsageChunk(job.meta, u)));
-    controller.enqueue(DONE);
+    controller.enqueue(done());
     controller.close();
     finish();
   }
