@@ -20,7 +20,7 @@ export const MAX_REQUEST_BYTES = 1 << 20;
 export interface ProxyAppOptions {
   client: SealedClient;
   /** What the chat page should verify against (the page attests the server itself). */
-  page?: { server: string; policy?: unknown; allowSimulation: boolean; script: () => Promise<string> };
+  page?: { server: string; policy?: unknown; allowSimulation: boolean; maxTokens?: number; script: () => Promise<string> };
   /** Host names (without port) accepted in the Host header; undefined accepts any (a forced non-loopback listen). */
   allowedHostnames?: string[];
 }
@@ -195,6 +195,7 @@ export function createProxyApp(opts: ProxyAppOptions): Hono {
   if (opts.page) {
     const page = opts.page;
     const config: PageConfig = { server: page.server, policy: page.policy, allowSimulation: page.allowSimulation };
+    if (page.maxTokens !== undefined) config.maxTokens = page.maxTokens;
     const connectSrc = new URL(page.server).origin;
     app.get('/chat', (c) => {
       c.header('content-security-policy', `default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src ${connectSrc}`);

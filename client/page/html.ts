@@ -10,6 +10,8 @@ export interface PageConfig {
   server: string;
   policy?: unknown;
   allowSimulation: boolean;
+  /** Most tokens per answer; absent: the server's default. */
+  maxTokens?: number;
 }
 
 /** JSON safe inside <script type="application/json">: no "</script>", no HTML comment openers. */

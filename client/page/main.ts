@@ -4,7 +4,7 @@
 // anything between sees a prompt. The prompt box stays disabled unless verification passed.
 import { SealedClient, SealedClientError } from '../sdk.js';
 import { reportHtml } from '../report.js';
-import type { ChatMessage } from '../types.js';
+import type { ChatMessage, ChatParams } from '../types.js';
 import type { PageConfig } from './html.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -52,11 +52,11 @@ async function main(): Promise<void> {
     const text = prompt.value.trim();
     if (!text || send.disabled) return;
     prompt.value = '';
-    void turn(client, history, text, prompt, send);
+    void turn(client, config, history, text, prompt, send);
   });
 }
 
-async function turn(client: SealedClient, history: ChatMessage[], text: string, prompt: HTMLInputElement, send: HTMLButtonElement): Promise<void> {
+async function turn(client: SealedClient, config: PageConfig, history: ChatMessage[], text: string, prompt: HTMLInputElement, send: HTMLButtonElement): Promise<void> {
   const transcript = $('transcript');
   const you = document.createElement('div');
   you.className = 'msg user';
@@ -70,7 +70,9 @@ async function turn(client: SealedClient, history: ChatMessage[], text: string, 
   setState('streaming', 'Streaming the answer (decrypted in this page)…');
   let answer = '';
   try {
-    for await (const chunk of await client.chat({ messages: history, stream: true })) {
+    const params: ChatParams & { stream: true } = { messages: history, stream: true };
+    if (config.maxTokens !== undefined) params.max_tokens = config.maxTokens;
+    for await (const chunk of await client.chat(params)) {
       const delta = chunk.choices?.[0]?.delta?.content;
       if (delta) {
         answer += delta;
