@@ -25,6 +25,12 @@ export type TransportErrorCode =
   /** An API was used out of order (e.g. a chunk after the final chunk). */
   | 'state';
 
+/** Every code a TransportError can carry. */
+export const TRANSPORT_ERROR_CODES: readonly TransportErrorCode[] = Object.freeze([
+  'truncated', 'malformed', 'too_large', 'unknown_key', 'unsupported_suite', 'decrypt_failed', 'invalid_key',
+  'invalid_argument', 'sequence_overflow', 'state',
+]);
+
 export class TransportError extends Error {
   readonly code: TransportErrorCode;
   constructor(code: TransportErrorCode, message: string) {
