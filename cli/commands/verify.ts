@@ -57,6 +57,13 @@ export function isMalformedCode(code: string): boolean {
   return MALFORMED_CODES.has(code) || code.endsWith('_malformed');
 }
 
+/** Where output goes; process streams by default, a buffer in tests. */
+export interface Io {
+  out(s: string): void;
+  err(s: string): void;
+}
+const processIo: Io = { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
+
 type Flags = Record<string, string | true>;
 
 function parseFlags(argv: string[], valued: string[], booleans: string[]): Flags {
@@ -98,29 +105,29 @@ function parseAt(v: string | undefined): number | undefined {
 }
 
 /** Maps an outcome to the exit code, printing the one stderr line (and JSON when asked). */
-function finish(err: unknown, json: boolean, fields: Record<string, unknown>): number {
+function finish(io: Io, err: unknown, json: boolean, fields: Record<string, unknown>): number {
   if (err === undefined) {
-    if (json) process.stdout.write(JSON.stringify({ ...fields, verdict: 'accepted' }, null, 2) + '\n');
-    else process.stdout.write('accepted\n');
+    if (json) io.out(JSON.stringify({ ...fields, verdict: 'accepted' }, null, 2) + '\n');
+    else io.out('accepted\n');
     return EXIT.accepted;
   }
   if (err instanceof AttestationError) {
     const malformed = isMalformedCode(err.code);
     // Messages are ours (AttestationError never embeds inputs); keep the line single.
     const reason = err.message.replace(/[\r\n]+/g, ' ');
-    process.stderr.write(`${malformed ? 'malformed' : 'rejected'}: ${err.code}: ${reason}\n`);
+    io.err(`${malformed ? 'malformed' : 'rejected'}: ${err.code}: ${reason}\n`);
     if (json) {
-      process.stdout.write(JSON.stringify({ ...fields, verdict: malformed ? 'malformed' : 'rejected', code: err.code, reason }, null, 2) + '\n');
+      io.out(JSON.stringify({ ...fields, verdict: malformed ? 'malformed' : 'rejected', code: err.code, reason }, null, 2) + '\n');
     }
     return malformed ? EXIT.malformed : EXIT.rejected;
   }
-  process.stderr.write(`internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+  io.err(`internal error: ${err instanceof Error ? err.message : String(err)}\n`);
   return EXIT.internal;
 }
 
-async function runSevSnp(argv: string[]): Promise<number> {
+async function runSevSnp(argv: string[], io: Io): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(USAGE['sev-snp'] + '\n');
+    io.out(USAGE['sev-snp'] + '\n');
     return 0;
   }
   let json = argv.includes('--json');
@@ -142,15 +149,15 @@ async function runSevSnp(argv: string[]): Promise<number> {
     fields.product = r.product;
     fields.vcek = r.vcek;
     fields.checks = r.checks;
-    return finish(undefined, json, fields);
+    return finish(io, undefined, json, fields);
   } catch (e) {
-    return finish(e, json, fields);
+    return finish(io, e, json, fields);
   }
 }
 
-async function runEvidence(argv: string[]): Promise<number> {
+async function runEvidence(argv: string[], io: Io): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(USAGE.evidence + '\n');
+    io.out(USAGE.evidence + '\n');
     return 0;
   }
   let json = argv.includes('--json');
@@ -176,48 +183,51 @@ async function runEvidence(argv: string[]): Promise<number> {
       tcb: report.tcb,
       checks: report.checks,
     });
-    return finish(undefined, json, fields);
+    return finish(io, undefined, json, fields);
   } catch (e) {
-    return finish(e, json, fields);
+    return finish(io, e, json, fields);
   }
 }
 
-async function runTdx(argv: string[]): Promise<number> {
+async function runTdx(argv: string[], io: Io): Promise<number> {
   // The TDX verifier's CLI lives beside its verifier; loaded lazily so sev-snp/evidence never depend on it.
   const spec = '../verify-tdx.js';
   let mod: { runVerifyTdx?: (argv: string[]) => Promise<number> };
   try {
     mod = (await import(spec)) as typeof mod;
   } catch {
-    process.stderr.write('internal error: the TDX verifier is not available in this build\n');
+    io.err('internal error: the TDX verifier is not available in this build\n');
     return EXIT.internal;
   }
   if (typeof mod.runVerifyTdx !== 'function') {
-    process.stderr.write('internal error: the TDX verifier is not available in this build\n');
+    io.err('internal error: the TDX verifier is not available in this build\n');
     return EXIT.internal;
   }
   return mod.runVerifyTdx(argv);
 }
 
+/** `sealed verify ...` with explicit output sinks (the Command uses the process streams). */
+export async function runVerify(argv: string[], io: Io = processIo): Promise<number> {
+  const [kind, ...rest] = argv;
+  switch (kind) {
+    case 'sev-snp':
+      return runSevSnp(rest, io);
+    case 'tdx':
+      return runTdx(rest, io);
+    case 'evidence':
+      return runEvidence(rest, io);
+    case '--help':
+    case '-h':
+    case 'help':
+      io.out(USAGE.main + '\n');
+      return 0;
+    default:
+      io.err(`${USAGE.main}\n`);
+      return EXIT.malformed;
+  }
+}
+
 export const command: Command = {
   summary: 'verify SEV-SNP reports, TDX quotes or server evidence offline',
-  async run(argv: string[]): Promise<number> {
-    const [kind, ...rest] = argv;
-    switch (kind) {
-      case 'sev-snp':
-        return runSevSnp(rest);
-      case 'tdx':
-        return runTdx(rest);
-      case 'evidence':
-        return runEvidence(rest);
-      case '--help':
-      case '-h':
-      case 'help':
-        process.stdout.write(USAGE.main + '\n');
-        return 0;
-      default:
-        process.stderr.write(`${USAGE.main}\n`);
-        return EXIT.malformed;
-    }
-  },
+  run: (argv: string[]) => runVerify(argv),
 };
