@@ -48,7 +48,7 @@ export interface AppDeps {
   runtime?: ServerRuntime;
 }
 
-type Env = { Variables: { rec: RequestLogRecord; deferLog: boolean } };
+type Env = { Variables: { rec: RequestLogRecord; deferLog: boolean; start: number } };
 
 const ROUTES = new Set(['/v1/attestation', '/v1/ohttp', '/healthz']);
 const NONCE_RE = /^[0-9a-fA-F]{64}$/;
@@ -79,12 +79,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const rec: RequestLogRecord = { method: c.req.method, route: null, status: 0, bytesIn: 0, bytesOut: 0, durationMs: 0 };
     c.set('rec', rec);
     c.set('deferLog', false);
+    c.set('start', start);
     await next();
     rec.status = c.res.status;
-    if (c.get('deferLog')) {
-      (rec as RequestLogRecord & { start?: number }).start = start;
-      return;
-    }
+    // A streamed response logs itself when its body ends.
+    if (c.get('deferLog')) return;
     rec.durationMs = performance.now() - start;
     logger.request(rec);
   });
@@ -171,10 +170,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     // Streamed: the request stays tracked, and its log line waits, until the body is done.
     c.set('deferLog', true);
-    const start = (rec as RequestLogRecord & { start?: number }).start;
+    const start = c.get('start');
     const finish = (aborted: boolean) => {
       tracked.done();
-      rec.durationMs = performance.now() - (start ?? performance.now());
+      rec.status = 200;
+      rec.durationMs = performance.now() - start;
       if (aborted) rec.aborted = true;
       logger.request(rec);
     };
