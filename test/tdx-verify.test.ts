@@ -227,3 +227,17 @@ test('TD strict defaults: debug, reserved attribute bits, XFAM consistency, SEAM
   assert.equal(code({ xfam: u64(0x3n) }), 'accepted');
   assert.equal(code({ seamAttributes: u64(1n) }), 'tdx_seam_attributes');
 });
+
+test('v5 sample quote (TD15): signatures over header + body descriptor + body and the PCK chain verify; TD15 fields are signed', async () => {
+  const v5 = file('quote_v5_sample.dat');
+  const at = new Date('2026-02-01T00:00:00Z'); // the sample's PCK certificate dates from 2026-01-27
+  const v = await verifyTdxQuote(v5, { at, policy: NO_TCB });
+  assert.equal(v.quoteVersion, 5);
+  assert.equal(v.bodyType, 'TD15');
+  assert.equal(v.fields.teeTcbSvn2, '0d010400000000000000000000000000');
+  assert.equal(v.fields.tdAttributes, '0000001000000000'); // SEPT_VE_DISABLE
+  await rejects({ quote: flip(v5, 54 + 584), at, collateral: {}, policy: NO_TCB }, 'tdx_quote_signature_invalid'); // TEE_TCB_SVN2
+  await rejects({ quote: flip(v5, 54 + 647), at, collateral: {}, policy: NO_TCB }, 'tdx_quote_signature_invalid'); // MRSERVICETD
+  await rejects({ quote: flip(v5, 0x1e), at, collateral: {}, policy: NO_TCB }, 'tdx_quote_signature_invalid');
+  await rejects({ quote: v5, at: new Date('2026-01-01T00:00:00Z'), collateral: {}, policy: NO_TCB }, 'tdx_pck_chain_not_yet_valid');
+});

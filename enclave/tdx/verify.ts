@@ -194,9 +194,8 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
   const pck = parsePckExtensions(pckLeaf);
 
   // 4. QE report, signed by the PCK key, binding the attestation key.
-  if (!(await verifyEcdsaP1363(pckLeaf.publicKey.key, 'P-256', 'SHA-256', q.qeReportSignature, q.qeReport.raw))) {
-    err('tdx_qe_report_signature_invalid', 'the QE report is not signed by the PCK key');
-  }
+  const qeOk = await verifyEcdsaP1363(pckLeaf.publicKey.key, 'P-256', 'SHA-256', q.qeReportSignature, q.qeReport.raw).catch(() => false);
+  if (!qeOk) err('tdx_qe_report_signature_invalid', 'the QE report is not signed by the PCK key');
   checks.push('QE report signed by the PCK key');
   const expected = await sha256(concat(q.attestationKey, q.qeAuthData));
   const rd = q.qeReport.reportData;
@@ -206,12 +205,8 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
   checks.push('QE report data = SHA-256(attestation key || QE auth data)');
 
   // 5. The quote itself, signed by the attestation key.
-  let quoteOk: boolean;
-  try {
-    quoteOk = await verifyEcdsaP1363(q.attestationKey, 'P-256', 'SHA-256', q.signature, q.signedData);
-  } catch {
-    quoteOk = false;
-  }
+  // An attestation key that is not a curve point cannot have signed anything: same rejection.
+  const quoteOk = await verifyEcdsaP1363(q.attestationKey, 'P-256', 'SHA-256', q.signature, q.signedData).catch(() => false);
   if (!quoteOk) err('tdx_quote_signature_invalid', 'the quote is not signed by the attestation key');
   checks.push('quote signed by the attestation key');
 
