@@ -3,7 +3,7 @@
  * a request into an async stream of text deltas.
  */
 import { availableParallelism } from 'node:os';
-import { Detokenizer } from './detokenizer.js';
+import { createDetokenizer, type TextStream } from './detokenizer.js';
 import { EngineError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import { loadModelDir, type LoadedModel } from './model-dir.js';
@@ -104,7 +104,7 @@ export class Engine {
   static async create(opts: EngineOptions): Promise<Engine> {
     const loaded = await loadModelDir(opts.modelDir, { threads: opts.threads ?? availableParallelism(), id: opts.modelId });
     try {
-      const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig);
+      const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize);
       const runner = new Runner(loaded, opts.prefillChunk ?? 256);
       const scheduler = new Scheduler(runner, { maxBatch: opts.maxBatch ?? 16, maxQueue: opts.maxQueue ?? 64 });
       return new Engine(loaded, tokenizer, scheduler);
@@ -263,7 +263,7 @@ interface Plan {
 /** One request's generation logic, driven by the scheduler one token at a time. */
 class GenerationSequence implements SchedulableSequence {
   readonly promptIds: readonly number[];
-  private readonly detok: Detokenizer;
+  private readonly detok: TextStream;
   private readonly stops: StopMatcher;
   private readonly eos: ReadonlySet<number>;
   private readonly generated: number[] = [];
@@ -271,7 +271,7 @@ class GenerationSequence implements SchedulableSequence {
 
   constructor(private readonly plan: Plan, tokenizer: Tokenizer, eos: readonly number[], private readonly out: EventChannel) {
     this.promptIds = plan.promptIds;
-    this.detok = new Detokenizer(tokenizer, plan.promptIds);
+    this.detok = createDetokenizer(tokenizer, plan.promptIds);
     this.stops = new StopMatcher(plan.stops);
     this.eos = new Set(eos);
   }

@@ -10,6 +10,7 @@
 import * as transformers from '@huggingface/transformers';
 import { EngineError } from './errors.js';
 import { isWellFormed } from './text.js';
+import { buildPieceTable, type PieceTable } from './pieces.js';
 
 transformers.env.allowRemoteModels = false;
 transformers.env.useFSCache = false;
@@ -31,6 +32,8 @@ export interface Tokenizer {
   /** Prompt ids for a conversation, ending where the assistant's reply starts. */
   chatPrompt(messages: readonly ChatMessage[]): number[];
   readonly hasChatTemplate: boolean;
+  /** Byte table for fast streaming detokenization, when verified for this tokenizer. */
+  readonly pieceTable: PieceTable | null;
 }
 
 type PreTrainedTokenizer = InstanceType<typeof transformers.PreTrainedTokenizer>;
@@ -80,7 +83,7 @@ export function normalizeMessages(messages: unknown): { role: ChatRole; content:
   });
 }
 
-export function createTokenizer(tokenizerJson: object, tokenizerConfig: Record<string, unknown>): Tokenizer {
+export function createTokenizer(tokenizerJson: object, tokenizerConfig: Record<string, unknown>, vocabSize = 0): Tokenizer {
   let tok: PreTrainedTokenizer;
   try {
     tok = new (tokenizerClass(tokenizerConfig))(tokenizerJson, tokenizerConfig);
@@ -93,10 +96,12 @@ export function createTokenizer(tokenizerJson: object, tokenizerConfig: Record<s
   const encode = (text: string, addSpecialTokens = true): number[] =>
     tok.encode(text, { add_special_tokens: addSpecialTokens }) as number[];
 
+  const decode = (ids: readonly number[]) => tok.decode(ids as number[], { skip_special_tokens: true });
   return {
     hasChatTemplate,
+    pieceTable: buildPieceTable(tokenizerJson, vocabSize, decode),
     encode,
-    decode: (ids) => tok.decode(ids as number[], { skip_special_tokens: true }),
+    decode,
     chatPrompt(messages) {
       const msgs = normalizeMessages(messages);
       if (hasChatTemplate) {
