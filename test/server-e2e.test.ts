@@ -413,3 +413,80 @@ describe('shutdown', () => {
     await assert.rejects(fetch(`${s.url}/healthz`));
   });
 });
+
+describe('limits and lifecycle', () => {
+  const longStream = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 480, temperature: 0, stream: true };
+
+  test('in-flight limit: a request beyond every slot and queue place is 503 (outer)', async () => {
+    const s = await startServer({
+      engine, provider, limits: resolveLimits({ maxConcurrentGenerations: 1, maxQueue: 0 }), host: '127.0.0.1', port: 0,
+    });
+    try {
+      const a = await attest(s.url);
+      let second: Awaited<ReturnType<typeof sendPlain>> | undefined;
+      const first = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
+        if (i === 2) {
+          // Still streaming: the one slot is taken.
+          void sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' }).then((r) => (second = r));
+          return true;
+        }
+        return i < 6 ? true : second === undefined;
+      });
+      assert.equal(first.inner!.status, 200);
+      const t0 = Date.now();
+      while (second === undefined && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(second!.outer.status, 503);
+      assert.equal(second!.outer.headers.get('content-type'), 'application/problem+json');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('generation timeout: 504 for a collected response, an error event for a stream', async () => {
+    const s = await startServer({ engine, provider, limits: resolveLimits({ generationTimeoutMs: 100 }), host: '127.0.0.1', port: 0 });
+    try {
+      const a = await attest(s.url);
+      const { max_tokens, prompt, model } = longStream;
+      const collected = await sendPlain(s.url, a.config, { method: 'POST', path: '/v1/completions', json: { model, prompt, max_tokens, temperature: 0 } });
+      assert.equal(collected.inner!.status, 504);
+      assert.equal(JSON.parse(collected.inner!.text).error.code, 'timeout');
+      const streamed = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream });
+      assert.equal(streamed.inner!.complete, true);
+      const events = sseData(streamed.inner!.text);
+      assert.notEqual(events.at(-1), '[DONE]');
+      assert.equal(JSON.parse(events.at(-1)!).error.code, 'timeout');
+      assert.equal(engine.stats().active, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('shutdown past the grace period cancels what still runs', async () => {
+    const s = await startServer({ engine, provider, limits: resolveLimits({ shutdownGraceMs: 50 }), host: '127.0.0.1', port: 0 });
+    const a = await attest(s.url);
+    let closing: Promise<void> | undefined;
+    const r = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
+      if (i === 2) closing = s.close();
+      return true;
+    });
+    await closing;
+    const events = sseData(r.inner!.text);
+    assert.notEqual(events.at(-1), '[DONE]', 'not presented as finished');
+    assert.equal(JSON.parse(events.at(-1)!).error.code, 'cancelled');
+    assert.equal(engine.stats().active, 0);
+    assert.equal(s.runtime.sessions.size, 0);
+  });
+
+  test('a replayed chunked request is 409', async () => {
+    const a = await attest(base);
+    const { encapsulateChunkedRequest } = await import('../transport/chunked-ohttp.js');
+    const e = encapsulateChunkedRequest(a.config);
+    const body = Buffer.concat([e.header, e.sealFinal(encodeRequest({ method: 'GET', scheme: 'https', authority: 'x', path: '/v1/models' }))]);
+    const post = () => fetch(`${base}/v1/ohttp`, { method: 'POST', headers: { 'content-type': 'message/ohttp-chunked-req' }, body });
+    const ok = await post();
+    assert.equal(ok.status, 200);
+    await ok.arrayBuffer();
+    const again = await post();
+    assert.equal(again.status, 409);
+  });
+});

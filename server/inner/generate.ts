@@ -104,14 +104,10 @@ export function streamCompletion(
         } catch (e) {
           if (finished) return;
           finish();
-          if (cancel.signal.aborted || (signal.aborted && !deadline.aborted)) {
-            // The reader is gone: nobody to tell.
-            try {
-              controller.close();
-            } catch {}
-            return;
-          }
-          controller.enqueue(sse(streamError(e, deadline.aborted)));
+          if (cancel.signal.aborted) return; // the reader cancelled: nobody to tell
+          // A deadline, a server-side cancel (shutdown) or an engine failure: say so in-stream,
+          // so the client never takes a cut stream for a finished one (no [DONE] follows).
+          controller.enqueue(sse(streamError(e, deadline.aborted, signal.aborted)));
           controller.close();
         }
       },
@@ -142,8 +138,9 @@ export function streamCompletion(
   }
 }
 
-function streamError(e: unknown, timedOut: boolean) {
+function streamError(e: unknown, timedOut: boolean, cancelled: boolean) {
   if (timedOut) return errorBody('The generation took too long and was cancelled.', 'server_error', null, 'timeout');
+  if (cancelled) return errorBody('The request was cancelled.', 'server_error', null, 'cancelled');
   switch (engineErrorCode(e)) {
     case 'closed':
       return errorBody('The server is shutting down.', 'server_error', null, 'shutting_down');
