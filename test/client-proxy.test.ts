@@ -188,3 +188,51 @@ test('sealed proxy with a matching policy listens, serves, and stops on its sign
   assert.match(err.join(''), /pinned measurement, modelDigest, platforms/);
   assert.deepEqual((models as { data: { id: string }[] }).data.map((m) => m.id), [server.modelId]);
 });
+
+test('through the proxy, a cut-off stream makes the OpenAI client raise instead of ending short', async () => {
+  const { startGateway, WORDS } = await import('./fixtures/client/gateway.js');
+  const gw = await startGateway();
+  const p = await startProxy({ client: await SealedClient.connect(gw.url, { allowSimulation: true }), host: '127.0.0.1', port: 0 });
+  try {
+    const oa = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    let text = '';
+    for await (const c of await oa.chat.completions.create({ model: 'fixture-model', messages: [{ role: 'user', content: 'hi' }], stream: true })) {
+      text += c.choices[0]?.delta?.content ?? '';
+    }
+    assert.equal(text, WORDS.join(''), 'a whole stream passes');
+    gw.truncateNextStreamAfter = 3;
+    text = '';
+    await assert.rejects(async () => {
+      for await (const c of await oa.chat.completions.create({ model: 'fixture-model', messages: [{ role: 'user', content: 'hi' }], stream: true })) {
+        text += c.choices[0]?.delta?.content ?? '';
+      }
+    });
+    // Whatever arrived before the abort is a strict prefix; the client was told it is incomplete.
+    assert.ok(WORDS.slice(0, 3).join('').startsWith(text), `prefix of the cut stream: ${JSON.stringify(text)}`);
+  } finally {
+    await p.close();
+    await gw.close();
+  }
+});
+
+test('when re-attestation fails verification the proxy answers 502 and sends the request nowhere', async () => {
+  const { startGateway } = await import('./fixtures/client/gateway.js');
+  const gw = await startGateway();
+  const p = await startProxy({ client: await SealedClient.connect(gw.url, { allowSimulation: true }), host: '127.0.0.1', port: 0 });
+  try {
+    gw.dropKeys();
+    gw.tamperNextEvidence = (e) => { e.model.digest = 'cd'.repeat(32); };
+    const before = gw.inner.length;
+    const res = await fetch(`${p.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.equal(res.status, 502);
+    const body = (await res.json()) as { error: { type: string; code: string } };
+    assert.equal(body.error.type, 'attestation_error');
+    assert.equal(body.error.code, 'binding_mismatch');
+    assert.equal(gw.inner.length, before, 'no request was decrypted by the server');
+    // The page routes exist only when a page is configured.
+    assert.equal((await fetch(`${p.url}/chat`)).status, 404);
+  } finally {
+    await p.close();
+    await gw.close();
+  }
+});
