@@ -2,7 +2,7 @@
 // Intel's PCS uses for some CRL responses.
 import { AttestationError } from '../errors.js';
 import {
-  DerReader, TAG, contextTag, parseDer, readBoolean, readIntegerBytes, readOctetAlignedBitString,
+  type DerNode, DerReader, TAG, contextTag, parseDer, readBoolean, readIntegerBytes, readOctetAlignedBitString,
   readOctetString, readOid, readSmallInteger, readTime,
 } from './der.js';
 import { type AlgorithmIdentifier, type Name, parseAlgorithmIdentifier, parseName, parsePem, toHex } from './x509.js';
@@ -26,7 +26,7 @@ function fail(code: string, message: string): never {
   throw new AttestationError(code, message);
 }
 
-function parseExtensionList(node: ReturnType<typeof parseDer>): Map<string, { critical: boolean; value: Uint8Array }> {
+function parseExtensionList(node: DerNode): Map<string, { critical: boolean; value: Uint8Array }> {
   const map = new Map<string, { critical: boolean; value: Uint8Array }>();
   const r = DerReader.of(node, TAG.SEQUENCE);
   if (r.done()) fail('der_malformed', 'empty extensions');

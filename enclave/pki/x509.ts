@@ -180,8 +180,8 @@ const NAME_LABELS: Record<string, string> = {
 
 export function parseName(node: DerNode): Name {
   const attributes: { oid: string; value: string }[] = [];
-  for (const rdn of children(DerReaderNode(node, TAG.SEQUENCE))) {
-    const set = DerReaderNode(rdn, TAG.SET);
+  for (const rdn of children(tagged(node, TAG.SEQUENCE))) {
+    const set = tagged(rdn, TAG.SET);
     const atvs = children(set);
     if (atvs.length === 0) fail('der_malformed', 'empty RDN');
     for (const atv of atvs) {
@@ -203,7 +203,7 @@ export function parseName(node: DerNode): Name {
 }
 
 /** Returns `node` after checking its tag. */
-function DerReaderNode(node: DerNode, tag: number): DerNode {
+function tagged(node: DerNode, tag: number): DerNode {
   if (node.tag !== tag) fail('der_malformed', `expected tag 0x${tag.toString(16)}`);
   return node;
 }

@@ -2,7 +2,7 @@
 // platform's TCB (16 SGX component SVNs, PCESVN, CPUSVN), which TCB level matching compares.
 import { AttestationError } from '../errors.js';
 import {
-  DerReader, TAG, parseDer, readOctetString, readOid, readSmallInteger,
+  type DerNode, DerReader, TAG, parseDer, readOctetString, readOid, readSmallInteger,
 } from '../pki/der.js';
 import type { Certificate } from '../pki/x509.js';
 
@@ -36,7 +36,7 @@ export function parsePckExtensions(cert: Certificate): PckExtensions {
 }
 
 function parseSgxExtension(value: Uint8Array): PckExtensions {
-  const seen = new Map<string, ReturnType<typeof parseDer>>();
+  const seen = new Map<string, DerNode>();
   const r = DerReader.of(parseDer(value), TAG.SEQUENCE);
   while (!r.done()) {
     const item = DerReader.of(r.next(), TAG.SEQUENCE);
@@ -46,7 +46,7 @@ function parseSgxExtension(value: Uint8Array): PckExtensions {
     if (seen.has(oid)) fail(`duplicate SGX extension item ${oid}`);
     seen.set(oid, v);
   }
-  const get = (suffix: string): ReturnType<typeof parseDer> => {
+  const get = (suffix: string): DerNode => {
     const n = seen.get(`${SGX_EXTENSION_OID}.${suffix}`);
     if (!n) fail(`SGX extension item .${suffix} missing`);
     return n;
@@ -57,7 +57,7 @@ function parseSgxExtension(value: Uint8Array): PckExtensions {
     return b;
   };
 
-  const tcbItems = new Map<string, ReturnType<typeof parseDer>>();
+  const tcbItems = new Map<string, DerNode>();
   const tr = DerReader.of(get('2'), TAG.SEQUENCE);
   while (!tr.done()) {
     const item = DerReader.of(tr.next(), TAG.SEQUENCE);
@@ -67,7 +67,7 @@ function parseSgxExtension(value: Uint8Array): PckExtensions {
     if (tcbItems.has(oid)) fail(`duplicate SGX TCB item ${oid}`);
     tcbItems.set(oid, v);
   }
-  const tcb = (n: number): ReturnType<typeof parseDer> => {
+  const tcb = (n: number): DerNode => {
     const v = tcbItems.get(`${SGX_EXTENSION_OID}.2.${n}`);
     if (!v) fail(`SGX TCB item ${n} missing`);
     return v;
