@@ -6,6 +6,7 @@ import { bytesEqual, fromBase64, fromBase64Url, fromHex, pemBlocks, toBase64, to
 import { toPolicy, type Policy } from './policy.js';
 import type { EvidenceProvider, Platform } from './providers/types.js';
 import { verifySevSnpReport } from './sev-snp/verify.js';
+import { verifyTdxQuote } from './tdx/verify.js';
 
 export interface EvidenceJson {
   version: 1;
@@ -253,20 +254,6 @@ function tdxCollateral(c: Record<string, string> | undefined): Record<string, Ui
   return out;
 }
 
-type TdxVerifier = (quote: Uint8Array, opts: Record<string, unknown>) => Promise<Record<string, unknown>>;
-
-async function loadTdxVerifier(): Promise<TdxVerifier> {
-  // Resolved at run time so this module loads (and SEV-SNP verifies) wherever the TDX verifier is absent.
-  const spec = './tdx/index.js';
-  try {
-    const mod = (await import(spec)) as { verifyTdxQuote?: TdxVerifier };
-    if (typeof mod.verifyTdxQuote === 'function') return mod.verifyTdxQuote;
-  } catch {
-    // fall through
-  }
-  throw new AttestationError('tdx_unavailable', 'the TDX verifier is not available in this build');
-}
-
 /**
  * Verifies an evidence document end to end: shape, platform allow-list, simulation, expiry, model
  * pin, the CONTRACT binding of nonce/keyConfig/model, the platform evidence (signatures, chain,
@@ -329,21 +316,23 @@ export async function verifyEvidence(input: unknown, opts: VerifyEvidenceOptions
     platformResult = r;
     checks.push(...r.checks.map((c) => `sev-snp: ${c}`));
   } else {
-    const verifyTdxQuote = await loadTdxVerifier();
     const r = await verifyTdxQuote(e.report, {
       collateral: tdxCollateral(e.collateral),
       at: now,
       policy: policy.tdx,
       ...(opts.roots?.intelRoot !== undefined ? { intelRoot: opts.roots.intelRoot } : {}),
     });
-    const rd = tdxField(r, 'reportData');
-    const mrtd = tdxField(r, 'mrtd');
-    embedded = rd;
-    measurement = toHex(mrtd);
-    tcb = isObject(r.tcb) ? (r.tcb as Record<string, unknown>) : {};
+    embedded = r.reportData;
+    measurement = r.fields.mrTd;
+    tcb = {
+      teeTcbSvn: r.fields.teeTcbSvn,
+      ...(r.tcbStatus ? { status: r.tcbStatus } : {}),
+      ...(r.tdxModuleStatus ? { tdxModuleStatus: r.tdxModuleStatus } : {}),
+      ...(r.tcbEvaluationDataNumber !== undefined ? { tcbEvaluationDataNumber: r.tcbEvaluationDataNumber } : {}),
+      ...(r.advisoryIds.length ? { advisoryIds: r.advisoryIds.join(',') } : {}),
+    };
     platformResult = r;
-    const rc = Array.isArray(r.checks) ? (r.checks as unknown[]).filter((x): x is string => typeof x === 'string') : ['quote verified'];
-    checks.push(...rc.map((c) => `tdx: ${c}`));
+    checks.push(...r.checks.map((c) => `tdx: ${c}`));
   }
   if (!bytesEqual(embedded, e.reportData)) {
     throw new AttestationError('report_data_mismatch', 'REPORT_DATA in the platform evidence is not the bound reportData');
@@ -365,14 +354,4 @@ export async function verifyEvidence(input: unknown, opts: VerifyEvidenceOptions
       platformResult,
     },
   };
-}
-
-/** Reads a 'reportData' / 'mrtd' byte field from the TDX verifier's result (top level or `body`). */
-function tdxField(r: Record<string, unknown>, name: string): Uint8Array {
-  const body = isObject(r.body) ? (r.body as Record<string, unknown>) : isObject(r.quote) && isObject((r.quote as Record<string, unknown>).body)
-    ? ((r.quote as Record<string, unknown>).body as Record<string, unknown>) : undefined;
-  const v = r[name] ?? body?.[name];
-  if (v instanceof Uint8Array) return v;
-  if (typeof v === 'string') return fromHex(v, 'tdx_result', v.length / 2);
-  throw new AttestationError('tdx_result', `TDX verifier result lacks ${name}`);
 }

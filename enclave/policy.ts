@@ -6,6 +6,7 @@
 import { AttestationError } from './errors.js';
 import { fromHex } from './encoding.js';
 import type { Platform } from './providers/types.js';
+import { defaultTdxPolicy, parseTdxPolicy, type TdxPolicy } from './tdx/policy.js';
 
 // Only objects this module produced count as parsed policies: a JSON document shaped like a Policy
 // must still go through parsePolicy.
@@ -35,8 +36,8 @@ export interface Policy {
   platforms?: Platform[];
   modelDigest?: Uint8Array;
   sevSnp: SevSnpPolicy;
-  /** The TDX keys as given (mrtd, rtmr0..3, ..., acceptedTcbStatuses); see enclave/tdx/policy.ts. */
-  tdx: Record<string, unknown>;
+  /** The TDX keys (mrtd, rtmr0..3, ..., acceptedTcbStatuses), validated by enclave/tdx/policy.ts. */
+  tdx: TdxPolicy;
 }
 
 export const SEV_SNP_KEYS = ['measurement', 'hostData', 'reportData', 'idKeyDigest', 'authorKeyDigest', 'minTcb', 'allowDebug'] as const;
@@ -50,7 +51,7 @@ export const COMMON_KEYS = ['platforms', 'modelDigest'] as const;
 const SHARED_KEYS = new Set<string>(['reportData']);
 
 export function defaultPolicy(): Policy {
-  const p: Policy = { sevSnp: { allowDebug: false }, tdx: {} };
+  const p: Policy = { sevSnp: { allowDebug: false }, tdx: defaultTdxPolicy() };
   PARSED.add(p);
   return p;
 }
@@ -123,8 +124,9 @@ export function parsePolicy(input: unknown): Policy {
     if (typeof o.allowDebug !== 'boolean') bad('allowDebug', 'expected a boolean');
     p.sevSnp.allowDebug = o.allowDebug;
   }
-  for (const k of TDX_KEYS) if (o[k] !== undefined) p.tdx[k] = o[k];
-  for (const k of SHARED_KEYS) if (o[k] !== undefined) p.tdx[k] = o[k];
+  const tdxKeys: Record<string, unknown> = {};
+  for (const k of [...TDX_KEYS, ...SHARED_KEYS]) if (o[k] !== undefined) tdxKeys[k] = o[k];
+  p.tdx = parseTdxPolicy(tdxKeys);
   return p;
 }
 

@@ -132,6 +132,11 @@ test('--help for verify and each kind exits 0 with usage', async () => {
     assert.match(r.out, /^usage: sealed verify/);
   }
   assert.match((await run('sev-snp', '--help')).out, /--report FILE/);
+  // tdx is delegated to cli/verify-tdx.ts (its own flags and help)
+  const tdx = await run('tdx', '--help');
+  assert.equal(tdx.code, 0);
+  assert.match(tdx.out, /usage: sealed verify tdx --quote FILE/);
+  assert.equal((await run('tdx', '--quote')).code, 30);
   assert.equal((await run()).code, 30);
   assert.equal((await run('sgx')).code, 30);
 });

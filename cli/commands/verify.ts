@@ -190,20 +190,14 @@ async function runEvidence(argv: string[], io: Io): Promise<number> {
 }
 
 async function runTdx(argv: string[], io: Io): Promise<number> {
-  // The TDX verifier's CLI lives beside its verifier; loaded lazily so sev-snp/evidence never depend on it.
-  const spec = '../verify-tdx.js';
-  let mod: { runVerifyTdx?: (argv: string[]) => Promise<number> };
-  try {
-    mod = (await import(spec)) as typeof mod;
-  } catch {
-    io.err('internal error: the TDX verifier is not available in this build\n');
-    return EXIT.internal;
-  }
-  if (typeof mod.runVerifyTdx !== 'function') {
-    io.err('internal error: the TDX verifier is not available in this build\n');
-    return EXIT.internal;
-  }
-  return mod.runVerifyTdx(argv);
+  // The TDX command lives beside its verifier (cli/verify-tdx.ts); loaded on use only.
+  const { runVerifyTdx } = await import('../verify-tdx.js');
+  return runVerifyTdx(argv, {
+    stdout: io.out,
+    stderr: io.err,
+    readFile: async (p) => new Uint8Array(await readFile(p)),
+    now: () => new Date(),
+  });
 }
 
 /** `sealed verify ...` with explicit output sinks (the Command uses the process streams). */
