@@ -4,6 +4,7 @@
 // was checked. Nothing here sends a prompt; callers send only after this resolves.
 import { verifyEvidence, type EvidenceVerification } from '../enclave/evidence.js';
 import { AttestationError } from '../enclave/errors.js';
+import type { Policy } from '../enclave/policy.js';
 import { SealedClientError } from './errors.js';
 import type { VerificationReport } from './report.js';
 import { parseKeyConfig, type SessionKeyConfig } from './wire.js';
@@ -14,7 +15,9 @@ const MAX_EVIDENCE_BYTES = 4 << 20;
 export const EXPIRY_MARGIN_MS = 5_000;
 
 export interface AttestOptions {
-  policy?: unknown;
+  policy?: Policy;
+  /** The policy keys the caller pinned, for the report. */
+  pinned: string[];
   allowSimulation: boolean;
   fetch: typeof fetch;
   signal?: AbortSignal;
@@ -110,7 +113,7 @@ export async function verifySessionEvidence(
   evidence: Record<string, unknown>,
   nonce: Uint8Array,
   base: URL,
-  opts: { policy?: unknown; allowSimulation: boolean; now?: number },
+  opts: { policy?: Policy; pinned: string[]; allowSimulation: boolean; now?: number },
 ): Promise<Session> {
   const now = opts.now ?? Date.now();
   let verified: EvidenceVerification;
@@ -149,10 +152,12 @@ export async function verifySessionEvidence(
     expiresAt: verified.expiresAt.toISOString(),
     verifiedAt: new Date(now).toISOString(),
     nonce: hex(nonce),
-    pinned: pinnedKeys(opts.policy),
+    pinned: [...opts.pinned],
     checks,
   };
-  return { key, expiresAtMs, report };
+  // The report is what callers show and log: nobody may edit it after verification.
+  for (const v of [report.tcb, report.model, report.pinned, report.checks]) Object.freeze(v);
+  return { key, expiresAtMs, report: Object.freeze(report) };
 }
 
 /** AttestationError -> SealedClientError, keeping the verifier's code as `reason`. */
@@ -178,7 +183,3 @@ function flatTcb(tcb: Record<string, unknown>, product: string | undefined): Rec
   return out;
 }
 
-function pinnedKeys(policy: unknown): string[] {
-  if (typeof policy !== 'object' || policy === null) return [];
-  return Object.keys(policy).filter((k) => (policy as Record<string, unknown>)[k] !== undefined).sort();
-}

@@ -2,7 +2,7 @@
 // WebCrypto, transport/ and enclave/ only). It verifies the server before sending
 // anything, encrypts every request to the attested session key, and re-attests once
 // when the server says that key is gone.
-import { parsePolicy } from '../enclave/policy.js';
+import { parsePolicy, type Policy } from '../enclave/policy.js';
 import { attest, EXPIRY_MARGIN_MS, type Session } from './attest.js';
 import { SealedClientError } from './errors.js';
 import type { VerificationReport } from './report.js';
@@ -48,7 +48,7 @@ export class SealedClient {
   readonly url: URL;
   private session: Session;
   private reattesting: Promise<Session> | undefined;
-  private readonly opts: { policy?: unknown; allowSimulation: boolean; fetch: typeof fetch };
+  private readonly opts: { policy?: Policy; pinned: string[]; allowSimulation: boolean; fetch: typeof fetch };
 
   private constructor(url: URL, session: Session, opts: SealedClient['opts']) {
     this.url = url;
@@ -60,15 +60,17 @@ export class SealedClient {
   static async connect(url: string | URL, options: ConnectOptions = {}): Promise<SealedClient> {
     const base = parseBaseUrl(url);
     const f = options.fetch ?? globalThis.fetch.bind(globalThis);
-    const opts = { policy: options.policy, allowSimulation: options.allowSimulation === true, fetch: f };
-    if (opts.policy !== undefined) {
-      // Parsed once, up front: a misspelt or malformed pin is the caller's error, never "not pinned".
+    let policy: Policy | undefined;
+    if (options.policy !== undefined) {
+      // Parsed once, up front and into our own copy: a misspelt or malformed pin is the caller's
+      // error (never "not pinned"), and later changes to their object cannot loosen a pin.
       try {
-        parsePolicy(opts.policy);
+        policy = parsePolicy(options.policy);
       } catch (e) {
         throw new SealedClientError('bad_options', e instanceof Error ? e.message : 'invalid policy', { cause: e });
       }
     }
+    const opts = { policy, pinned: pinnedKeys(options.policy), allowSimulation: options.allowSimulation === true, fetch: f };
     const session = await attest(base, { ...opts, signal: options.signal });
     return new SealedClient(base, session, opts);
   }
@@ -208,6 +210,11 @@ export class SealedClient {
 
 interface Sealed {
   bytes: Uint8Array;
+}
+
+function pinnedKeys(policy: unknown): string[] {
+  if (typeof policy !== 'object' || policy === null) return [];
+  return Object.keys(policy).filter((k) => (policy as Record<string, unknown>)[k] !== undefined).sort();
 }
 
 function parseBaseUrl(url: string | URL): URL {

@@ -47,6 +47,9 @@ test('connect verifies the simulated server and reports what it checked', async 
   }
   assert.equal(r.tcb.product, 'Milan');
   assert.equal(typeof r.tcb.snp, 'number');
+  // The report cannot be edited after verification.
+  assert.throws(() => { (r as { measurement: string }).measurement = '00'; }, TypeError);
+  assert.throws(() => { r.checks.push('made up'); }, TypeError);
   // A second connection uses a fresh nonce.
   const again = await SealedClient.connect(gw.url, { allowSimulation: true });
   assert.notEqual(again.verification.nonce, r.nonce);
