@@ -8,7 +8,7 @@
  * lowercase tokens, values carry no NUL/CR/LF and no surrounding whitespace, non-zero padding is an
  * error, and every length is checked against what remains and against TransportLimits.
  */
-import { concat, encodeVarint, peekVarint, Reader, EMPTY } from './bytes.js';
+import { ByteQueue, concat, encodeVarint, peekVarint, Reader, EMPTY } from './bytes.js';
 import { TransportError } from './errors.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
 
@@ -356,7 +356,7 @@ type DecoderState = 'framing' | 'status' | 'interim-fields' | 'head-fields' | 'c
 export class BhttpResponseStreamDecoder {
   readonly #limits: TransportLimits;
   readonly #budget: FieldBudget;
-  #buf: Uint8Array = new Uint8Array(0);
+  readonly #q = new ByteQueue();
   #total = 0;
   #state: DecoderState = 'framing';
   #status = 0;
@@ -375,7 +375,7 @@ export class BhttpResponseStreamDecoder {
     if (this.#failed) throw new TransportError('state', 'decoder failed earlier');
     this.#total += bytes.length;
     if (this.#total > this.#limits.maxResponseSize) return this.#fail(new TransportError('too_large', 'response exceeds limit'));
-    this.#buf = this.#buf.length === 0 ? bytes.slice() : concat(this.#buf, bytes);
+    this.#q.push(bytes);
     try {
       return this.#drain();
     } catch (e) {
@@ -397,20 +397,21 @@ export class BhttpResponseStreamDecoder {
 
   #fail(e: unknown): never {
     this.#failed = true;
-    this.#buf = new Uint8Array(0);
+    this.#q.clear();
     throw e instanceof TransportError ? e : new TransportError('malformed', 'invalid Binary HTTP response');
   }
 
   #finish(): BhttpResponseEvent[] {
     if (this.#state === 'known') {
-      const res = decodeResponse(this.#buf, this.#limits);
+      const res = decodeResponse(this.#q.takeAll(), this.#limits);
       const events: BhttpResponseEvent[] = res.informational.map((i) => ({ type: 'informational' as const, ...i }));
       events.push({ type: 'head', status: res.status, headers: res.headers });
       if (res.content.length) events.push({ type: 'body', chunk: res.content });
       events.push({ type: 'end', trailers: res.trailers });
       return events;
     }
-    const clean = this.#buf.length === 0 && !this.#sectionStarted;
+    // RFC 9292 section 3.8: after the final status, a message may end at any section boundary.
+    const clean = this.#q.length === 0 && !this.#sectionStarted;
     switch (this.#state) {
       case 'padding':
         return [];
@@ -418,8 +419,6 @@ export class BhttpResponseStreamDecoder {
         if (clean) return [{ type: 'head', status: this.#status, headers: [] }, { type: 'end', trailers: [] }];
         break;
       case 'content':
-        if (clean) return [{ type: 'end', trailers: [] }];
-        break;
       case 'trailers':
         if (clean) return [{ type: 'end', trailers: [] }];
         break;
@@ -427,90 +426,90 @@ export class BhttpResponseStreamDecoder {
     throw new TransportError('truncated', 'response ended early');
   }
 
-  /** Parses every complete element in the buffer; stops (keeping the partial tail) when one is incomplete. */
+  /** Bytes in the next complete field line, or undefined if it has not fully arrived. Limits apply first. */
+  #fieldLineLength(nameLen: { value: number; length: number }): number | undefined {
+    const max = this.#limits.maxFieldLength;
+    if (nameLen.value > max) throw new TransportError('too_large', 'field name exceeds limit');
+    const valueAt = nameLen.length + nameLen.value;
+    const head = this.#q.peek(valueAt + 8);
+    const valueLen = peekVarint(head, valueAt);
+    if (!valueLen) return undefined;
+    if (valueLen.value > max) throw new TransportError('too_large', 'field value exceeds limit');
+    const total = valueAt + valueLen.length + valueLen.value;
+    return this.#q.length >= total ? total : undefined;
+  }
+
+  /** Parses every complete element queued; stops when the next one is incomplete. */
   #drain(): BhttpResponseEvent[] {
     const events: BhttpResponseEvent[] = [];
-    let pos = 0;
-    const buf = this.#buf;
+    const q = this.#q;
     for (;;) {
       if (this.#state === 'known') return events; // buffered whole, decoded at end()
       if (this.#state === 'padding') {
-        for (let i = pos; i < buf.length; i++) if (buf[i] !== 0) throw new TransportError('malformed', 'non-zero padding');
-        pos = buf.length;
-        break;
+        const rest = q.takeAll();
+        for (let i = 0; i < rest.length; i++) if (rest[i] !== 0) throw new TransportError('malformed', 'non-zero padding');
+        return events;
       }
-      const v = peekVarint(buf, pos);
-      if (!v) break;
-      if (this.#state === 'framing') {
-        if (v.value === FRAMING_KNOWN_RESPONSE) {
-          this.#state = 'known';
-          return events; // keep the whole buffer, framing byte included
-        }
-        if (v.value !== FRAMING_INDETERMINATE_RESPONSE) throw new TransportError('malformed', 'not a Binary HTTP response');
-        pos += v.length;
-        this.#state = 'status';
-        continue;
-      }
-      if (this.#state === 'status') {
-        const s = v.value;
-        pos += v.length;
-        if (s >= 100 && s <= 199) this.#state = 'interim-fields';
-        else if (s >= 200 && s <= 599) this.#state = 'head-fields';
-        else throw new TransportError('malformed', 'invalid status code');
-        this.#status = s;
-        this.#fields = [];
-        this.#sectionStarted = false;
-        continue;
-      }
-      if (this.#state === 'content') {
-        if (v.value === 0) {
-          pos += v.length;
-          this.#state = 'trailers';
+      const v = q.peekVarint();
+      if (!v) return events;
+      switch (this.#state) {
+        case 'framing':
+          if (v.value === FRAMING_KNOWN_RESPONSE) {
+            this.#state = 'known'; // keep everything, framing indicator included
+            continue;
+          }
+          if (v.value !== FRAMING_INDETERMINATE_RESPONSE) throw new TransportError('malformed', 'not a Binary HTTP response');
+          q.skip(v.length);
+          this.#state = 'status';
+          continue;
+        case 'status':
+          q.skip(v.length);
+          if (v.value >= 100 && v.value <= 199) this.#state = 'interim-fields';
+          else if (v.value >= 200 && v.value <= 599) this.#state = 'head-fields';
+          else throw new TransportError('malformed', 'invalid status code');
+          this.#status = v.value;
           this.#fields = [];
           this.#sectionStarted = false;
           continue;
-        }
-        if (v.value > this.#limits.maxResponseSize) throw new TransportError('too_large', 'content chunk exceeds limit');
-        if (pos + v.length + v.value > buf.length) break;
-        this.#sectionStarted = true;
-        events.push({ type: 'body', chunk: buf.slice(pos + v.length, pos + v.length + v.value) });
-        pos += v.length + v.value;
-        continue;
+        case 'content':
+          if (v.value === 0) {
+            q.skip(v.length);
+            this.#state = 'trailers';
+            this.#fields = [];
+            this.#sectionStarted = false;
+            continue;
+          }
+          if (v.value > this.#limits.maxResponseSize) throw new TransportError('too_large', 'content chunk exceeds limit');
+          if (q.length < v.length + v.value) return events;
+          q.skip(v.length);
+          this.#sectionStarted = true;
+          events.push({ type: 'body', chunk: q.take(v.value) });
+          continue;
+        default:
+          break;
       }
-      // A field line or a section terminator.
+      // A field line or the terminator of an interim, head or trailer section.
       if (v.value === 0) {
-        pos += v.length;
-        const headers = this.#fields;
+        q.skip(v.length);
+        const fields = this.#fields;
         this.#fields = [];
         this.#sectionStarted = false;
         if (this.#state === 'interim-fields') {
-          events.push({ type: 'informational', status: this.#status, headers });
+          events.push({ type: 'informational', status: this.#status, headers: fields });
           this.#state = 'status';
         } else if (this.#state === 'head-fields') {
-          events.push({ type: 'head', status: this.#status, headers });
+          events.push({ type: 'head', status: this.#status, headers: fields });
           this.#state = 'content';
         } else {
-          events.push({ type: 'end', trailers: headers });
+          events.push({ type: 'end', trailers: fields });
           this.#state = 'padding';
         }
         continue;
       }
-      const r = new Reader(buf, pos);
-      let field: Field;
-      try {
-        field = readFieldLine(r, this.#budget);
-      } catch (e) {
-        if (e instanceof TransportError && e.code === 'truncated') {
-          // The field limit check has already run on the name; a partial value waits for more bytes.
-          break;
-        }
-        throw e;
-      }
-      this.#fields.push(field);
+      const len = this.#fieldLineLength(v);
+      if (len === undefined) return events;
+      this.#fields.push(readFieldLine(new Reader(q.take(len)), this.#budget));
       this.#sectionStarted = true;
-      pos = r.offset;
     }
-    this.#buf = pos === 0 ? buf : buf.slice(pos);
-    return events;
   }
 }

@@ -110,11 +110,11 @@ export function encodeVarint(n: number): Uint8Array {
  * callers wait for them); throws 'malformed' when the value exceeds 2^53 - 1, which no length in
  * this project can legitimately reach.
  */
-export function peekVarint(buf: Uint8Array, off: number): { value: number; length: number } | undefined {
-  if (off >= buf.length) return undefined;
+export function peekVarint(buf: Uint8Array, off: number, end = buf.length): { value: number; length: number } | undefined {
+  if (off >= end) return undefined;
   const first = buf[off];
   const length = 1 << (first >> 6);
-  if (off + length > buf.length) return undefined;
+  if (off + length > end) return undefined;
   if (length === 1) return { value: first & 0x3f, length };
   if (length === 2) return { value: ((first & 0x3f) << 8) | buf[off + 1], length };
   if (length === 4) {
@@ -181,7 +181,7 @@ export class Reader {
   }
 
   varint(): number {
-    const v = peekVarint(this.buf.subarray(0, this.end), this.pos);
+    const v = peekVarint(this.buf, this.pos, this.end);
     if (!v) throw new TransportError('truncated', 'input ended inside a varint');
     this.pos += v.length;
     return v.value;
@@ -210,4 +210,86 @@ export function randomBytes(n: number): Uint8Array {
   // getRandomValues caps at 65536 bytes per call.
   for (let o = 0; o < n; o += 65536) globalThis.crypto.getRandomValues(out.subarray(o, Math.min(n, o + 65536)));
   return out;
+}
+
+/**
+ * A FIFO of byte chunks for incremental parsers. Bytes are copied once on the way in and joined only
+ * when a caller takes a span it knows is complete, so a message trickled in one byte at a time costs
+ * linear, not quadratic, work.
+ */
+export class ByteQueue {
+  #parts: Uint8Array[] = [];
+  #first = 0; // index of the first live part (shift() would make draining many parts quadratic)
+  #head = 0; // offset into #parts[#first]
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#parts.push(bytes.slice());
+    this.#length += bytes.length;
+  }
+
+  /** A copy of the first min(n, length) bytes, leaving them queued. */
+  peek(n: number): Uint8Array {
+    const len = Math.min(n, this.#length);
+    const out = new Uint8Array(len);
+    let o = 0;
+    for (let i = this.#first; o < len; i++) {
+      const p = i === this.#first ? this.#parts[i].subarray(this.#head) : this.#parts[i];
+      const k = Math.min(p.length, len - o);
+      out.set(k === p.length ? p : p.subarray(0, k), o);
+      o += k;
+    }
+    return out;
+  }
+
+  /** Removes and returns exactly n bytes; 'truncated' if fewer are queued. */
+  take(n: number): Uint8Array {
+    if (n > this.#length) throw new TransportError('truncated', 'input ended early');
+    const out = this.peek(n);
+    this.skip(n);
+    return out;
+  }
+
+  skip(n: number): void {
+    let left = Math.min(n, this.#length);
+    this.#length -= left;
+    while (left > 0) {
+      const avail = this.#parts[this.#first].length - this.#head;
+      if (left < avail) {
+        this.#head += left;
+        break;
+      }
+      left -= avail;
+      this.#first++;
+      this.#head = 0;
+    }
+    if (this.#first > 64 && this.#first * 2 > this.#parts.length) {
+      this.#parts = this.#parts.slice(this.#first);
+      this.#first = 0;
+    }
+  }
+
+  /** Removes and returns everything queued. */
+  takeAll(): Uint8Array {
+    return this.take(this.#length);
+  }
+
+  /** The varint at the front, if all its bytes are queued. */
+  peekVarint(): { value: number; length: number } | undefined {
+    return peekVarint(this.peek(8), 0);
+  }
+
+  /** Drops everything, zeroing the queued bytes. */
+  clear(): void {
+    for (const p of this.#parts) p.fill(0);
+    this.#parts = [];
+    this.#first = 0;
+    this.#head = 0;
+    this.#length = 0;
+  }
 }

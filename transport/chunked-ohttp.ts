@@ -14,7 +14,7 @@
  * 'decrypt_failed'. Plaintext chunks are handed on as they authenticate, before the final chunk: a
  * consumer treats the message as incomplete until its stream closes without error.
  */
-import { concat, encodeVarint, peekVarint, randomBytes, Reader, utf8 } from './bytes.js';
+import { ByteQueue, concat, encodeVarint, randomBytes, Reader, utf8 } from './bytes.js';
 import { TransportError } from './errors.js';
 import { CipherSuite, Context, KEM_X25519_HKDF_SHA256, aeadOpen, aeadSeal, aeadSizes, type KeyPair } from './hpke.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
@@ -41,10 +41,8 @@ const TAG = 16;
  * the final chunk (after a zero length) runs to the end of input and comes out of end().
  */
 export class ChunkFramer {
-  #buf: Uint8Array = new Uint8Array(0);
+  readonly #q = new ByteQueue();
   #final = false;
-  #finalParts: Uint8Array[] = [];
-  #finalLength = 0;
   #total = 0;
 
   constructor(private readonly maxCiphertext: number, private readonly maxTotal: number) {}
@@ -52,42 +50,30 @@ export class ChunkFramer {
   push(bytes: Uint8Array): Uint8Array[] {
     this.#total += bytes.length;
     if (this.#total > this.maxTotal) throw new TransportError('too_large', 'message exceeds limit');
-    if (this.#final) {
-      this.#finalLength += bytes.length;
-      if (this.#finalLength > this.maxCiphertext) throw new TransportError('too_large', 'chunk exceeds limit');
-      this.#finalParts.push(bytes.slice());
-      return [];
-    }
-    const buf = this.#buf.length ? concat(this.#buf, bytes) : bytes;
+    this.#q.push(bytes);
     const out: Uint8Array[] = [];
-    let pos = 0;
-    for (;;) {
-      const v = peekVarint(buf, pos);
+    while (!this.#final) {
+      const v = this.#q.peekVarint();
       if (!v) break;
       if (v.value === 0) {
+        this.#q.skip(v.length);
         this.#final = true;
-        const rest = buf.subarray(pos + v.length);
-        this.#finalLength = rest.length;
-        if (this.#finalLength > this.maxCiphertext) throw new TransportError('too_large', 'chunk exceeds limit');
-        this.#finalParts = [rest.slice()];
-        pos = buf.length;
         break;
       }
       if (v.value > this.maxCiphertext) throw new TransportError('too_large', 'chunk exceeds limit');
-      if (pos + v.length + v.value > buf.length) break;
-      out.push(buf.slice(pos + v.length, pos + v.length + v.value));
-      pos += v.length + v.value;
+      if (this.#q.length < v.length + v.value) break;
+      this.#q.skip(v.length);
+      out.push(this.#q.take(v.value));
     }
-    this.#buf = buf.slice(pos);
+    if (this.#final && this.#q.length > this.maxCiphertext) throw new TransportError('too_large', 'chunk exceeds limit');
     return out;
   }
 
   /** The final chunk's ciphertext; 'truncated' if the input never reached a complete final chunk. */
   end(): Uint8Array {
     if (!this.#final) throw new TransportError('truncated', 'message ended before its final chunk');
-    const ct = concat(...this.#finalParts);
-    if (ct.length < TAG) throw new TransportError('truncated', 'message ended inside its final chunk');
-    return ct;
+    if (this.#q.length < TAG) throw new TransportError('truncated', 'message ended inside its final chunk');
+    return this.#q.takeAll();
   }
 }
 
