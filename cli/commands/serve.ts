@@ -16,25 +16,34 @@ export const SIMULATION_BANNER = [
   '################################################################################',
 ].join('\n');
 
+/** Where the command reads its environment and writes its output (process by default; tests pass their own). */
+export interface ServeIo {
+  env: Record<string, string | undefined>;
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+}
+
 export const command: Command = {
   summary: 'serve the model over attested, encrypted HTTP (OHTTP inside a TEE; --platform simulated on a laptop)',
-  async run(argv) {
-    let config: ServeConfig | 'help';
-    try {
-      config = parseServeConfig(argv, process.env);
-    } catch (e) {
-      process.stderr.write(`sealed serve: ${isServerError(e) ? e.message : 'invalid arguments'}\n(see sealed serve --help)\n`);
-      return 2;
-    }
-    if (config === 'help') {
-      process.stdout.write(SERVE_HELP);
-      return 0;
-    }
-    return serve(config, createLogger());
-  },
+  run: (argv) => runServe(argv, process),
 };
 
-async function serve(config: ServeConfig, logger: Logger): Promise<number> {
+export async function runServe(argv: string[], io: ServeIo): Promise<number> {
+  let config: ServeConfig | 'help';
+  try {
+    config = parseServeConfig(argv, io.env);
+  } catch (e) {
+    io.stderr.write(`sealed serve: ${isServerError(e) ? e.message : 'invalid arguments'}\n(see sealed serve --help)\n`);
+    return 2;
+  }
+  if (config === 'help') {
+    io.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  return serve(config, io, createLogger((line) => io.stderr.write(line + '\n')));
+}
+
+async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<number> {
   // transformers.js (the tokenizer) must neither fetch nor cache anything: the process writes
   // no file. The engine sets this too; setting it before the engine loads is what counts.
   const transformers = await import('@huggingface/transformers');
@@ -54,7 +63,7 @@ async function serve(config: ServeConfig, logger: Logger): Promise<number> {
       maxQueue: Math.max(1, config.limits.maxQueue),
     });
   } catch (e) {
-    process.stderr.write(`sealed serve: cannot load the model: ${e instanceof Error ? e.message : 'unknown error'}\n`);
+    io.stderr.write(`sealed serve: cannot load the model: ${e instanceof Error ? e.message : 'unknown error'}\n`);
     return 1;
   }
 
@@ -65,7 +74,7 @@ async function serve(config: ServeConfig, logger: Logger): Promise<number> {
     });
   } catch (e) {
     await engine.close();
-    process.stderr.write(`sealed serve: no evidence provider for platform '${config.platform}': ${e instanceof Error ? e.message : 'unknown error'}\n`);
+    io.stderr.write(`sealed serve: no evidence provider for platform '${config.platform}': ${e instanceof Error ? e.message : 'unknown error'}\n`);
     return 1;
   }
 
@@ -76,12 +85,12 @@ async function serve(config: ServeConfig, logger: Logger): Promise<number> {
     provider.close?.();
     await engine.close();
     const code = (e as { code?: unknown }).code;
-    process.stderr.write(`sealed serve: cannot listen on ${config.host}:${config.port}${typeof code === 'string' ? ` (${code})` : ''}\n`);
+    io.stderr.write(`sealed serve: cannot listen on ${config.host}:${config.port}${typeof code === 'string' ? ` (${code})` : ''}\n`);
     return 1;
   }
 
-  if (provider.simulated) process.stdout.write(SIMULATION_BANNER + '\n');
-  process.stdout.write(
+  if (provider.simulated) io.stdout.write(SIMULATION_BANNER + '\n');
+  io.stdout.write(
     `sealed-inference listening on ${running.url}\n` +
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
       `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, key lifetime ${config.limits.keyLifetimeSeconds} s, ` +
@@ -93,7 +102,7 @@ async function serve(config: ServeConfig, logger: Logger): Promise<number> {
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {
         // A second signal: stop waiting for the grace period.
-        process.stderr.write(`sealed serve: ${signal} again, exiting now\n`);
+        io.stderr.write(`sealed serve: ${signal} again, exiting now\n`);
         running.runtime.sessions.close();
         process.exit(1);
       }

@@ -1,0 +1,55 @@
+// `sealed serve` as a command (in-process): --help, usage errors (exit 2), and failing closed
+// when the platform asked for cannot give evidence (exit 1, nothing listening).
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { runServe } from '../cli/commands/serve.js';
+
+const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
+
+/** Runs the command with its output captured and an empty environment. */
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  const code = await runServe(args, {
+    env: {},
+    stdout: { write: (s: string) => (out.stdout += s) },
+    stderr: { write: (s: string) => (out.stderr += s) },
+  });
+  return { code, ...out };
+}
+
+test('sealed serve --help lists every flag with its environment variable', async () => {
+  const r = await run('--help');
+  assert.equal(r.code, 0);
+  for (const s of ['--port', 'PORT', '--host', 'HOST', '--model-dir', '--platform', 'SEALED_PLATFORM', 'auto | sev-snp | tdx | simulated',
+    '--threads', 'SEALED_THREADS', '--key-lifetime', 'SEALED_KEY_LIFETIME', '--max-sessions', '--session-rate', '--max-body-bytes',
+    '--max-tokens', '--max-concurrent', '--max-queue', '--queue-timeout-ms', '--generation-timeout-ms', '--request-timeout-ms',
+    '--shutdown-grace-ms']) {
+    assert.ok(r.stdout.includes(s), s);
+  }
+});
+
+test('usage errors exit 2 and name the bad flag', async () => {
+  const r = await run('--platform', 'sgx');
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--platform must be one of auto, sev-snp, tdx, simulated/);
+  const s = await run('--max-sessions', '1000');
+  assert.equal(s.code, 2);
+  assert.match(s.stderr, /--max-sessions/);
+});
+
+const hasTsm = existsSync('/sys/kernel/config/tsm/report');
+test('without a TEE, auto and sev-snp refuse to start (no silent simulation)', { skip: hasTsm ? 'this machine has configfs-tsm' : false }, async () => {
+  for (const platform of ['auto', 'sev-snp']) {
+    const r = await run('--platform', platform, '--port', '0', '--threads', '1', '--model-dir', MODEL_DIR);
+    assert.equal(r.code, 1, platform);
+    assert.match(r.stderr, /no evidence provider/);
+    assert.doesNotMatch(r.stdout, /listening/);
+  }
+});
+
+test('a model directory that does not load is exit 1', async () => {
+  const r = await run('--platform', 'simulated', '--port', '0', '--model-dir', '/nonexistent/model');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot load the model/);
+});
