@@ -85,60 +85,77 @@ function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
 
+// Scratch space for probabilities: sample() is synchronous, so one buffer
+// shared by all calls is safe and saves an allocation per token.
+let scratch = new Float64Array(0);
+function probsBuffer(n: number): Float64Array {
+  if (scratch.length < n) scratch = new Float64Array(n);
+  return scratch;
+}
+
 /** Picks the next token from `row` (not modified). */
 export function sample(row: Float32Array, params: SamplingParams, rng: Rng): number {
   if (params.temperature <= 0) return argmax(row);
   const n = row.length;
-  const topK = params.topK > 0 && params.topK < n ? params.topK : n;
-
-  // Candidates: all tokens, or the topK largest logits.
-  let idx: number[];
-  if (topK < n) {
-    idx = topKIndices(row, topK);
-  } else {
-    idx = new Array(n);
-    for (let i = 0; i < n; i++) idx[i] = i;
-  }
-  let max = -Infinity;
-  for (const i of idx) if (row[i] > max) max = row[i];
-  if (max === -Infinity || Number.isNaN(max)) return argmax(row);
-
   const inv = 1 / params.temperature;
-  const probs = new Float64Array(idx.length);
-  let total = 0;
-  for (let j = 0; j < idx.length; j++) {
-    const p = Math.exp((row[idx[j]] - max) * inv);
-    probs[j] = p;
-    total += p;
+
+  if (params.topK > 0 && params.topK < n) {
+    // Candidates: the topK largest logits, most likely first.
+    const idx = topKIndices(row, params.topK);
+    if (idx.length === 0 || row[idx[0]] === -Infinity) return argmax(row);
+    const max = row[idx[0]];
+    const probs = probsBuffer(idx.length);
+    let total = 0;
+    for (let j = 0; j < idx.length; j++) total += probs[j] = Math.exp((row[idx[j]] - max) * inv);
+    const keep = nucleus(probs, idx.length, total, params.topP);
+    return idx[draw(probs, keep, rng)];
   }
+
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (row[i] > max) max = row[i];
+  if (max === -Infinity || Number.isNaN(max)) return argmax(row);
+  const probs = probsBuffer(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) total += probs[i] = Math.exp((row[i] - max) * inv);
 
   if (params.topP < 1) {
-    // Smallest set of most likely tokens whose mass reaches topP.
-    const order = idx.map((_, j) => j).sort((a, b) => probs[b] - probs[a] || idx[a] - idx[b]);
-    const cut = params.topP * total;
-    let cum = 0;
-    let keep = 0;
-    while (keep < order.length) {
-      cum += probs[order[keep]];
-      keep++;
-      if (cum >= cut) break;
-    }
-    let u = rng.nextFloat() * cum;
-    for (let k = 0; k < keep; k++) {
-      u -= probs[order[k]];
-      if (u < 0) return idx[order[k]];
-    }
-    return idx[order[keep - 1]];
+    // Nucleus: sort the tokens with any mass by probability (ties: lower id first).
+    let m = 0;
+    const order = new Int32Array(n);
+    for (let i = 0; i < n; i++) if (probs[i] > 0) order[m++] = i;
+    const ids = order.subarray(0, m).sort((a, b) => probs[b] - probs[a] || a - b);
+    const sorted = new Float64Array(m);
+    for (let j = 0; j < m; j++) sorted[j] = probs[ids[j]];
+    const keep = nucleus(sorted, m, total, params.topP);
+    return ids[draw(sorted, keep, rng)];
   }
+  return draw(probs, n, rng);
+}
 
-  let u = rng.nextFloat() * total;
-  for (let j = 0; j < idx.length; j++) {
-    u -= probs[j];
-    if (u < 0) return idx[j];
+/** How many of the first entries of `probs` (sorted descending) reach mass topP of `total`. */
+function nucleus(probs: Float64Array, n: number, total: number, topP: number): number {
+  if (topP >= 1) return n;
+  const cut = topP * total;
+  let cum = 0;
+  for (let k = 0; k < n; k++) {
+    cum += probs[k];
+    if (cum >= cut) return k + 1;
   }
-  // Rounding left a sliver: take the last token with any mass.
-  for (let j = idx.length - 1; j >= 0; j--) if (probs[j] > 0) return idx[j];
-  return idx[0];
+  return n;
+}
+
+/** Draws index j < n with probability probs[j] / sum(probs[0..n)). */
+function draw(probs: Float64Array, n: number, rng: Rng): number {
+  let total = 0;
+  for (let j = 0; j < n; j++) total += probs[j];
+  let u = rng.nextFloat() * total;
+  for (let j = 0; j < n; j++) {
+    u -= probs[j];
+    if (u < 0) return j;
+  }
+  // Rounding left a sliver: take the last entry with any mass.
+  for (let j = n - 1; j >= 0; j--) if (probs[j] > 0) return j;
+  return 0;
 }
 
 /** Indices of the k largest values (ties: lower index first), in descending order of value. */

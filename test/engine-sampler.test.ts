@@ -82,3 +82,13 @@ test('sampling never mutates the logits row', () => {
   sample(row, { temperature: 0.7, topP: 0.9, topK: 3 }, new Rng(3));
   assert.deepEqual(row, copy);
 });
+
+test('degenerate rows (all -Infinity, NaN) fall back to argmax instead of failing', () => {
+  const rng = new Rng(1);
+  const allMasked = new Float32Array([-Infinity, -Infinity, -Infinity]);
+  for (const p of [{ temperature: 1, topP: 1, topK: 0 }, { temperature: 1, topP: 0.5, topK: 0 }, { temperature: 1, topP: 1, topK: 2 }]) {
+    assert.equal(sample(allMasked, p, rng), 0);
+  }
+  const r = sample(new Float32Array([Number.NaN, 1, 2]), { temperature: 1, topP: 1, topK: 2 }, rng);
+  assert.ok(r === 1 || r === 2);
+});
