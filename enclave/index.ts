@@ -9,8 +9,24 @@
 //     tcbInfoIssuerChain?, qeIdentityIssuerChain?, pckCrlIssuerChain?} (file paths), sevCerts?: {vcek?, askArk?} (file paths) }.
 //   The simulated provider's MEASUREMENT is simulatedMeasurement(codeDigest, modelDigest) (see providers/simulated.ts),
 //   so pass the served model's digest as `simulation.modelDigest`.
-// - evidence.collateral (TDX) is Record<string,string>: tcbInfo / qeIdentity (the JSON bodies as text),
-//   *IssuerChain (PEM text), pckCrl / rootCrl (base64 DER).
+// - evidence.collateral (TDX) is Record<string,string> with exactly the keys tcbInfo, qeIdentity (the PCS JSON
+//   bodies as text), tcbInfoIssuerChain, qeIdentityIssuerChain, pckCrlIssuerChain (PEM text), pckCrl, rootCrl
+//   (base64 DER). verifyEvidence hands them to enclave/tdx's verifyTdxQuote (CRLs decoded to DER bytes).
+// - verifyEvidence also requires keyId === keyConfig[0] (the key id inside the bound key configuration),
+//   code `key_id_mismatch`. model.id and expiresAt are not bound by CONTRACT's binding (labels only).
+// - EvidenceVerification = { platform, simulated, keyId, keyConfig: Uint8Array, expiresAt: Date, model {id, digest},
+//   measurement (SEV-SNP MEASUREMENT / TDX MRTD, hex), tcb (SEV-SNP: {bootloader, tee, snp, microcode[, fmc]};
+//   TDX: {teeTcbSvn, status?, tdxModuleStatus?, tcbEvaluationDataNumber?, advisoryIds?}), product? (SEV-SNP),
+//   checks: string[], platformResult (SevSnpVerified | TdxVerified) }.
+// - Policy = { platforms?, modelDigest?: Uint8Array, sevSnp: SevSnpPolicy, tdx: TdxPolicy (enclave/tdx/policy.ts) };
+//   unknown keys are refused (`policy_unknown_key`), bad values `policy_invalid`.
+// - Two-phase SEV-SNP verification for many reports from one platform: verifyVcekChain(...) once, then
+//   verifyReportWithVcek(report, vcek, policy) per report.
+// - providers/configfs-tsm.ts: the kernel interaction sits behind `TsmOps` (mkdir/rmdir/writeFile/readFile) so tests
+//   drive a fake tree; SEV-SNP certificates come from auxblob's GHCB certificate table (VCEK/ASK/ARK GUIDs), or from
+//   `sevCerts` files when the host provides none. The simulated ARK/ASK are RSA-2048 (AMD: 4096) for start-up speed;
+//   `simulation.rsaBits: 4096` gives the real size.
+// - cli/commands/verify.ts exports runVerify(argv, io?) besides `command`, and isMalformedCode(code) (exit 30 vs 10).
 // - `verifyEvidence(json, { nonce, policy?, allowSimulation?, now?, roots?: { amdArk?, intelRoot? } })`
 //   -> Promise<{ ok: true, report: EvidenceVerification }>; rejections throw AttestationError. `json` may be
 //   the object, JSON text or bytes. `report.keyConfig` is the decoded key configuration to encrypt to.
@@ -38,4 +54,5 @@ export {
   type ProviderKind, type ProviderOptions, type EvidenceProvider, type PlatformEvidence, type Platform,
   type SimulatedProvider, type SimulatedProviderOptions,
 } from './providers/index.js';
-export { parseReport, encodeReport, decodeTcb, type SevSnpReport, type SevProduct, type TcbParts } from './sev-snp/report.js';
+export { parseReport, encodeReport, decodeTcb, reportToJson, type SevSnpReport, type SevProduct, type TcbParts } from './sev-snp/report.js';
+export { verifyTdxQuote, type TdxVerified, type VerifyTdxOptions, type TdxCollateral } from './tdx/verify.js';
