@@ -2,7 +2,7 @@
 // same SDK as Node: fetches evidence from the server directly, verifies it here, and
 // encrypts every message in this page, so neither the proxy that served the page nor
 // anything between sees a prompt. The prompt box stays disabled unless verification passed.
-import { SealedClient, SealedClientError } from '../sdk.js';
+import { SealedClient, SealedClientError, isVerificationFailure } from '../sdk.js';
 import { reportHtml } from '../report.js';
 import type { ChatMessage, ChatParams } from '../types.js';
 import type { PageConfig } from './html.js';
@@ -14,12 +14,15 @@ function setState(state: 'verifying' | 'verified' | 'rejected' | 'streaming' | '
   $('status').textContent = text;
 }
 
+/**
+ * The configuration comes only from the page that served this script (the local proxy),
+ * never from the URL: a link must not be able to point the page at another server or
+ * loosen its policy.
+ */
 function readConfig(): PageConfig {
-  const fromPage = JSON.parse($('sealed-config').textContent ?? 'null') as PageConfig | null;
-  // Opened as a static file: the server comes from ?server=, simulation only if asked for.
-  const q = new URLSearchParams(location.search);
-  if (fromPage && fromPage.server) return fromPage;
-  return { server: q.get('server') ?? '', allowSimulation: q.get('allowSimulation') === '1' };
+  const config = JSON.parse($('sealed-config').textContent ?? 'null') as PageConfig | null;
+  if (!config || typeof config.server !== 'string' || config.server === '') throw new Error('this page carries no server configuration');
+  return config;
 }
 
 function describe(e: unknown): string {
@@ -28,12 +31,13 @@ function describe(e: unknown): string {
 }
 
 async function main(): Promise<void> {
-  const config = readConfig();
+  let config: PageConfig;
   let client: SealedClient;
   try {
-    client = await SealedClient.connect(config.server, { policy: config.policy ?? undefined, allowSimulation: config.allowSimulation });
+    config = readConfig();
+    client = await SealedClient.connect(config.server, { policy: config.policy ?? undefined, allowSimulation: config.allowSimulation === true });
   } catch (e) {
-    const rejected = e instanceof SealedClientError && (e.code === 'attestation_rejected' || e.code === 'simulation_refused' || e.code === 'evidence_malformed');
+    const rejected = isVerificationFailure(e);
     setState(rejected ? 'rejected' : 'error', `${rejected ? 'rejected' : 'error'}: ${describe(e)} (nothing was sent)`);
     return;
   }
