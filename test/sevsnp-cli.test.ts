@@ -97,6 +97,17 @@ test('sev-snp: malformed input exits 30', async () => {
   }
 });
 
+test('sev-snp: a simulated report verifies only when its ARK replaces the embedded root (--ark)', async () => {
+  const p = await createSimulatedProvider({ codeDigest: new Uint8Array(32) });
+  const ev = await p.getEvidence(new Uint8Array(64).fill(1));
+  const args = ['--report', file('sim.bin', ev.report), '--vcek', file('sim-vcek.der', ev.vcek!), '--ask', file('sim-ask.der', p.chain.ask)];
+  let r = await run('sev-snp', ...args, '--ark', file('sim-ark.der', p.chain.ark));
+  assert.equal(r.code, 0, r.err);
+  r = await run('sev-snp', ...args);
+  assert.equal(r.code, 10);
+  oneRejectionLine(r.err, 'sev_chain_issuer_mismatch');
+});
+
 test('evidence: simulated evidence needs --allow-simulation; binding is checked against --nonce', async () => {
   const p = await createSimulatedProvider({ codeDigest: new Uint8Array(32) });
   const nonce = 'ab'.repeat(32);
