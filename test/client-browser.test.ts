@@ -10,8 +10,10 @@ import { startProxy, type RunningProxy } from '../client/proxy.js';
 import { buildPageBundle } from '../client/node/page-bundle.js';
 import { startRealServer, type RealServer } from './fixtures/client/server.js';
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p): p is string => !!p && existsSync(p));
-const skip = CHROMIUM ? false : 'no chromium binary (looked at $CHROMIUM_PATH, /usr/bin/chromium, /usr/bin/chromium-browser): install Debian\'s chromium to run the browser test';
+// $CHROMIUM_PATH, when set, is the only candidate; otherwise Debian's and Ubuntu's paths.
+const CANDIDATES = process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+const CHROMIUM = CANDIDATES.find((p) => existsSync(p));
+const skip = CHROMIUM ? false : `no chromium binary at ${CANDIDATES.join(' or ')}: install Debian's chromium (apt-get install chromium) to run the browser test`;
 
 let server: RealServer | undefined;
 let proxies: RunningProxy[] = [];
