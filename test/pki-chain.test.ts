@@ -238,3 +238,15 @@ test('PEM: labels must match, base64 must be canonical, blocks must close', () =
   assert.equal(code(good.replace('MIIC', 'MI!C')), 'pem_malformed');
   void oid;
 });
+
+test('PEM: a damaged BEGIN/END marker fails the whole text instead of dropping that block', () => {
+  const two = read('tdx/tcb_info_issuer_chain.pem').toString();
+  assert.equal(parsePem(two).length, 2);
+  const at = two.lastIndexOf('-----BEGIN CERTIFICATE-----') + '-----BEGIN CERT'.length;
+  for (const ch of ['\0', 'i', '-']) {
+    const damaged = two.slice(0, at) + ch + two.slice(at + 1);
+    assert.throws(() => parsePem(damaged), (e: unknown) => e instanceof AttestationError && e.code === 'pem_malformed', JSON.stringify(ch));
+  }
+  const end = two.indexOf('-----END CERTIFICATE-----') + 10;
+  assert.throws(() => parsePem(two.slice(0, end) + 'X' + two.slice(end + 1)), (e: unknown) => e instanceof AttestationError && e.code === 'pem_malformed');
+});

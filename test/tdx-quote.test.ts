@@ -127,3 +127,14 @@ test('10,000 random and mutated inputs to the quote parser give AttestationError
   }
   assert.ok(parsed > 0 && parsed < 10_000); // flips in opaque fields still parse; structural damage does not
 });
+
+test('a PCK chain with a damaged PEM marker or an embedded NUL is refused, not shortened', async () => {
+  const { verifyTdxQuote } = await import('../enclave/tdx/verify.js');
+  const at = new Date(1688083200 * 1000);
+  const marker = V4.slice();
+  marker[0xfa2] = 0; // "-----BEGIN CERT\0FICATE-----" of the root certificate
+  assert.equal(code(() => parseQuote(marker)), 'tdx_quote_malformed');
+  const letter = V4.slice();
+  letter[0xfa2] = 0x69; // "CERTiFICATE"
+  await assert.rejects(verifyTdxQuote(letter, { at, policy: { tcbEvaluation: false } }), (e: unknown) => e instanceof AttestationError && e.code === 'tdx_pck_chain_malformed');
+});

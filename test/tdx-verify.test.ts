@@ -241,3 +241,21 @@ test('v5 sample quote (TD15): signatures over header + body descriptor + body an
   await rejects({ quote: flip(v5, 0x1e), at, collateral: {}, policy: NO_TCB }, 'tdx_quote_signature_invalid');
   await rejects({ quote: v5, at: new Date('2026-01-01T00:00:00Z'), collateral: {}, policy: NO_TCB }, 'tdx_pck_chain_not_yet_valid');
 });
+
+test('1,000 mutated quotes through the whole verifier (with CRLs) give AttestationError only, never acceptance', async () => {
+  const { Rng, mutate } = await import('./fixtures/tdx/fuzz.js');
+  const rng = new Rng(0xa11);
+  let accepted = 0;
+  for (let i = 0; i < 1_000; i++) {
+    const input = mutate(QUOTE, rng);
+    if (input.length === QUOTE.length && input.every((b, j) => b === QUOTE[j])) continue; // a no-op mutation
+    try {
+      await verifyTdxQuote(input, { collateral: COLLATERAL, at: AT, policy: NO_TCB });
+      // Every byte of a v4 quote is signed or checked (the PEM chain by its own signatures and framing).
+      accepted++;
+    } catch (e) {
+      if (!(e instanceof AttestationError)) assert.fail(`case ${i} threw ${String(e)}`);
+    }
+  }
+  assert.equal(accepted, 0);
+});

@@ -368,8 +368,12 @@ export function parsePem(text: string, label?: string): Uint8Array[] {
     if (label !== undefined && m[1] !== label) continue;
     out.push(base64ToBytes(m[2].replace(/[\r\n\t ]/g, '')));
   }
-  const begins = text.split('-----BEGIN ').length - 1;
-  if (begins !== (text.match(/-----END /g)?.length ?? 0)) fail('pem_malformed', 'unterminated PEM block');
+  // Every BEGIN/END marker must belong to a well-formed block: a damaged header must not make a block
+  // silently disappear (and a chain quietly lose a certificate).
+  const all = text.match(re)?.length ?? 0;
+  if ((text.match(/-----BEGIN/g)?.length ?? 0) !== all || (text.match(/-----END/g)?.length ?? 0) !== all) {
+    fail('pem_malformed', 'malformed or unterminated PEM block');
+  }
   return out;
 }
 

@@ -172,6 +172,7 @@ function decodeChainText(bytes: Uint8Array): string {
   const text = new TextDecoder().decode(bytes);
   const lastEnd = text.lastIndexOf('-----END CERTIFICATE-----');
   if (lastEnd < 0) fail('tdx_quote_malformed', 'PCK certificate chain has no certificate');
+  if (text.slice(0, lastEnd).includes('\0')) fail('tdx_quote_malformed', 'NUL inside the PCK certificate chain');
   if (!/^[\s\0]*$/.test(text.slice(lastEnd + 25))) fail('tdx_quote_malformed', 'unexpected data after the PCK certificate chain');
   if (!/^\s*-----BEGIN CERTIFICATE-----/.test(text)) fail('tdx_quote_malformed', 'unexpected data before the PCK certificate chain');
   return text.slice(0, lastEnd + 25);

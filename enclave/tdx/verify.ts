@@ -171,7 +171,8 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
 
   // 3. PCK certificate chain to the pinned root.
   const pckChain = relabel('tdx_pck_chain_malformed', 'PCK certificate chain', () => parseCertificates(q.pckChainPem));
-  if (pckChain.length < 2 || pckChain.length > 3) err('tdx_pck_chain_malformed', 'PCK chain must be leaf, CA[, root]');
+  // As Intel's QVL: the quote carries the whole chain, root included (then compared to the pinned root).
+  if (pckChain.length !== 3) err('tdx_pck_chain_malformed', 'PCK chain must be leaf, CA, root');
   const pckLeaf = pckChain[0];
   if (!/SGX PCK Certificate/.test(pckLeaf.subject.text)) err('tdx_pck_chain_malformed', 'leaf is not an SGX PCK certificate');
   if (pckCrl) {
