@@ -58,6 +58,12 @@ test('the parser copies: mutating the input afterwards changes nothing', () => {
   b.fill(0xaa);
   assert.equal(hex(r.reportData.subarray(0, 5)), '0102030405');
   assert.equal(r.signedBytes[0], 2);
+  // Buffer#slice returns views; the parser must copy a Buffer too.
+  const buf = Buffer.from(real);
+  const rb = parseReport(buf);
+  buf.fill(0xaa);
+  assert.equal(hex(rb.measurement).slice(0, 16), 'b07af9620f3b839b');
+  assert.equal(rb.signedBytes[0], 2);
 });
 
 test('wrong lengths are rejected', () => {

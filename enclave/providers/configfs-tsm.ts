@@ -106,7 +106,7 @@ export function parseSevCertTable(blob: Uint8Array): SevCertTable {
     if (off > blob.length || len > blob.length - off || len === 0) {
       throw new AttestationError('tsm_cert_table', 'certificate table entry out of bounds');
     }
-    const data = blob.slice(off, off + len);
+    const data = Uint8Array.prototype.slice.call(blob, off, off + len); // a copy even for a Buffer
     for (const [name, g] of Object.entries(GUID)) if (g === guid) out[name as keyof SevCertTable] = data;
   }
   return out;

@@ -123,7 +123,9 @@ export function parseReport(bytes: Uint8Array): SevSnpReport {
   if (bytes.length !== REPORT_SIZE) {
     throw new AttestationError('sev_report_length', `report must be ${REPORT_SIZE} bytes, got ${bytes.length}`);
   }
-  const b = bytes.slice(); // own copy: later mutation of the caller's buffer changes nothing
+  // Own copy as a plain Uint8Array (Buffer#slice would return views): later mutation of the
+  // caller's buffer changes nothing we returned.
+  const b = new Uint8Array(bytes);
   const version = u32(b, OFF.version);
   if (!SUPPORTED_VERSIONS.includes(version)) {
     throw new AttestationError('sev_report_version', `unsupported report version ${version}`);
