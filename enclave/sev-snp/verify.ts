@@ -197,6 +197,8 @@ export async function verifyVcekChain(opts: Omit<SevSnpVerifyOptions, 'policy'>)
   requireAmdPss(ask, 'ASK');
   requireAmdPss(vcek, 'VCEK');
   if (vcek.publicKey.type !== 'ec' || vcek.publicKey.curve !== 'P-384') fail('sev_vcek_key', 'VCEK key is not ECDSA P-384');
+  // A VCEK is an end-entity key; one that claims to be a CA is not AMD's.
+  if (vcek.basicConstraints?.ca) fail('sev_vcek_key', 'VCEK claims to be a CA');
 
   // Self-signature of the ARK, issuer linkage, PSS signatures, CA constraints, validity at `at`.
   const chain = await verifyChain([vcek, ask, trustedArk], { at, trustedRoot: trustedArk, codePrefix: 'sev_chain' });
