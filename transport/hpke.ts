@@ -51,22 +51,44 @@ interface AeadParams {
   open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ct: Uint8Array): Uint8Array;
 }
 
+/**
+ * An AEAD implementation to use instead of @noble/ciphers, for hosts with a native one (Node's
+ * node:crypto, see aead-node.ts). It must implement the three AEADs exactly (RFC 5116 output: ct || tag)
+ * and throw on any authentication failure; the vector tests run against it.
+ */
+export interface AeadBackend {
+  readonly name: string;
+  seal(aeadId: AeadId, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array;
+  open(aeadId: AeadId, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ct: Uint8Array): Uint8Array;
+}
+
+let backend: AeadBackend | undefined;
+
+/**
+ * Routes every AEAD operation of this module (HPKE contexts, OHTTP responses, chunks) through `b`;
+ * `undefined` restores @noble/ciphers. Process-wide: set it once at start-up, before any context exists.
+ */
+export function setAeadBackend(b: AeadBackend | undefined): void {
+  backend = b;
+}
+
+/** The name of the AEAD implementation in use ('noble' by default). */
+export function aeadBackendName(): string {
+  return backend?.name ?? 'noble';
+}
+
+function nobleParams(aeadId: AeadId, Nk: number, cipher: typeof gcm | typeof chacha20poly1305): AeadParams {
+  return {
+    Nk, Nn: 12, Nt: 16,
+    seal: (k, n, a, p) => (backend ? backend.seal(aeadId, k, n, a, p) : cipher(k, n, a).encrypt(p)),
+    open: (k, n, a, c) => (backend ? backend.open(aeadId, k, n, a, c) : cipher(k, n, a).decrypt(c)),
+  };
+}
+
 const AEADS: Record<number, AeadParams> = {
-  [AEAD_AES_128_GCM]: {
-    Nk: 16, Nn: 12, Nt: 16,
-    seal: (k, n, a, p) => gcm(k, n, a).encrypt(p),
-    open: (k, n, a, c) => gcm(k, n, a).decrypt(c),
-  },
-  [AEAD_AES_256_GCM]: {
-    Nk: 32, Nn: 12, Nt: 16,
-    seal: (k, n, a, p) => gcm(k, n, a).encrypt(p),
-    open: (k, n, a, c) => gcm(k, n, a).decrypt(c),
-  },
-  [AEAD_CHACHA20_POLY1305]: {
-    Nk: 32, Nn: 12, Nt: 16,
-    seal: (k, n, a, p) => chacha20poly1305(k, n, a).encrypt(p),
-    open: (k, n, a, c) => chacha20poly1305(k, n, a).decrypt(c),
-  },
+  [AEAD_AES_128_GCM]: nobleParams(AEAD_AES_128_GCM, 16, gcm),
+  [AEAD_AES_256_GCM]: nobleParams(AEAD_AES_256_GCM, 32, gcm),
+  [AEAD_CHACHA20_POLY1305]: nobleParams(AEAD_CHACHA20_POLY1305, 32, chacha20poly1305),
 };
 
 export function isSupportedAead(aeadId: number): aeadId is AeadId {

@@ -30,3 +30,4 @@ export * from './hpke.js';
 export * from './ohttp.js';
 export * from './bhttp.js';
 export * from './chunked-ohttp.js';
+export * from './aead-node.js';
