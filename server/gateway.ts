@@ -19,7 +19,7 @@ import { isServerError, ServerError } from './errors.js';
 import { errorBody } from './inner/openai.js';
 import type { ProblemKind } from './problem.js';
 import type { ReplayCache } from './replay.js';
-import type { SessionStore } from './sessions.js';
+import type { Session, SessionStore } from './sessions.js';
 import { ohttp, type OhttpKeyConfig } from './ohttp.js';
 
 export interface GatewayDeps {
@@ -54,12 +54,29 @@ function outerProblem(e: unknown): ProblemKind {
   return 'bad_request';
 }
 
-/** `lookup` for the transport: the live session's key, or undefined (unknown or expired). */
+/**
+ * A key lookup for the transport that remembers which session it handed out, so the gateway
+ * can confirm that session is still the live one before recording the request for replay.
+ */
 function lookup(deps: GatewayDeps) {
-  return (keyId: number) => {
-    const s = deps.sessions.get(keyId);
-    return s ? { config: s.config, privateKey: s.privateKey } : undefined;
+  let used: Session<OhttpKeyConfig> | undefined;
+  return {
+    find: (keyId: number) => {
+      used = deps.sessions.get(keyId);
+      return used ? { config: used.config, privateKey: used.privateKey } : undefined;
+    },
+    /** Whether the session found is still live (it may expire while a chunked header arrives). */
+    stillLive: (keyId: number) => used !== undefined && deps.sessions.get(keyId) === used,
   };
+}
+
+/** Records the request for replay protection; a verdict other than 'fresh' is the problem to answer. */
+function recordOnce(deps: GatewayDeps, keys: ReturnType<typeof lookup>, keyId: number, enc: Uint8Array): ProblemKind | null {
+  // An entry for a destroyed key would outlive it and hold its id; refuse instead.
+  if (!keys.stillLive(keyId)) return 'unknown_key';
+  const verdict = deps.replay.record(keyId, enc);
+  if (verdict === 'fresh') return null;
+  return verdict === 'replay' ? 'replay' : 'session_request_limit';
 }
 
 export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<GatewayResult> {
@@ -75,16 +92,17 @@ export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8A
   // A cheap refusal before any public-key work; the authoritative check is record() below.
   if (deps.replay.has(header.keyId, header.enc)) return fail('replay');
 
+  const keys = lookup(deps);
   let opened;
   try {
-    opened = await ohttp.decapsulate(lookup(deps), bytes, deps.maxBodyBytes);
+    opened = await ohttp.decapsulate(keys.find, bytes, deps.maxBodyBytes);
   } catch (e) {
     return fail(outerProblem(e));
   }
-  const verdict = deps.replay.record(opened.keyId, opened.enc);
-  if (verdict !== 'fresh') {
+  const refused = recordOnce(deps, keys, opened.keyId, opened.enc);
+  if (refused) {
     opened.request.fill(0);
-    return fail(verdict === 'replay' ? 'replay' : 'session_request_limit');
+    return fail(refused);
   }
 
   const res = await callInner(deps, opened.request, signal);
@@ -101,18 +119,19 @@ export async function handleChunked(
   signal: AbortSignal,
 ): Promise<GatewayResult> {
   if (body === null) return fail('bad_request');
+  const keys = lookup(deps);
   let opened;
   try {
-    opened = await ohttp.decapsulateChunked(lookup(deps), body, deps.maxBodyBytes);
+    opened = await ohttp.decapsulateChunked(keys.find, body, deps.maxBodyBytes);
   } catch (e) {
     return fail(outerProblem(e));
   }
   // The header is not authenticated yet, so a record made now is undone if the body fails to
   // open; recording before reading the body keeps two concurrent copies from both passing.
-  const verdict = deps.replay.record(opened.keyId, opened.enc);
-  if (verdict !== 'fresh') {
+  const refused = recordOnce(deps, keys, opened.keyId, opened.enc);
+  if (refused) {
     opened.request.cancel().catch(() => {});
-    return fail(verdict === 'replay' ? 'replay' : 'session_request_limit');
+    return fail(refused);
   }
   let plaintext: Uint8Array;
   try {

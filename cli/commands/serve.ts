@@ -1,8 +1,11 @@
 // `sealed serve`: load the model, obtain an evidence provider for the platform, serve the
 // attested, encrypted HTTP surface until SIGINT/SIGTERM, then stop gracefully.
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import process from 'node:process';
+import { fileURLToPath } from 'node:url';
 import type { Command } from '../sealed.js';
-import { parseServeConfig, SERVE_HELP, type ServeConfig } from '../../server/config.js';
+import { DEFAULT_MODEL_DIR, parseServeConfig, SERVE_HELP, type ServeConfig } from '../../server/config.js';
 import { isServerError } from '../../server/errors.js';
 import { createLogger, type Logger } from '../../server/log.js';
 import { startServer } from '../../server/lifecycle.js';
@@ -57,7 +60,7 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
   let engine;
   try {
     engine = await Engine.create({
-      modelDir: config.modelDir,
+      modelDir: resolveModelDir(config.modelDir),
       ...(config.threads !== undefined && { threads: config.threads }),
       maxBatch: config.limits.maxConcurrentGenerations,
       maxQueue: Math.max(1, config.limits.maxQueue),
@@ -121,4 +124,20 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+}
+
+/**
+ * The bundled model is found from the package root when the default is asked for and the
+ * working directory is elsewhere (the `sealed` binary run from anywhere); any other directory
+ * is taken as given.
+ */
+function resolveModelDir(dir: string): string {
+  if (dir !== DEFAULT_MODEL_DIR || isAbsolute(dir) || existsSync(dir)) return dir;
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(d, 'package.json')) && existsSync(join(d, dir))) return join(d, dir);
+    const up = dirname(d);
+    if (up === d) return dir;
+    d = up;
+  }
 }
