@@ -74,3 +74,19 @@ test('the same golden output while 7 other sequences with random prompts are bat
   assert.equal(s.cachedSequences, 0);
   assert.equal(s.active, 0);
 });
+
+test('a prompt prefilled in one run or in small chunks continues the golden text the same way', async () => {
+  // Greedy from BOS is the golden sequence, so greedy after its first 60 tokens must be its next 40.
+  const prompt = [1, ...golden.generated_ids.slice(0, 60)];
+  const expected = golden.generated_ids.slice(60, 100);
+  const whole = await collect(engine.generate({ prompt, maxTokens: 40, temperature: 0, returnTokenIds: true }));
+  assert.deepEqual(whole.done.tokenIds, expected);
+  const chunked = await Engine.create({ modelDir: MODEL_DIR, threads: 1, prefillChunk: 7 });
+  try {
+    const r = await collect(chunked.generate({ prompt, maxTokens: 40, temperature: 0, returnTokenIds: true }));
+    assert.deepEqual(r.done.tokenIds, expected);
+    assert.equal(r.text, whole.text);
+  } finally {
+    await chunked.close();
+  }
+});

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { computeModelDigest, EngineError, loadModelDir, canonicalJson, Engine } from '../engine/index.js';
 
@@ -31,6 +31,15 @@ test('the bundled model loads: config, graph names and KV layout come from confi
     assert.equal(m.threads, 1);
   } finally {
     await m.session.release();
+  }
+});
+
+test('threads default to all cores and must be a positive integer', async () => {
+  const m = await loadModelDir(MODEL_DIR);
+  await m.session.release();
+  assert.equal(m.threads, availableParallelism());
+  for (const threads of [0, -1, 1.5, Number.NaN]) {
+    await assert.rejects(loadModelDir(MODEL_DIR, { threads }), (e: unknown) => e instanceof EngineError && e.code === 'invalid_request');
   }
 });
 
