@@ -134,3 +134,25 @@ test('the synthetic chain is refused under the real Intel root', async () => {
   await assert.rejects(verifyTdxQuote(s.quote, { collateral: s.collateral, at: AT }), (e: unknown) => e instanceof AttestationError && e.code === 'tdx_root_crl_issuer_mismatch');
   await assert.rejects(verifyTdxQuote(s.quote, { at: AT, policy: { tcbEvaluation: false } }), (e: unknown) => e instanceof AttestationError && e.code === 'tdx_pck_chain_untrusted_root');
 });
+
+test('TD 1.5 relaunch check: an out-of-date TDX module whose TEE_TCB_SVN2 meets the latest level is told to relaunch', async () => {
+  // Module v1 at ISVSVN 2 is OutOfDate (latest is 3); the TCB level itself is UpToDate.
+  const editBody = (b: Uint8Array): void => { b[0] = 2; b[1] = 1; b[2] = 4; };
+  const editTcbInfo = (t: any): void => {
+    setLevel(t.tcbLevels[0], SGX, 11, [0, 0, 4]);
+    t.tdxModuleIdentities = [{ id: 'TDX_01', mrsigner: '00'.repeat(48), attributes: '0000000000000000', attributesMask: 'FFFFFFFFFFFFFFFF', tcbLevels: [
+      { tcb: { isvsvn: 3 }, tcbDate: '2023-06-01T00:00:00Z', tcbStatus: 'UpToDate' },
+      { tcb: { isvsvn: 2 }, tcbDate: '2023-01-01T00:00:00Z', tcbStatus: 'OutOfDate' },
+    ] }];
+  };
+  const v4 = await rejects({ editBody, editTcbInfo }, 'tdx_tcb_out_of_date'); // TD 1.0 report: no relaunch check
+  assert.ok(v4);
+  await rejects({ editBody, editTcbInfo, td15TeeTcbSvn2: [3, 1, 4] }, 'tdx_tcb_td_relaunch_advised');
+  const ok = await run({ editBody, editTcbInfo, td15TeeTcbSvn2: [3, 1, 4] }, { acceptedTcbStatuses: ['TDRelaunchAdvised'] });
+  assert.equal(ok.quoteVersion, 5);
+  assert.equal(ok.bodyType, 'TD15');
+  assert.equal(ok.tcbStatus, 'TDRelaunchAdvised');
+  await rejects({ editBody, editTcbInfo, td15TeeTcbSvn2: [2, 1, 4] }, 'tdx_tcb_out_of_date'); // relaunching would not help
+  await rejects({ editBody, editTcbInfo, td15TeeTcbSvn2: [3, 2, 4] }, 'tdx_module_mismatch'); // no TDX_02 identity
+  await rejects({ editBody, editTcbInfo: (t) => { editTcbInfo(t); t.tcbLevels[0].tcbStatus = 'ConfigurationNeeded'; }, td15TeeTcbSvn2: [3, 1, 4] }, 'tdx_tcb_td_relaunch_advised_configuration_needed');
+});

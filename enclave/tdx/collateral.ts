@@ -9,12 +9,16 @@ import { verifyChain, verifyEcdsaP1363 } from '../pki/verify.js';
 
 export type TcbStatus =
   | 'UpToDate' | 'SWHardeningNeeded' | 'ConfigurationNeeded' | 'ConfigurationAndSWHardeningNeeded'
-  | 'OutOfDate' | 'OutOfDateConfigurationNeeded' | 'Revoked';
+  | 'OutOfDate' | 'OutOfDateConfigurationNeeded' | 'Revoked'
+  // Verdicts only (never in a TCB level): Intel's TD relaunch check for TD 1.5 reports.
+  | 'TDRelaunchAdvised' | 'TDRelaunchAdvisedConfigurationNeeded';
 
 export const TCB_LEVEL_STATUSES: readonly TcbStatus[] = [
   'UpToDate', 'SWHardeningNeeded', 'ConfigurationNeeded', 'ConfigurationAndSWHardeningNeeded',
   'OutOfDate', 'OutOfDateConfigurationNeeded', 'Revoked',
 ];
+/** Every status a verification can end in (what `acceptedTcbStatuses` may list). */
+export const TCB_VERDICT_STATUSES: readonly TcbStatus[] = [...TCB_LEVEL_STATUSES, 'TDRelaunchAdvised', 'TDRelaunchAdvisedConfigurationNeeded'];
 const ISV_STATUSES: readonly TcbStatus[] = ['UpToDate', 'OutOfDate', 'Revoked'];
 
 export interface TcbLevel {

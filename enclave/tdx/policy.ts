@@ -4,7 +4,7 @@
 // u64 in the quote, so their hex reads byte by byte, not as a number).
 import { AttestationError } from '../errors.js';
 import { bytesEqual } from '../pki/verify.js';
-import { TCB_LEVEL_STATUSES, type TcbStatus } from './collateral.js';
+import { TCB_VERDICT_STATUSES, type TcbStatus } from './collateral.js';
 
 export interface TdxPolicy {
   mrtd?: Uint8Array[];
@@ -106,7 +106,7 @@ export function parseTdxPolicy(input: unknown): TdxPolicy {
     if (!Array.isArray(v) || v.length === 0) bad('acceptedTcbStatuses', 'expected a non-empty array');
     const list: TcbStatus[] = [];
     for (const s of v) {
-      if (typeof s !== 'string' || !(TCB_LEVEL_STATUSES as readonly string[]).includes(s)) bad('acceptedTcbStatuses', 'unknown TCB status');
+      if (typeof s !== 'string' || !(TCB_VERDICT_STATUSES as readonly string[]).includes(s)) bad('acceptedTcbStatuses', 'unknown TCB status');
       if (!list.includes(s as TcbStatus)) list.push(s as TcbStatus);
     }
     p.acceptedTcbStatuses = list;

@@ -135,6 +135,9 @@ export function evaluateTdxTcb(info: TcbInfo, pck: PckExtensions, body: TdReport
 
   let status = tdxLevel.status;
   if (module.status) status = convergeWithOutOfDate(status, module.status);
+  if (status !== 'Revoked' && body.type === 'TD15' && body.teeTcbSvn2) {
+    status = checkRelaunch(info, body.teeTcbSvn2, sgxLevel.status, status, module.status ?? 'UpToDate', qe.status);
+  }
   status = convergeWithOutOfDate(status, qe.status);
   const advisoryIds = [...new Set([...tdxLevel.advisoryIds, ...module.advisoryIds, ...qe.level.advisoryIds])];
   const result: TdxTcbResult = { status, levelStatus: tdxLevel.status, sgxLevel, tdxLevel, advisoryIds };
@@ -143,4 +146,33 @@ export function evaluateTdxTcb(info: TcbInfo, pck: PckExtensions, body: TdReport
     result.tdxModuleIdentityId = module.identityId;
   }
   return result;
+}
+
+const isConfigurationNeeded = (s: TcbStatus): boolean =>
+  s === 'ConfigurationNeeded' || s === 'OutOfDateConfigurationNeeded' || s === 'ConfigurationAndSWHardeningNeeded'
+  || s === 'TDRelaunchAdvisedConfigurationNeeded';
+
+/**
+ * QVL's TD relaunch check (TD 1.5 reports): a TD whose TDX module is out of date, on a platform whose
+ * SGX TCB is fine, is told to relaunch when TEE_TCB_SVN2 (what a relaunched TD would report) already
+ * meets the latest TCB level and module identity. Otherwise the status stands.
+ */
+export function checkRelaunch(
+  info: TcbInfo, svn2: Uint8Array, sgx: TcbStatus, tdx: TcbStatus, moduleStatus: TcbStatus, qe: TcbStatus,
+): TcbStatus {
+  if (qe === 'OutOfDate' || qe === 'Revoked') return tdx;
+  if (sgx !== 'UpToDate' && sgx !== 'SWHardeningNeeded' && sgx !== 'ConfigurationNeeded' && sgx !== 'ConfigurationAndSWHardeningNeeded') return tdx;
+  if (tdx !== 'OutOfDate' && tdx !== 'OutOfDateConfigurationNeeded') return tdx;
+  if (moduleStatus !== 'OutOfDate') return tdx;
+  const latest = info.tcbLevels[0];
+  const advised: TcbStatus = isConfigurationNeeded(sgx) || isConfigurationNeeded(tdx) ? 'TDRelaunchAdvisedConfigurationNeeded' : 'TDRelaunchAdvised';
+  let moduleSvnNeeded: number;
+  if (svn2[1] === 0) {
+    moduleSvnNeeded = latest.tdxComponents[0];
+  } else {
+    const identity = info.tdxModuleIdentities?.find((m) => m.id.toUpperCase() === tdxModuleIdentityId(svn2[1]));
+    if (!identity) throw new AttestationError('tdx_module_mismatch', `no TDX module identity ${tdxModuleIdentityId(svn2[1])} for TEE_TCB_SVN2`);
+    moduleSvnNeeded = identity.tcbLevels[0].isvSvn;
+  }
+  return svn2[0] >= moduleSvnNeeded && svn2[2] >= latest.tdxComponents[2] ? advised : tdx;
 }

@@ -139,7 +139,7 @@ async function sha256(data: Uint8Array): Promise<Uint8Array> {
 }
 
 function statusCode(s: TcbStatus): string {
-  return 'tdx_tcb_' + s.replace(/SW/g, 'Sw').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+  return 'tdx_tcb_' + s.replace(/SW/g, 'Sw').replace(/^TD/, 'Td').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
 /** Verifies a TDX quote end to end. Resolves to the verified fields; throws AttestationError otherwise. */
