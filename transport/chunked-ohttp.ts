@@ -95,10 +95,13 @@ abstract class ChunkSealer {
   #done = false;
   constructor(protected readonly maxChunkSize: number) {}
   protected abstract sealOne(aad: Uint8Array, pt: Uint8Array): Uint8Array;
+  /** Called once the final chunk is sealed: drop key material that can no longer be used. */
+  protected onFinished(): void {}
 
   /** One non-final chunk (split into several if larger than maxChunkSize). */
   sealChunk(pt: Uint8Array): Uint8Array {
     if (this.#done) throw new TransportError('state', 'chunk after the final chunk');
+    if (pt.length <= this.maxChunkSize) return frame(this.sealOne(EMPTY_AAD, pt), false);
     return concat(...splitPlaintext(pt, this.maxChunkSize).map((p) => frame(this.sealOne(EMPTY_AAD, p), false)));
   }
 
@@ -110,6 +113,7 @@ abstract class ChunkSealer {
     const head = parts.map((p) => frame(this.sealOne(EMPTY_AAD, p), false));
     const out = concat(...head, frame(this.sealOne(FINAL_AAD, last), true));
     this.#done = true;
+    this.onFinished();
     return out;
   }
 
@@ -171,6 +175,11 @@ export class ChunkedResponseSealer extends ChunkSealer {
     return ct;
   }
 
+  protected override onFinished(): void {
+    this.#key.fill(0);
+    this.#nonce.fill(0);
+  }
+
   /** header, then every plaintext chunk sealed as it arrives, then an empty final chunk. */
   transform(): TransformStream<Uint8Array, Uint8Array> {
     return this.sealingStream(this.header);
@@ -221,6 +230,8 @@ export class ChunkedResponseReader {
       if (!this.#key) throw new TransportError('truncated', 'response ended inside its nonce');
       const pt = this.#open(this.#framer.end(), FINAL_AAD);
       this.#state = 'done';
+      this.#key.fill(0);
+      this.#nonce?.fill(0);
       return pt;
     });
   }

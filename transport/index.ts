@@ -17,8 +17,18 @@
  *   `suite` and the HPKE `context`. `encapsulateRequest(config, request, suite?, { ephemeral?, limits? })`
  *   also returns `enc` and `suite`. The list form: encodeKeyConfigList / decodeKeyConfigList,
  *   selectKeyConfig(configs, keyId?), selectSuite(config, preferred?).
- * - chunked-ohttp.ts: both sides also have synchronous push-style cores (ChunkedRequestReader /
- *   ChunkedResponseReader) under the web-stream wrappers; see that file.
+ * - ohttp.ts also has parseEncapsulatedRequest (framing + key lookup without crypto) and
+ *   encapsulateResponse / deriveResponseKeys (the RFC 9458 section 4.4 steps, used by the vector tests).
+ * - chunked-ohttp.ts: `decapsulateChunkedRequest(lookupKey, body, limits?)` is async (it reads the header
+ *   and enc first) and also returns `suite` and `context`; `responseSealer` has `header`, `sealChunk(pt)`,
+ *   `sealFinal(pt?)` and `transform()` (a TransformStream that seals each chunk as it arrives and ends
+ *   with an empty final chunk). `encapsulateChunkedRequest(config, suite?, { ephemeral?, limits? })`
+ *   returns `{ header, sealChunk, sealFinal, requestStream(plaintext), openResponse(body),
+ *   responseReader() }`. Synchronous push-style cores sit under the streams: ChunkedRequestReader,
+ *   ChunkedResponseReader, ChunkedResponseSealer, ChunkFramer.
+ * - hpke.ts: `setAeadBackend(b)` swaps @noble/ciphers for a native AEAD process-wide; aead-node.ts builds
+ *   one from a `node:crypto` module the host passes in (transport/ itself never imports Node):
+ *   `setAeadBackend(createNodeAeadBackend(await import('node:crypto')))` at server start-up.
  * - bhttp.ts: field values are byte strings exposed as latin1 JS strings (one char per byte, like
  *   fetch's ByteString). The incremental encoder is `BhttpResponseStreamEncoder` (informational?, head,
  *   body, end) and the decoder `BhttpResponseStreamDecoder` (push(bytes) -> events, end() -> events).
