@@ -6,7 +6,7 @@ import { AttestationError } from '../enclave/errors.js';
 import { parsePolicy } from '../enclave/policy.js';
 import { parseQuote } from '../enclave/tdx/quote.js';
 import { parseTdxPolicy, type TdxPolicy } from '../enclave/tdx/policy.js';
-import { verifyTdxQuote, type TdxCollateral, type TdxVerified } from '../enclave/tdx/verify.js';
+import { quoteFields, verifyTdxQuote, type TdxCollateral, type TdxVerified } from '../enclave/tdx/verify.js';
 import { toHex } from '../enclave/pki/x509.js';
 
 export const EXIT = { accepted: 0, rejected: 10, malformed: 30, internal: 1 } as const;
@@ -149,7 +149,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
       if (json) {
         jsonOut(io, {
           verdict: 'rejected', code: e.code, reason: e.message, at: at.toISOString(), quoteVersion: parsed.header.version, bodyType: parsed.body.type,
-          qeVendorId: toHex(parsed.header.qeVendorId), fields: { mrTd: toHex(parsed.body.mrTd), reportData: toHex(parsed.body.reportData), teeTcbSvn: toHex(parsed.body.teeTcbSvn) },
+          qeVendorId: toHex(parsed.header.qeVendorId), fields: quoteFields(parsed),
         });
       }
       return EXIT.rejected;

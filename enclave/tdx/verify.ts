@@ -108,7 +108,8 @@ function intelRoot(input: VerifyTdxOptions['intelRoot']): Certificate {
   return list[0];
 }
 
-function fieldsOf(q: TdxQuote): TdxFields {
+/** The TD report fields of a parsed quote, as hex (for display and JSON output). */
+export function quoteFields(q: TdxQuote): TdxFields {
   const b = q.body;
   const f: TdxFields = {
     teeTcbSvn: toHex(b.teeTcbSvn), mrSeam: toHex(b.mrSeam), mrSignerSeam: toHex(b.mrSignerSeam),
@@ -213,7 +214,7 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
 
   // 6. Collateral and TCB evaluation.
   const result: TdxVerified = {
-    platform: 'tdx', quoteVersion: q.header.version, bodyType: q.body.type, qeVendorId, fields: fieldsOf(q),
+    platform: 'tdx', quoteVersion: q.header.version, bodyType: q.body.type, qeVendorId, fields: quoteFields(q),
     reportData: q.body.reportData.slice(), fmspc: toHex(pck.fmspc), pceId: toHex(pck.pceId), pckSubject: pckLeaf.subject.text,
     qe: { isvSvn: q.qeReport.isvSvn, isvProdId: q.qeReport.isvProdId, mrSigner: toHex(q.qeReport.mrSigner) },
     tcbEvaluated: false, advisoryIds: [], crlsChecked: crls.length === 2, checks,
