@@ -24,8 +24,10 @@ export interface EngineOptions {
   readonly maxBatch?: number;
   /** Most requests waiting for a slot before 'busy'; default 64. */
   readonly maxQueue?: number;
-  /** Prompt tokens per prefill run (long prompts run in chunks); default 256. */
+  /** Most prompt tokens in one prefill run (bounds the [tokens, vocab] logits); default 256. */
   readonly prefillChunk?: number;
+  /** Prompt tokens prefilled between two decode steps (a long prompt is spread over several); default 512. */
+  readonly prefillBudget?: number;
 }
 
 export interface GenerateRequest {
@@ -106,7 +108,11 @@ export class Engine {
     try {
       const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize);
       const runner = new Runner(loaded, opts.prefillChunk ?? 256);
-      const scheduler = new Scheduler(runner, { maxBatch: opts.maxBatch ?? 16, maxQueue: opts.maxQueue ?? 64 });
+      const scheduler = new Scheduler(runner, {
+        maxBatch: opts.maxBatch ?? 16,
+        maxQueue: opts.maxQueue ?? 64,
+        prefillBudget: opts.prefillBudget ?? 512,
+      });
       return new Engine(loaded, tokenizer, scheduler);
     } catch (e) {
       await loaded.session.release().catch(() => {});

@@ -60,6 +60,9 @@ export class Runner {
   private readonly emptyPast: ort.Tensor;
 
   constructor(private readonly model: LoadedModel, private readonly prefillChunk = 256) {
+    if (!Number.isInteger(prefillChunk) || prefillChunk < 1) {
+      throw new EngineError('invalid_request', 'prefillChunk must be a positive integer');
+    }
     this.layers = model.config.numLayers;
     this.heads = model.config.numKvHeads;
     this.headDim = model.config.headDim;

@@ -2,10 +2,11 @@
  * The scheduler: what runs next (continuous batching, vLLM style). It knows
  * sequences and slots, not tensors; the runner does the tensors.
  *
- * Each iteration: admit waiting sequences into free slots (each prefilled on
- * its own; a prefill-token budget per iteration keeps decode latency of the
- * running batch bounded), then run ONE batched decode step over every active
- * sequence. A sequence that finishes or is cancelled leaves at once and its
+ * Each iteration: admit waiting sequences into free slots and prefill them
+ * (each on its own, FIFO) within a per-iteration prompt-token budget; a long
+ * prompt is prefilled in budget-sized pieces across iterations, so it never
+ * stalls the running batch for more than one piece. Then run ONE batched
+ * decode step over every sequence whose prompt is in. A sequence that finishes or is cancelled leaves at once and its
  * cache is released. The waiting queue is bounded: a submit beyond it throws
  * EngineError('busy') instead of growing.
  */
@@ -26,7 +27,7 @@ export interface SchedulerOptions {
   readonly maxBatch: number;
   /** Most sequences waiting for a slot. */
   readonly maxQueue: number;
-  /** Prompt tokens prefilled per iteration before the next decode step (at least one sequence is always admitted). */
+  /** Prompt tokens prefilled per iteration, between two decode steps; default 512. */
   readonly prefillBudget?: number;
 }
 
@@ -38,6 +39,8 @@ export interface Ticket {
 interface Entry {
   readonly seq: SchedulableSequence;
   cache: SequenceCache | null;
+  /** Prompt tokens already in the cache. */
+  prefilled: number;
   next: number;
   done: boolean;
 }
@@ -52,6 +55,9 @@ export interface SchedulerStats {
 
 export class Scheduler {
   private readonly queue: Entry[] = [];
+  /** Holding a slot, prompt partly prefilled. */
+  private starting: Entry[] = [];
+  /** Holding a slot, decoding. */
   private active: Entry[] = [];
   private running: Promise<void> | null = null;
   private closed = false;
@@ -61,12 +67,15 @@ export class Scheduler {
     if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) throw new EngineError('invalid_request', 'maxBatch must be a positive integer');
     if (!Number.isInteger(opts.maxQueue) || opts.maxQueue < 0) throw new EngineError('invalid_request', 'maxQueue must be a non-negative integer');
     this.prefillBudget = opts.prefillBudget ?? 512;
+    if (!Number.isInteger(this.prefillBudget) || this.prefillBudget < 1) {
+      throw new EngineError('invalid_request', 'prefillBudget must be a positive integer');
+    }
   }
 
   stats(): SchedulerStats {
     const r = this.runner.stats();
     return {
-      active: this.active.filter((e) => !e.done).length,
+      active: this.slotsUsed(),
       queued: this.queue.length,
       cachedSequences: r.cachedSequences,
       steps: r.steps,
@@ -77,11 +86,11 @@ export class Scheduler {
   /** Queues a sequence. Throws 'busy' when every slot is taken and the queue is full, 'closed' after close(). */
   submit(seq: SchedulableSequence): Ticket {
     if (this.closed) throw new EngineError('closed', 'the engine is closed');
-    const free = this.opts.maxBatch - this.active.length;
+    const free = this.opts.maxBatch - this.slotsUsed();
     if (this.queue.length >= this.opts.maxQueue + Math.max(0, free)) {
       throw new EngineError('busy', 'the engine is at capacity; try again later');
     }
-    const entry: Entry = { seq, cache: null, next: -1, done: false };
+    const entry: Entry = { seq, cache: null, prefilled: 0, next: -1, done: false };
     this.queue.push(entry);
     this.kick();
     return { cancel: () => this.retire(entry) };
@@ -91,7 +100,7 @@ export class Scheduler {
   async close(): Promise<void> {
     this.closed = true;
     const err = new EngineError('closed', 'the engine was closed');
-    for (const e of [...this.queue, ...this.active]) this.retire(e, err);
+    for (const e of [...this.queue, ...this.starting, ...this.active]) this.retire(e, err);
     await this.running;
   }
 
@@ -100,8 +109,19 @@ export class Scheduler {
     this.running = this.loop().finally(() => {
       this.running = null;
       // Work may have arrived while the loop was finishing.
-      if (!this.closed && (this.queue.length > 0 || this.active.length > 0)) this.kick();
+      if (!this.closed && this.hasWork()) this.kick();
     });
+  }
+
+  private slotsUsed(): number {
+    let n = 0;
+    for (const e of this.starting) if (!e.done) n++;
+    for (const e of this.active) if (!e.done) n++;
+    return n;
+  }
+
+  private hasWork(): boolean {
+    return this.queue.length > 0 || this.starting.length > 0 || this.active.length > 0;
   }
 
   private retire(e: Entry, error?: EngineError): void {
@@ -122,11 +142,10 @@ export class Scheduler {
     // Yield once so that submits in the same tick are admitted together.
     await new Promise<void>((r) => setImmediate(r));
     while (!this.closed) {
-      this.active = this.active.filter((e) => !e.done);
       await this.admit();
       this.active = this.active.filter((e) => !e.done);
       if (this.active.length === 0) {
-        if (this.queue.length === 0) return;
+        if (!this.hasWork()) return;
         continue;
       }
       const batch = this.active.slice();
@@ -147,26 +166,40 @@ export class Scheduler {
     }
   }
 
-  /** Prefills waiting sequences into free slots, within the per-iteration token budget. */
+  /**
+   * Gives free slots to waiting sequences, then prefills slot holders in
+   * FIFO order within the budget; a sequence whose whole prompt is in gets
+   * its first token and joins the decoding batch.
+   */
   private async admit(): Promise<void> {
-    let spent = 0;
-    while (!this.closed && this.queue.length > 0 && this.active.length < this.opts.maxBatch) {
-      const e = this.queue[0];
-      if (spent > 0 && spent + e.seq.promptIds.length > this.prefillBudget) return;
-      this.queue.shift();
-      spent += e.seq.promptIds.length;
+    this.starting = this.starting.filter((e) => !e.done);
+    while (this.queue.length > 0 && this.slotsUsed() < this.opts.maxBatch) {
+      const e = this.queue.shift()!;
       e.cache = this.runner.newSequence();
+      this.starting.push(e);
+    }
+    let budget = this.prefillBudget;
+    for (const e of this.starting.slice()) {
+      if (budget <= 0 || this.closed) break;
+      if (e.done) continue;
+      const prompt = e.seq.promptIds;
+      const n = Math.min(prompt.length - e.prefilled, budget);
+      budget -= n;
       let logits: Float32Array;
       try {
-        logits = await this.runner.prefill(e.cache, e.seq.promptIds);
+        logits = await this.runner.prefill(e.cache!, prompt.slice(e.prefilled, e.prefilled + n));
       } catch (err) {
         if (!e.done) this.retire(e, err instanceof EngineError ? err : new EngineError('internal', 'prefill failed'));
         continue;
       }
       if (e.done) continue;
+      e.prefilled += n;
+      if (e.prefilled < prompt.length) continue;
+      this.starting.splice(this.starting.indexOf(e), 1);
       this.active.push(e);
       this.advance(e, logits);
     }
+    this.starting = this.starting.filter((e) => !e.done);
   }
 
   private advance(e: Entry, row: Float32Array): void {

@@ -90,3 +90,24 @@ test('a prompt prefilled in one run or in small chunks continues the golden text
     await chunked.close();
   }
 });
+
+test('a long prompt is prefilled in pieces between decode steps of the running batch, changing no output', async () => {
+  const e = await Engine.create({ modelDir: MODEL_DIR, threads: 1, prefillBudget: 16, prefillChunk: 8 });
+  try {
+    const longPrompt = [1, ...golden.generated_ids.slice(0, 150)];
+    const running = collect(e.generate(goldenRequest()));
+    // Let the golden sequence get going, then bring in the long prompt.
+    await new Promise((r) => setTimeout(r, 5));
+    const stepsBefore = e.stats().steps;
+    const long = await collect(e.generate({ prompt: longPrompt, maxTokens: 30, temperature: 0, returnTokenIds: true }));
+    const stepsDuring = e.stats().steps - stepsBefore;
+    const g = await running;
+    assert.deepEqual(g.done.tokenIds, golden.generated_ids);
+    assert.equal(g.text, golden.text);
+    assert.deepEqual(long.done.tokenIds, golden.generated_ids.slice(150, 180));
+    // 151 prompt tokens at 16 per iteration: at least 9 decode steps ran while it was prefilled, plus its own 29.
+    assert.ok(stepsDuring >= 29 + 9, `steps while the long prompt ran: ${stepsDuring}`);
+  } finally {
+    await e.close();
+  }
+});
