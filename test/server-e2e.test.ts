@@ -490,3 +490,51 @@ describe('limits and lifecycle', () => {
     assert.equal(again.status, 409);
   });
 });
+
+describe('compatibility and the inner app on its own', () => {
+  test('the official OpenAI SDK works unmodified through OHTTP (plain and streamed)', async () => {
+    const { default: OpenAI } = await import('openai');
+    const { ohttpFetch } = await import('./fixtures/server/client.js');
+    const a = await attest(base);
+    const client = new OpenAI({ baseURL: 'https://sealed.invalid/v1', apiKey: 'unused', fetch: ohttpFetch(base, a.config), maxRetries: 0 });
+    const prompt = 'A frog jumped';
+    const expected = await greedyAlone(engine.chatPrompt([{ role: 'user', content: prompt }]), 20);
+    const r = await client.chat.completions.create({ model: 'stories260K', messages: [{ role: 'user', content: prompt }], max_tokens: 20, temperature: 0 });
+    assert.equal(r.choices[0]!.message.content, expected);
+    assert.equal(r.usage!.completion_tokens, 20);
+    const stream = await client.chat.completions.create({
+      model: 'stories260K', messages: [{ role: 'user', content: prompt }], max_tokens: 20, temperature: 0, stream: true,
+    });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    assert.equal(text, expected);
+    const models = await client.models.list();
+    assert.deepEqual(models.data.map((m) => m.id), ['stories260K']);
+    await assert.rejects(
+      client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }),
+      (e: { status?: number; code?: string }) => e.status === 404 && e.code === 'model_not_found',
+    );
+  });
+
+  test('createInnerApp serves plaintext for the bench twin: body limit and overload', async () => {
+    const { createInnerApp } = await import('../server/inner/app.js');
+    const inner = createInnerApp({
+      engine,
+      limits: { ...resolveLimits({ maxBodyBytes: 2048 }), maxConcurrentGenerations: 1, maxQueue: 0 },
+    });
+    const post = (body: string) =>
+      inner.fetch(new Request('http://twin/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body }));
+    const big = await post(JSON.stringify({ model: 'stories260K', prompt: 'x'.repeat(4096) }));
+    assert.equal(big.status, 413);
+    assert.equal(((await big.json()) as { error: { code: string } }).error.code, 'request_too_large');
+    // One generation holds the only slot and there is no queue: the next is 503 overloaded.
+    const first = await post(JSON.stringify({ model: 'stories260K', prompt: 'Once', max_tokens: 300, temperature: 0, stream: true }));
+    assert.equal(first.status, 200);
+    const second = await post(JSON.stringify({ model: 'stories260K', prompt: 'Once', max_tokens: 5 }));
+    assert.equal(second.status, 503);
+    assert.equal(((await second.json()) as { error: { code: string } }).error.code, 'overloaded');
+    await first.body!.cancel();
+    const third = await post(JSON.stringify({ model: 'stories260K', prompt: 'Once', max_tokens: 5, temperature: 0 }));
+    assert.equal(third.status, 200, 'cancelling the stream freed the slot');
+  });
+});

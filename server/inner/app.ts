@@ -8,7 +8,7 @@ import { readLimited, declaredLength } from '../body.js';
 import { isServerError } from '../errors.js';
 import { engineErrorCode, type ChatMessage, type GenerateRequest, type InferenceEngine } from '../engine.js';
 import { GenerationLimiter } from '../limiter.js';
-import type { Limits } from '../limits.js';
+import { DEFAULT_LIMITS, type Limits } from '../limits.js';
 import { chatCompletionRequestSchema, completionRequestSchema, type ChatCompletionRequest, type CompletionRequest } from './schemas.js';
 import { errorResponse, modelList, randomId, validationError } from './openai.js';
 import { collectCompletion, streamCompletion, type CompletionJob } from './generate.js';
@@ -20,7 +20,8 @@ export type InnerLimits = Pick<
 
 export interface InnerAppOptions {
   engine: InferenceEngine;
-  limits: InnerLimits;
+  /** Missing limits take DEFAULT_LIMITS' values. */
+  limits?: Partial<InnerLimits>;
   /** Shared admission control; one is made from `limits` when absent. */
   limiter?: GenerationLimiter;
 }
@@ -29,7 +30,8 @@ export interface InnerAppOptions {
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
 export function createInnerApp(opts: InnerAppOptions): Hono {
-  const { engine, limits } = opts;
+  const { engine } = opts;
+  const limits: InnerLimits = { ...DEFAULT_LIMITS, ...stripUndefined(opts.limits ?? {}) };
   const limiter =
     opts.limiter ??
     new GenerationLimiter({
@@ -244,4 +246,8 @@ export function engineFailure(e: unknown): Response {
     default:
       return errorResponse(500, 'The server had an error while processing the request.', 'server_error', null, 'internal_error');
   }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
