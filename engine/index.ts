@@ -20,6 +20,16 @@
  * - `computeModelDigest(dir)` gives the manifest and digest without starting
  *   ONNX Runtime (packaging / measurement).
  * - EngineError also has code 'internal' (an ONNX Runtime failure mid-run).
+ * - EngineOptions also take `modelId`, `prefillChunk` (most prompt tokens per
+ *   prefill run) and `prefillBudget` (prompt tokens prefilled between two
+ *   decode steps; long prompts are spread over several iterations).
+ *
+ * Known limits: onnxruntime-node runs a session synchronously on the main
+ * thread (inside a setImmediate), so each step blocks the event loop for
+ * its duration (about a millisecond here; a large model would want the
+ * runner in a worker thread). Prompts are prefilled one sequence at a time.
+ * Only float32 KV caches and int64 ids are driven; other graphs are refused
+ * with model_invalid.
  */
 export { Engine } from './engine.js';
 export type { EngineOptions, GenerateRequest, GenerateEvent, FinishReason, EngineModelInfo, EngineStats } from './engine.js';
