@@ -130,7 +130,16 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
       return admissionFailure(e, deadline);
     }
     if (body.stream === true) {
-      return new Response(streamCompletion(engine, job, signal, deadline, permit), {
+      // Started here, so what the engine refuses up front (busy, too long) is an HTTP status.
+      const cancel = new AbortController();
+      let events;
+      try {
+        events = engine.generate(req, AbortSignal.any([signal, cancel.signal]));
+      } catch (e) {
+        permit.release();
+        return engineFailure(e);
+      }
+      return new Response(streamCompletion(job, events, cancel, signal, deadline, permit), {
         status: 200,
         headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' },
       });

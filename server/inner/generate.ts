@@ -1,7 +1,7 @@
 // Running one generation and shaping it as OpenAI's response: collected (one JSON body) or
 // streamed (server-sent events, one per engine delta, written as soon as the engine yields it,
 // ending with `data: [DONE]`). A streamed generation is cancelled when the reader goes away.
-import { engineErrorCode, type GenerateRequest, type InferenceEngine } from '../engine.js';
+import { engineErrorCode, type GenerateEvent, type GenerateRequest, type InferenceEngine } from '../engine.js';
 import type { Permit } from '../limiter.js';
 import {
   chatChunk,
@@ -48,19 +48,20 @@ const sse = (data: unknown) => enc.encode(`data: ${JSON.stringify(data)}\n\n`);
 const done = () => enc.encode('data: [DONE]\n\n');
 
 /**
- * The SSE body of a streamed generation. `permit` is released when the stream ends, errors
- * or is cancelled. `deadline` tells a timeout apart from the client leaving.
+ * The SSE body of a streamed generation whose events are `events` (already started, so errors
+ * known up front became an HTTP status). `permit` is released when the stream ends, errors or
+ * is cancelled; cancelling aborts `cancel`, which the generation listens to. `deadline` tells a
+ * timeout apart from other cancellations.
  */
 export function streamCompletion(
-  engine: InferenceEngine,
   job: CompletionJob,
+  events: AsyncIterable<GenerateEvent>,
+  cancel: AbortController,
   signal: AbortSignal,
   deadline: AbortSignal,
   permit: Permit,
 ): ReadableStream<Uint8Array> {
-  const cancel = new AbortController();
-  const genSignal = AbortSignal.any([signal, cancel.signal]);
-  let iterator: AsyncIterator<Awaited<ReturnType<InferenceEngine['generate']> extends AsyncIterable<infer E> ? E : never>> | undefined;
+  const iterator = events[Symbol.asyncIterator]();
   let started = false;
   let finished = false;
 
@@ -75,7 +76,6 @@ export function streamCompletion(
         try {
           if (!started) {
             started = true;
-            iterator = engine.generate(job.request, genSignal)[Symbol.asyncIterator]();
             if (job.kind === 'chat') {
               controller.enqueue(sse(chatChunk(job.meta, { role: 'assistant', content: '' }, null)));
               return;
@@ -83,9 +83,9 @@ export function streamCompletion(
           }
           // Loop until something is written: a pull that enqueues nothing may not be called again.
           for (;;) {
-            const r = await iterator!.next();
+            const r = await iterator.next();
             if (r.done) {
-              genSignal.throwIfAborted();
+              signal.throwIfAborted();
               // The engine ended without its final event; end the stream cleanly as "stop".
               writeEnd(controller, 'stop', null);
               return;
@@ -115,7 +115,7 @@ export function streamCompletion(
         cancel.abort();
         if (!finished) finish();
         try {
-          await iterator?.return?.();
+          await iterator.return?.();
         } catch {
           // the engine reports cancellation by throwing; nothing to do
         }
