@@ -64,6 +64,7 @@ test('mkosi.conf: bootable Debian disk with a UKI, Node >= 20 from Debian, no lo
   assert.equal(one(c, 'Content', 'Bootable'), 'yes');
   assert.equal(one(c, 'Content', 'Bootloader'), 'uki');
   assert.equal(one(c, 'Content', 'Autologin'), 'no');
+  assert.equal(one(c, 'Content', 'Ssh'), 'never');
   const pkgs = c.get('Content')!.get('Packages')!;
   for (const p of ['linux-image-amd64', 'systemd', 'nodejs', 'systemd-boot-efi']) assert.ok(pkgs.includes(p), p);
   for (const p of ['openssh-server', 'sudo']) assert.ok(!pkgs.includes(p), `${p} must not be installed`);

@@ -46,8 +46,31 @@ function dropPrivileges(cmd: string[]): string[] {
   return isRoot ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', ...cmd] : cmd;
 }
 
+/**
+ * As root with mount namespaces available, go further, like `docker run --read-only`: in a
+ * private mount namespace every file system except /proc, /sys and /dev is remounted
+ * read-only (/, /tmp, /var/tmp, the app), a probe proves nothing there is writable any more,
+ * then the server runs as nobody. Elsewhere the read-only app tree and nobody must do.
+ */
+const READ_ONLY_WRAPPER = `set -u
+awk '{print $2}' /proc/self/mounts | sort -u | while read -r m; do
+  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+  mount -o remount,bind,ro "$m" 2>/dev/null || mount -o remount,ro "$m" 2>/dev/null || true
+done
+for d in / /tmp /var/tmp "$PWD"; do
+  [ -d "$d" ] || continue
+  if touch "$d/.sealed-write-probe" 2>/dev/null; then echo "WRITABLE: $d" >&2; rm -f "$d/.sealed-write-probe"; exit 97; fi
+done
+exec "$@"`;
+const canUnshare = isRoot && spawnSync('unshare', ['--mount', '--propagation', 'private', 'true']).status === 0;
+
+function confine(cmd: string[]): string[] {
+  const dropped = dropPrivileges(cmd);
+  return canUnshare ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', READ_ONLY_WRAPPER, 'sh', ...dropped] : dropped;
+}
+
 function startServer(app: string, env: NodeJS.ProcessEnv): { child: ChildProcess; url: Promise<string>; exit: Promise<number | null>; output: () => string } {
-  const argv = dropPrivileges([process.execPath, join(app, 'dist', 'cli', 'sealed.js'), 'serve', '--host', '127.0.0.1', '--port', '0']);
+  const argv = confine([process.execPath, join(app, 'dist', 'cli', 'sealed.js'), 'serve', '--host', '127.0.0.1', '--port', '0']);
   const child = spawn(argv[0], argv.slice(1), { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
@@ -65,7 +88,7 @@ function startServer(app: string, env: NodeJS.ProcessEnv): { child: ChildProcess
   return { child, url, exit, output: () => out };
 }
 
-test('production install: read-only tree, compiled JS, serves /healthz and /v1/attestation', { skip: serverPresent ? false : 'server/ and cli/commands/serve.ts have not landed', timeout: 240_000 }, async () => {
+test('production install: read-only tree, compiled JS, serves /healthz and /v1/attestation', { skip: serverPresent ? false : 'server/ and cli/commands/serve.ts have not landed', timeout: 240_000 }, async (t) => {
   const df = parseDockerfile(readFileSync(join(root, 'Dockerfile'), 'utf8'));
   const deps = df.stages.find((s) => s.instructions.some((i) => i.keyword === 'RUN' && /npm ci[^&\n]*--omit=dev/.test(i.rest)));
   assert.ok(deps, 'the Dockerfile has a production-install stage');
@@ -115,8 +138,18 @@ test('production install: read-only tree, compiled JS, serves /healthz and /v1/a
     // 4. Read-only, traversable by the unprivileged user.
     chmodSync(tmp, 0o755);
     assert.equal(sh('chmod', ['-R', 'a-w,a+rX', app], { cwd: tmp, timeoutMs: 30_000 }).code, 0);
-    const probe = dropPrivileges([process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(join(app, 'probe'))}, 'x')`]);
-    assert.notEqual(sh(probe[0], probe.slice(1), { cwd: tmp, timeoutMs: 10_000 }).code, 0, 'the tree must not be writable by the server user');
+    const probe = (path: string) => {
+      const cmd = confine([process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(path)}, 'x')`]);
+      return sh(cmd[0], cmd.slice(1), { cwd: app, timeoutMs: 10_000 }).code;
+    };
+    assert.notEqual(probe(join(app, 'probe')), 0, 'the app tree must not be writable by the server user');
+    if (canUnshare) {
+      // The confinement the server runs under really leaves nothing writable, /tmp included.
+      assert.notEqual(probe('/tmp/sealed-probe'), 0, '/tmp must be read-only for the server');
+      t.diagnostic('server runs as nobody in a mount namespace with every file system read-only');
+    } else {
+      t.diagnostic('server runs with a read-only app tree (no mount namespace available)');
+    }
 
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
