@@ -3,8 +3,8 @@
  *
  *   node --import tsx engine/speed-check.ts [--threads N] [--tokens N] [--concurrency N] [--transformers]
  *
- * Prints single-stream and concurrent decode rates (tokens/s, greedy, from
- * BOS, ignoring EOS is not possible so counts what was generated), and with
+ * Prints single-stream and concurrent decode rates (generated tokens per
+ * second, prompt "Once upon a time", greedy unless --temperature), and with
  * --transformers the rate of @huggingface/transformers' own generate() on
  * the same model directory and thread count, for comparison.
  */
