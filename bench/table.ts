@@ -1,4 +1,5 @@
 // Plain-text table for stdout. Pure.
+import { layerBreakdown } from './targets.js';
 import type { BenchReport, RunResult, TargetResult } from './types.js';
 
 function fmt(v: number, digits: number): string {
@@ -52,6 +53,8 @@ export function formatReport(report: BenchReport): string {
     extras.push(`greedy output identical across modes: ${report.outputs_identical ? 'yes' : 'NO (see errors below)'}`);
   }
   if (extras.length > 0) lines.push(...extras, '');
+  const layers = layerBreakdown(report.runs);
+  if (layers.length > 1) lines.push('where the time goes at concurrency 1:', ...layers.map((l) => `  ${l}`), '');
   lines.push(targetsTable(report.targets));
   for (const e of report.errors ?? []) lines.push(`mode ${e.mode} failed: ${e.code}: ${e.message}`);
   return lines.join('\n') + '\n';

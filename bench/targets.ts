@@ -12,7 +12,7 @@ function ratio(a: number | null, b: number | null): number | null {
 }
 
 function target(name: string, value: number | null, comparison: '>=' | '<=', threshold: number): TargetResult {
-  const v = value === null || !Number.isFinite(value) ? null : value;
+  const v = value === null || !Number.isFinite(value) ? null : Math.round(value * 1000) / 1000;
   return { name, value: v, comparison, threshold, pass: v === null ? null : comparison === '>=' ? v >= threshold : v <= threshold };
 }
 
@@ -32,4 +32,25 @@ export function evaluateTargets(runs: readonly RunResult[], sessionSetupMs: numb
     target(`TTFT p50 ms (${ttftRun?.mode ?? 'encrypted-http'}, c=1)`, ttftRun?.ttft_ms_p50 ?? null, '<=', 10),
     target('session set-up p50 ms', sessionSetupMs ?? null, '<=', 50),
   ];
+}
+
+/**
+ * Where the time goes at concurrency 1, layer by layer: the engine alone,
+ * what HTTP + JSON + SSE add (plaintext-http minus engine), and what
+ * attestation-bound encryption adds on top (encrypted-http minus
+ * plaintext-http). Lines only for the layers measured.
+ */
+export function layerBreakdown(runs: readonly RunResult[]): string[] {
+  const at1 = (mode: ModeName): RunResult | undefined => runs.find((r) => r.mode === mode && r.concurrency === 1 && r.tokens > 0);
+  const e = at1('engine');
+  const p = at1('plaintext-http');
+  const x = at1('encrypted-http');
+  const ms = (v: number): string => `${v >= 0 ? '+' : ''}${v.toFixed(2)} ms`;
+  const pct = (a: number, b: number): string => `${((a / b - 1) * 100).toFixed(1)}%`;
+  const lines: string[] = [];
+  if (e) lines.push(`engine alone: TTFT p50 ${e.ttft_ms_p50.toFixed(2)} ms, ITL p50 ${e.itl_ms_p50.toFixed(3)} ms, ${e.tokens_per_second} tok/s`);
+  if (e && p) lines.push(`HTTP + JSON + SSE (plaintext-http - engine): TTFT ${ms(p.ttft_ms_p50 - e.ttft_ms_p50)}, ITL ${ms(p.itl_ms_p50 - e.itl_ms_p50)}, tok/s ${pct(p.tokens_per_second, e.tokens_per_second)}`);
+  if (p && x) lines.push(`OHTTP + HPKE + BHTTP (encrypted-http - plaintext-http): TTFT ${ms(x.ttft_ms_p50 - p.ttft_ms_p50)}, ITL ${ms(x.itl_ms_p50 - p.itl_ms_p50)}, tok/s ${pct(x.tokens_per_second, p.tokens_per_second)}`);
+  else if (e && x) lines.push(`HTTP + encryption (encrypted-http - engine): TTFT ${ms(x.ttft_ms_p50 - e.ttft_ms_p50)}, ITL ${ms(x.itl_ms_p50 - e.itl_ms_p50)}, tok/s ${pct(x.tokens_per_second, e.tokens_per_second)}`);
+  return lines;
 }
