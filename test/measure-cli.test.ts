@@ -62,10 +62,21 @@ test('--policy-out writes the policy clients pin; --merge adds to it', async () 
     assert.deepEqual(merged.measurement, [SNP_DEFAULT, '4953b1fb416fa874980e8442b3706d345926d5f38879134e00813c5d7abcbe78eafe7b422907be0b4698e2414a631942']);
     assert.equal(merged.allowDebug, false);
 
+    // What clients load: the verifier's own policy parser accepts the merged file as written.
+    const { parsePolicy } = await import('../enclave/policy.js');
+    const parsedMerged = parsePolicy(readFileSync(path, 'utf8'));
+    assert.deepEqual(parsedMerged.sevSnp.measurement?.map((m) => Buffer.from(m).toString('hex')), merged.measurement);
+    assert.equal(parsedMerged.sevSnp.allowDebug, false);
+
     const withModel = await run([...SNP_DEFAULT_ARGS, '--policy-out', path, '--model-dir', join(root, 'models', 'stories260K')]);
     assert.equal(withModel.code, 0, withModel.err);
     const { computeModelDigest } = await import('../engine/manifest.js');
-    assert.equal(JSON.parse(readFileSync(path, 'utf8')).modelDigest, (await computeModelDigest(join(root, 'models', 'stories260K'))).digest);
+    const modelDigest = (await computeModelDigest(join(root, 'models', 'stories260K'))).digest;
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).modelDigest, modelDigest);
+    const parsed = parsePolicy(readFileSync(path, 'utf8'));
+    assert.deepEqual(parsed.platforms, ['sev-snp']);
+    assert.equal(Buffer.from(parsed.modelDigest!).toString('hex'), modelDigest);
+    assert.equal(Buffer.from(parsed.sevSnp.measurement![0]).toString('hex'), SNP_DEFAULT);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
