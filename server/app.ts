@@ -126,9 +126,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
         nonce,
       });
       return send(c, 200, JSON.stringify(evidence), JSON_HEADERS);
-    } catch {
+    } catch (e) {
       // A session whose evidence could not be made is useless to the client: destroy it now.
       sessions.destroy(session.keyId);
+      // The code is a fixed identifier (e.g. a provider failure), safe for the operator's log.
+      const code = (e as { code?: unknown }).code;
+      logger.info(`attestation failed: ${typeof code === 'string' && /^[a-z0-9_]{1,64}$/.test(code) ? code : 'internal'}`);
       return problem(c, 'internal');
     }
   });

@@ -9,9 +9,13 @@ const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 
 /** Runs the command with its output captured and an empty environment. */
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runWithEnv({ TSX_DISABLE_CACHE: '1' }, ...args);
+}
+
+async function runWithEnv(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = { stdout: '', stderr: '' };
   const code = await runServe(args, {
-    env: {},
+    env,
     stdout: { write: (s: string) => (out.stdout += s) },
     stderr: { write: (s: string) => (out.stderr += s) },
   });
@@ -52,4 +56,11 @@ test('a model directory that does not load is exit 1', async () => {
   const r = await run('--platform', 'simulated', '--port', '0', '--model-dir', '/nonexistent/model');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /cannot load the model/);
+});
+
+test('from TypeScript sources with the tsx cache on, a non-simulated server refuses to start', async () => {
+  const r = await runWithEnv({}, '--platform', 'sev-snp', '--port', '0', '--model-dir', MODEL_DIR);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /refusing to start: tsx's compile cache is on/);
+  assert.doesNotMatch(r.stdout, /listening/);
 });

@@ -47,6 +47,16 @@ export async function runServe(argv: string[], io: ServeIo): Promise<number> {
 }
 
 async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<number> {
+  // Run from TypeScript sources, tsx compiles every module it loads and, unless its cache is
+  // off, writes the result to disk: a process that must store nothing cannot allow that.
+  if (import.meta.url.endsWith('.ts') && !io.env.TSX_DISABLE_CACHE) {
+    const advice = 'set TSX_DISABLE_CACHE=1 (npm start and bin/sealed.mjs do) or run the built dist/';
+    if (config.platform !== 'simulated') {
+      io.stderr.write(`sealed serve: refusing to start: tsx's compile cache is on and would write files; ${advice}\n`);
+      return 1;
+    }
+    io.stderr.write(`sealed serve: warning: tsx's compile cache is on and writes files; ${advice}\n`);
+  }
   // transformers.js (the tokenizer) must neither fetch nor cache anything: the process writes
   // no file. The engine sets this too; setting it before the engine loads is what counts.
   const transformers = await import('@huggingface/transformers');
