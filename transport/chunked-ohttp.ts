@@ -14,7 +14,7 @@
  * 'decrypt_failed'. Plaintext chunks are handed on as they authenticate, before the final chunk: a
  * consumer treats the message as incomplete until its stream closes without error.
  */
-import { ByteQueue, concat, encodeVarint, randomBytes, Reader, utf8 } from './bytes.js';
+import { ByteQueue, concat, encodeVarint, peekVarint, randomBytes, Reader, utf8 } from './bytes.js';
 import { TransportError } from './errors.js';
 import { CipherSuite, Context, KEM_X25519_HKDF_SHA256, aeadOpen, aeadSeal, aeadSizes, type KeyPair } from './hpke.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
@@ -50,8 +50,28 @@ export class ChunkFramer {
   push(bytes: Uint8Array): Uint8Array[] {
     this.#total += bytes.length;
     if (this.#total > this.maxTotal) throw new TransportError('too_large', 'message exceeds limit');
-    this.#q.push(bytes);
     const out: Uint8Array[] = [];
+    let input = bytes;
+    // Fast path: with nothing queued, complete chunks are cut straight from the input (views that
+    // live only until the caller opens them); only an incomplete tail is copied into the queue.
+    if (this.#q.length === 0) {
+      let pos = 0;
+      while (!this.#final) {
+        const v = peekVarint(input, pos);
+        if (!v) break;
+        if (v.value === 0) {
+          pos += v.length;
+          this.#final = true;
+          break;
+        }
+        if (v.value > this.maxCiphertext) throw new TransportError('too_large', 'chunk exceeds limit');
+        if (pos + v.length + v.value > input.length) break;
+        out.push(input.subarray(pos + v.length, pos + v.length + v.value));
+        pos += v.length + v.value;
+      }
+      input = input.subarray(pos);
+    }
+    this.#q.push(input);
     while (!this.#final) {
       const v = this.#q.peekVarint();
       if (!v) break;
