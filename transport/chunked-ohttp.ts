@@ -38,7 +38,9 @@ const TAG = 16;
 
 /**
  * Splits a byte stream into chunk ciphertexts. Non-final chunks come out as soon as they are complete;
- * the final chunk (after a zero length) runs to the end of input and comes out of end().
+ * the final chunk (after a zero length) runs to the end of input and comes out of end(). Chunks that
+ * push() returns may be views into its argument: use them before the caller reuses that buffer.
+ * Every chunk is checked against `maxCiphertext` from its length prefix, before it is buffered.
  */
 export class ChunkFramer {
   readonly #q = new ByteQueue();
