@@ -385,3 +385,24 @@ test('a 64 KiB chunk trickled in one byte at a time decodes (incremental parsers
   // Quadratic re-buffering would copy ~4 GB here; linear work is well under this bound even on a loaded machine.
   assert.ok(performance.now() - t0 < 20_000);
 });
+
+test('declared lengths far beyond the input or the limits fail at once, before anything is buffered', () => {
+  const huge = 'c01fffffffffffff'; // 2^53 - 1
+  const code = (c: string) => (e: unknown) => e instanceof TransportError && e.code === c;
+  // Known-length content that claims 2^53-1 bytes.
+  assert.throws(() => decodeResponse(h(`0140c800${huge}`)), code('truncated'));
+  // A known-length header section that claims 2^53-1 bytes.
+  assert.throws(() => decodeRequest(h(`0003474554056874747073000a2f68656c6c6f2e747874${huge}`)), code('truncated'));
+  // A field name beyond maxFieldLength, in the one-shot and the streaming decoder.
+  assert.throws(() => decodeResponse(h(`0340c8${huge}`)), code('too_large'));
+  assert.throws(() => new BhttpResponseStreamDecoder().push(h(`0340c8${huge}`)), code('too_large'));
+  // A streamed content chunk beyond maxResponseSize.
+  assert.throws(() => new BhttpResponseStreamDecoder().push(h(`0340c800${huge}`)), code('too_large'));
+  // A chunked OHTTP chunk beyond maxChunkSize, from its length prefix alone.
+  assert.throws(() => new ChunkFramer(1000, 1 << 20).push(h(huge)), code('too_large'));
+  assert.throws(() => new ChunkFramer(1000, 1 << 20).push(h('4fa0')), code('too_large')); // 4000 > 1000
+  // A final chunk that grows past maxChunkSize while it streams in.
+  const f = new ChunkFramer(1000, 1 << 20);
+  f.push(h('00'));
+  assert.throws(() => f.push(new Uint8Array(1001)), code('too_large'));
+});
