@@ -538,3 +538,62 @@ describe('compatibility and the inner app on its own', () => {
     assert.equal(third.status, 200, 'cancelling the stream freed the slot');
   });
 });
+
+describe('more of the gateway', () => {
+  test('a session past its request limit is 429 (the replay cache stays bounded)', async () => {
+    const s = await startServer({ engine, provider, limits: resolveLimits({ maxRequestsPerSession: 2 }), host: '127.0.0.1', port: 0 });
+    try {
+      const a = await attest(s.url);
+      for (let i = 0; i < 2; i++) assert.equal((await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' })).outer.status, 200);
+      const third = await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' });
+      assert.equal(third.outer.status, 429);
+      assert.equal(s.runtime.replay.size, 2);
+      // A new session is not affected.
+      const b = await attest(s.url);
+      assert.equal((await sendPlain(s.url, b.config, { method: 'GET', path: '/v1/models' })).outer.status, 200);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a chunked request whose body arrives in pieces over time is answered', async () => {
+    const a = await attest(base);
+    const { encapsulateChunkedRequest } = await import('../transport/chunked-ohttp.js');
+    const e = encapsulateChunkedRequest(a.config);
+    const json = new TextEncoder().encode(JSON.stringify({ model: 'stories260K', prompt: 'Sam', max_tokens: 8, temperature: 0 }));
+    const bhttp = encodeRequest(
+      { method: 'POST', scheme: 'https', authority: 'x', path: '/v1/completions', headers: [['content-type', 'application/json']], content: json },
+      { indeterminate: true },
+    );
+    const half = Math.floor(bhttp.length / 2);
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(e.header);
+        await new Promise((r) => setTimeout(r, 50));
+        c.enqueue(e.sealChunk(bhttp.subarray(0, half)));
+        await new Promise((r) => setTimeout(r, 50));
+        c.enqueue(e.sealFinal(bhttp.subarray(half)));
+        c.close();
+      },
+    });
+    const res = await fetch(`${base}/v1/ohttp`, {
+      method: 'POST', headers: { 'content-type': 'message/ohttp-chunked-req' }, body, duplex: 'half',
+    } as RequestInit);
+    assert.equal(res.status, 200);
+    const { BhttpResponseStreamDecoder } = await import('../transport/bhttp.js');
+    const dec = new BhttpResponseStreamDecoder();
+    const reader = e.openResponse(res.body!).getReader();
+    let text = '';
+    let status = 0;
+    for (;;) {
+      const r = await reader.read();
+      for (const ev of r.done ? dec.end() : dec.push(r.value)) {
+        if (ev.type === 'head') status = ev.status;
+        if (ev.type === 'body') text += new TextDecoder().decode(ev.chunk);
+      }
+      if (r.done) break;
+    }
+    assert.equal(status, 200);
+    assert.equal(JSON.parse(text).choices[0].text, await greedyAlone('Sam', 8));
+  });
+});
