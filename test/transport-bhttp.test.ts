@@ -195,3 +195,19 @@ test('incremental decoder: truncation points, known-length input, limits', () =>
   p.push(full);
   assert.throws(() => p.push(Uint8Array.of(0, 0, 7)), isCode('malformed'));
 });
+
+test('field values: controls and surrounding whitespace rejected, inner SP/HTAB and obs-text allowed', () => {
+  const isCode2 = (code: string) => (e: unknown) => e instanceof TransportError && e.code === code;
+  for (const bad of ['a\x00b', 'a\x01b', 'a\x1fb', 'a\x7fb', ' a', 'a ', '\ta', 'a\t', 'a\rb', 'a\nb']) {
+    assert.throws(() => encodeResponse({ status: 200, headers: [['x', bad]] }), isCode2('invalid_argument'), JSON.stringify(bad));
+    // The same bytes on the wire are malformed.
+    const v = latin1(bad);
+    const wire = concat(h('0340c80178'), Uint8Array.of(v.length), v, h('000000'));
+    assert.throws(() => decodeResponse(wire), isCode2('malformed'), JSON.stringify(bad));
+  }
+  for (const good of ['', 'a b', 'a\tb', 'caf\xe9', '"quoted"']) {
+    assert.equal(decodeResponse(encodeResponse({ status: 200, headers: [['x', good]] })).headers[0][1], good);
+  }
+  // Pseudo-fields have no place in Binary HTTP field sections.
+  assert.throws(() => encodeRequest({ method: 'GET', path: '/', headers: [[':path', '/']] }), isCode2('invalid_argument'));
+});

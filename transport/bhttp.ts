@@ -5,7 +5,8 @@
  *
  * Field names and values are byte strings; they surface as JS strings with one char per byte (latin1,
  * like fetch's ByteString), so no byte is lost or reinterpreted. Decoding is strict: names are
- * lowercase tokens, values carry no NUL/CR/LF and no surrounding whitespace, non-zero padding is an
+ * lowercase tokens (so no pseudo-fields), values carry no control characters and no surrounding
+ * whitespace (RFC 9110 section 5.5), non-zero padding is an
  * error, and every length is checked against what remains and against TransportLimits.
  */
 import { ByteQueue, concat, encodeVarint, peekVarint, Reader, EMPTY } from './bytes.js';
@@ -83,10 +84,11 @@ function validName(b: Uint8Array): boolean {
   return true;
 }
 
+/** RFC 9110 section 5.5 field-value: VCHAR, obs-text, and SP/HTAB inside (never at either end); no controls. */
 function validValue(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) {
     const c = b[i];
-    if (c === 0 || c === 0x0a || c === 0x0d) return false;
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
   }
   if (b.length > 0) {
     const first = b[0];
