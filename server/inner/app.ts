@@ -57,7 +57,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     }
     const requested = body.max_completion_tokens ?? body.max_tokens ?? null;
     const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
-    return run(c, 'chat', prompt, requested, param, body);
+    return run(c, 'chat', prompt, requested, null, param, body);
   });
 
   app.post('/v1/completions', async (c) => {
@@ -66,7 +66,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     const body: CompletionRequest = parsed;
     if (body.model !== engine.model.id) return modelNotFound();
     const prompt = typeof body.prompt === 'string' ? body.prompt : isStringArray(body.prompt) ? body.prompt[0]! : body.prompt;
-    return run(c, 'text', prompt, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, 'max_tokens', body);
+    return run(c, 'text', prompt, body.max_tokens ?? null, COMPLETIONS_DEFAULT_MAX_TOKENS, 'max_tokens', body);
   });
 
   app.notFound(() => errorResponse(404, 'Unknown request URL or method.', 'invalid_request_error', null, 'unknown_url'));
@@ -77,6 +77,8 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     kind: 'chat' | 'text',
     prompt: string | number[],
     requestedMax: number | null,
+    /** The endpoint's default when max_tokens is absent; null: whatever the context leaves. */
+    defaultMax: number | null,
     maxParam: string,
     body: ChatCompletionRequest | CompletionRequest,
   ): Promise<Response> {
@@ -102,7 +104,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     if (room < 1 || (requestedMax !== null && requestedMax > room)) {
       return contextTooLong(context);
     }
-    const maxTokens = requestedMax ?? Math.min(limits.maxTokensCeiling, room);
+    const maxTokens = requestedMax ?? Math.min(limits.maxTokensCeiling, room, defaultMax ?? room);
     const stop = body.stop == null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop;
     const req: GenerateRequest = {
       prompt,
