@@ -17,6 +17,18 @@ export interface ChildServer {
 
 const URL_RE = /https?:\/\/127\.0\.0\.1:(\d{1,5})/;
 
+/** Children still running: killed when this process exits, however it exits, so no server outlives the bench. */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+  }
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
 /** Parses VmRSS and VmHWM (kB) out of /proc/PID/status text. Pure. */
 export function parseProcStatus(text: string): { rssMb: number; peakMb: number } | undefined {
   const kb = (key: string): number | undefined => {
@@ -34,6 +46,7 @@ export async function startChildServer(args: string[], opts: { timeoutMs?: numbe
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
+  track(child);
   const tail: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {

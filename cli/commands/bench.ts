@@ -41,7 +41,17 @@ export const command: Command = {
       process.stdout.write(USAGE);
       return 0;
     }
-    const report = await runBench(opts, progressPrinter());
+    // An interrupted run still stops its server children (bench/child.ts kills them on exit).
+    const interrupted = (): never => process.exit(130);
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+    let report;
+    try {
+      report = await runBench(opts, progressPrinter());
+    } finally {
+      process.off('SIGINT', interrupted);
+      process.off('SIGTERM', interrupted);
+    }
     process.stdout.write(formatReport(report));
     if (opts.json !== undefined) {
       validateContractShape(toContractJson(report));
