@@ -106,11 +106,20 @@ export class Scheduler {
 
   private kick(): void {
     if (this.running || this.closed) return;
-    this.running = this.loop().finally(() => {
-      this.running = null;
-      // Work may have arrived while the loop was finishing.
-      if (!this.closed && this.hasWork()) this.kick();
-    });
+    this.running = this.loop()
+      .catch(() => {
+        // Unreachable by design (every run is guarded); if it happens, fail
+        // everyone rather than leave streams hanging or crash the process.
+        const err = new EngineError('internal', 'the scheduler failed');
+        for (const e of [...this.queue, ...this.starting, ...this.active]) this.retire(e, err);
+        this.starting = [];
+        this.active = [];
+      })
+      .finally(() => {
+        this.running = null;
+        // Work may have arrived while the loop was finishing.
+        if (!this.closed && this.hasWork()) this.kick();
+      });
   }
 
   private slotsUsed(): number {
