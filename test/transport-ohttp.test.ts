@@ -6,6 +6,7 @@ import {
   selectSuite, encapsulateRequest, decapsulateRequest, encapsulateResponse, deriveResponseKeys, requestInfo, requestHeader,
   type KeyConfig,
 } from '../transport/ohttp.js';
+import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 import { publicKeyFromPrivate, AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305 } from '../transport/hpke.js';
 import { hexToBytes as h, bytesToHex as hex, utf8, concat } from '../transport/bytes.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from '../transport/bhttp.js';
@@ -138,4 +139,9 @@ test('key configuration strictness', () => {
   assert.throws(() => encodeKeyConfig(bad), isCode('invalid_argument'));
   assert.throws(() => encodeKeyConfig({ ...bad, keyId: 1, publicKey: new Uint8Array(31) }), isCode('invalid_key'));
   assert.throws(() => generateKeyConfig(1, [{ kdfId: 2, aeadId: 1 }]), isCode('unsupported_suite'));
+  // A key id outside one byte never wraps around into another key's id.
+  const k = generateKeyConfig(1).config;
+  assert.throws(() => encapsulateRequest({ ...k, keyId: 257 }, utf8('x')), isCode('invalid_argument'));
+  assert.throws(() => encapsulateChunkedRequest({ ...k, keyId: 256 }), isCode('invalid_argument'));
+  assert.throws(() => requestHeader(300, { kdfId: 1, aeadId: 1 }), isCode('invalid_argument'));
 });

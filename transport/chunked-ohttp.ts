@@ -16,10 +16,10 @@
  */
 import { ByteQueue, concat, encodeVarint, peekVarint, randomBytes, Reader, utf8 } from './bytes.js';
 import { TransportError } from './errors.js';
-import { CipherSuite, Context, KEM_X25519_HKDF_SHA256, aeadOpen, aeadSeal, aeadSizes, type KeyPair } from './hpke.js';
+import { CipherSuite, Context, KEM_X25519_HKDF_SHA256, aeadOpen, aeadSeal, type KeyPair } from './hpke.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
 import {
-  deriveResponseKeys, readRequestHeader, requestHeader, requestInfo, responseNonceLength, selectSuite,
+  checkConfig, deriveResponseKeys, readRequestHeader, requestHeader, requestInfo, responseNonceLength, selectSuite,
   type KeyConfig, type KeyLookup, type SymmetricSuite,
 } from './ohttp.js';
 
@@ -497,10 +497,9 @@ export interface ChunkedRequestEncapsulator {
 
 /** Client side of chunked OHTTP for the key configuration `config`. */
 export function encapsulateChunkedRequest(config: KeyConfig, suite?: SymmetricSuite, options: ChunkedEncapsulateOptions = {}): ChunkedRequestEncapsulator {
+  checkConfig(config);
   const lim = resolveLimits(options.limits);
   const s = selectSuite(config, suite);
-  aeadSizes(s.aeadId);
-  if (config.kemId !== KEM_X25519_HKDF_SHA256) throw new TransportError('unsupported_suite', 'unsupported KEM');
   const hdr = requestHeader(config.keyId, s);
   const hpke = new CipherSuite({ kemId: config.kemId, kdfId: s.kdfId, aeadId: s.aeadId });
   const { enc, context } = hpke.setupSender(config.publicKey, { info: requestInfo(LABEL_CHUNKED_REQUEST, hdr), ephemeral: options.ephemeral });

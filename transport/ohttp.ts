@@ -59,7 +59,7 @@ export function isSupportedSuite(s: SymmetricSuite): boolean {
 
 // ---------------------------------------------------------------- key configuration
 
-function checkConfig(config: KeyConfig): void {
+export function checkConfig(config: KeyConfig): void {
   if (!Number.isInteger(config.keyId) || config.keyId < 0 || config.keyId > 255) throw new TransportError('invalid_argument', 'key id must be 0..255');
   if (config.kemId !== KEM_X25519_HKDF_SHA256) throw new TransportError('unsupported_suite', 'unsupported KEM');
   if (!(config.publicKey instanceof Uint8Array) || config.publicKey.length !== N_PK_X25519) throw new TransportError('invalid_key', 'public key has the wrong length');
@@ -164,7 +164,7 @@ export function keyLookup(keys: Iterable<ServerKey>): KeyLookup {
 
 /** hdr = key_id || kem_id || kdf_id || aead_id */
 export function requestHeader(keyId: number, suite: SymmetricSuite): Uint8Array {
-  return concat(Uint8Array.of(keyId), i2osp(KEM_X25519_HKDF_SHA256, 2), i2osp(suite.kdfId, 2), i2osp(suite.aeadId, 2));
+  return concat(i2osp(keyId, 1), i2osp(KEM_X25519_HKDF_SHA256, 2), i2osp(suite.kdfId, 2), i2osp(suite.aeadId, 2));
 }
 
 /** info = label || 0x00 || hdr */
