@@ -4,6 +4,7 @@
 import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
 import { buildEvidence } from '../enclave/evidence.js';
+import { hexToBytes } from '../transport/bytes.js';
 import type { EvidenceProvider } from '../enclave/providers/types.js';
 import { declaredLength } from './body.js';
 import type { InferenceEngine } from './engine.js';
@@ -16,6 +17,7 @@ import { ohttp, type OhttpKeyConfig } from './ohttp.js';
 import { PROBLEM_HEADERS, problemJson, problemStatus, type ProblemKind } from './problem.js';
 import { ReplayCache } from './replay.js';
 import { SessionStore } from './sessions.js';
+import { counter, watchStream } from './streams.js';
 import { RequestTracker } from './tracker.js';
 
 /** The mutable state one server owns: sessions (keys), replay cache, requests in flight. */
@@ -203,58 +205,4 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
 function mediaType(v: string | undefined): string {
   return (v ?? '').split(';')[0]!.trim().toLowerCase();
-}
-
-function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function counter(onBytes: (n: number) => void): TransformStream<Uint8Array, Uint8Array> {
-  return new TransformStream({
-    transform(chunk, controller) {
-      onBytes(chunk.byteLength);
-      controller.enqueue(chunk);
-    },
-  });
-}
-
-/** Passes a stream through, counting bytes, and reports once when it ends, fails or is cancelled. */
-function watchStream(
-  src: ReadableStream<Uint8Array>,
-  onBytes: (n: number) => void,
-  onEnd: (aborted: boolean) => void,
-): ReadableStream<Uint8Array> {
-  const reader = src.getReader();
-  let ended = false;
-  const end = (aborted: boolean) => {
-    if (ended) return;
-    ended = true;
-    onEnd(aborted);
-  };
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          const r = await reader.read();
-          if (r.done) {
-            controller.close();
-            end(false);
-            return;
-          }
-          onBytes(r.value.byteLength);
-          controller.enqueue(r.value);
-        } catch (e) {
-          end(true);
-          controller.error(e);
-        }
-      },
-      async cancel(reason) {
-        end(true);
-        await reader.cancel(reason).catch(() => {});
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }

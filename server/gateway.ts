@@ -12,6 +12,7 @@ import {
   encodeResponse,
   type BhttpRequest,
 } from '../transport/bhttp.js';
+import { concat } from '../transport/bytes.js';
 import { isTransportError } from '../transport/errors.js';
 import { readLimited } from './body.js';
 import { isEventStream, responseFields, toInnerRequest } from './bridge.js';
@@ -146,7 +147,7 @@ export async function handleChunked(
   const sealer = opened.responseSealer;
   if (!isEventStream(res) || res.body === null) {
     const plain = await encodeWhole(res);
-    const out = concatBytes(sealer.header, sealer.sealFinal(plain));
+    const out = concat(sealer.header, sealer.sealFinal(plain));
     plain.fill(0);
     return { ok: true, contentType: MEDIA.chunkedRes, body: out };
   }
@@ -218,7 +219,7 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
         if (!started) {
           started = true;
           const head = bhttp.head(res.status, responseFields(res.headers));
-          controller.enqueue(concatBytes(sealer.header, sealer.sealChunk(head)));
+          controller.enqueue(concat(sealer.header, sealer.sealChunk(head)));
           return;
         }
         let r: ReadableStreamReadResult<Uint8Array>;
@@ -247,11 +248,4 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
     },
     { highWaterMark: 0 },
   );
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }
