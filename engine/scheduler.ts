@@ -151,7 +151,7 @@ export class Scheduler {
     // Yield once so that submits in the same tick are admitted together.
     await new Promise<void>((r) => setImmediate(r));
     while (!this.closed) {
-      await this.admit();
+      if (this.queue.length > 0 || this.starting.length > 0) await this.admit();
       this.active = this.active.filter((e) => !e.done);
       if (this.active.length === 0) {
         if (!this.hasWork()) return;
