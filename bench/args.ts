@@ -38,7 +38,7 @@ options:
   --threads N          ONNX intra-op threads for every mode (default 1)
   --modes a,b          modes to run (default: all four)
   --concurrency 1,4    concurrency levels (default 1,4,16,32; --quick: 1,16)
-  --requests N         requests per mode and level (default: max(8, 2 x concurrency); --quick: max(4, concurrency))
+  --requests N         requests per mode and level (default: max(16, 2 x concurrency); --quick: max(8, concurrency))
   --max-tokens N       completion tokens per request (default 200)
   --quick              a short run (under a minute)
   --json FILE          write the results as JSON (the CONTRACT's shape)
@@ -100,5 +100,5 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
 /** Requests per level: enough to fill every worker twice, fewer in a quick run. */
 export function requestsFor(o: BenchOptions, concurrency: number): number {
   if (o.requests !== undefined) return o.requests;
-  return o.quick ? Math.max(4, concurrency) : Math.max(8, 2 * concurrency);
+  return o.quick ? Math.max(8, concurrency) : Math.max(16, 2 * concurrency);
 }

@@ -251,13 +251,14 @@ test('parseArgs: defaults, quick, lists, strict errors', () => {
   assert.deepEqual(d.modes, ['engine', 'plaintext-http', 'encrypted-http', 'transformers-js']);
   assert.equal(d.threads, 1);
   assert.equal(d.maxTokens, 200);
-  assert.equal(requestsFor(d, 1), 8);
+  assert.equal(requestsFor(d, 1), 16);
   assert.equal(requestsFor(d, 32), 64);
   const q = parseArgs(['--quick', '--json', 'out.json', '--chart=c.svg']);
   assert.deepEqual(q.concurrency, [1, 16]);
   assert.equal(q.json, 'out.json');
   assert.equal(q.chart, 'c.svg');
   assert.equal(requestsFor(q, 16), 16);
+  assert.equal(requestsFor(q, 1), 8);
   const m = parseArgs(['--modes', 'transformers-js,engine', '--concurrency', '4,1,4', '--threads', '2', '--requests', '3']);
   assert.deepEqual(m.modes, ['engine', 'transformers-js']);
   assert.deepEqual(m.concurrency, [1, 4]);
