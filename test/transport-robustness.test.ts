@@ -12,12 +12,12 @@ import { hexToBytes as h, concat, utf8 } from '../transport/bytes.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, BhttpResponseStreamDecoder, BhttpResponseStreamEncoder } from '../transport/bhttp.js';
 import {
   decodeKeyConfig, decodeKeyConfigList, encodeKeyConfigList, generateKeyConfig, keyLookup, parseEncapsulatedRequest,
-  decapsulateRequest, encapsulateRequest, type KeyLookup,
+  decapsulateRequest, encapsulateRequest, deriveResponseKeys, type KeyLookup,
 } from '../transport/ohttp.js';
 import {
   ChunkFramer, ChunkedRequestReader, encapsulateChunkedRequest, decapsulateChunkedRequest,
 } from '../transport/chunked-ohttp.js';
-import { AEAD_AES_128_GCM, AEAD_CHACHA20_POLY1305 } from '../transport/hpke.js';
+import { AEAD_AES_128_GCM, AEAD_CHACHA20_POLY1305, aeadSeal } from '../transport/hpke.js';
 
 const VECTORS = new URL('../../shared/vectors/', import.meta.url);
 const read = (f: string) => JSON.parse(readFileSync(new URL(f, VECTORS), 'utf8'));
@@ -332,18 +332,44 @@ test('the published chunked response cut at every byte offset is truncated', () 
   }
 });
 
-test('a non-empty final chunk cut inside its ciphertext is still rejected (cannot be told from tampering)', () => {
+test('our sealer always ends on an empty final chunk, so even sealFinal(data) streams cut anywhere are truncated', () => {
   const client = encapsulateChunkedRequest(chunkedConfig, { kdfId: 1, aeadId: AEAD_AES_128_GCM }, { ephemeral: chunkedEph });
   const r0 = new ChunkedRequestReader(chunkedLookup);
   r0.push(h(ch.encapsulated_request));
   r0.end();
   const sealer = r0.responseSealer();
   const wire = concat(sealer.header, sealer.sealChunk(utf8('a')), sealer.sealFinal(utf8('the last words')));
-  const finalStart = wire.length - (1 + 14 + 16);
+  assert.deepEqual([...wire.subarray(wire.length - 17, wire.length - 16)], [0]); // final indicator, then a bare tag
+  const ok = client.responseReader();
+  assert.deepEqual(concat(...ok.push(wire), ok.end()), utf8('athe last words'));
   for (let cut = 0; cut < wire.length; cut++) {
     const r = client.responseReader();
     r.push(wire.subarray(0, cut));
-    const expected = cut > finalStart + 16 ? 'decrypt_failed' : 'truncated';
+    assert.throws(() => r.end(), isTruncated, `cut ${cut}`);
+  }
+});
+
+test('a foreign stream with data in its final chunk, cut inside that chunk, is still rejected', () => {
+  // Built by hand from the RFC 9458 section 4.4 keys: chunk 0 = "a", final chunk (counter 1) = data.
+  const client = encapsulateChunkedRequest(chunkedConfig, { kdfId: 1, aeadId: AEAD_AES_128_GCM }, { ephemeral: chunkedEph });
+  const r0 = new ChunkedRequestReader(chunkedLookup);
+  r0.push(h(ch.encapsulated_request));
+  r0.end();
+  const responseNonce = new Uint8Array(16).fill(7);
+  const { key, nonce } = deriveResponseKeys(r0.context!, r0.enc!, responseNonce, 'message/bhttp chunked response');
+  const n1 = nonce.slice();
+  n1[11] ^= 1;
+  const c0 = aeadSeal(1, key, nonce, new Uint8Array(0), utf8('a'));
+  const fin = aeadSeal(1, key, n1, utf8('final'), utf8('the last words'));
+  const wire = concat(responseNonce, Uint8Array.of(c0.length), c0, Uint8Array.of(0), fin);
+  const ok = client.responseReader();
+  assert.deepEqual(concat(...ok.push(wire), ok.end()), utf8('athe last words'));
+  const finalStart = wire.length - fin.length; // first byte after the zero indicator
+  for (let cut = 0; cut < wire.length; cut++) {
+    const r = client.responseReader();
+    r.push(wire.subarray(0, cut));
+    // Fewer bytes than a tag is visibly a cut; more cannot be told from tampering.
+    const expected = cut >= finalStart + 16 ? 'decrypt_failed' : 'truncated';
     assert.throws(() => r.end(), (e: unknown) => e instanceof TransportError && e.code === expected, `cut ${cut}`);
   }
 });

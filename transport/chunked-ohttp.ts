@@ -9,10 +9,11 @@
  *
  * Truncation: the only proof a message is complete is an authenticated final chunk, so a receiver that
  * reaches the end of its input without one fails with TransportError('truncated'). Senders here always
- * close with sealFinal (the stream helpers seal an empty final chunk), which makes every cut of a stream
- * a 'truncated' error; a cut inside a non-empty final chunk cannot be told apart from tampering and is
- * 'decrypt_failed'. Plaintext chunks are handed on as they authenticate, before the final chunk: a
- * consumer treats the message as incomplete until its stream closes without error.
+ * end on an empty final chunk (sealFinal(pt) sends pt as ordinary chunks first), which makes every cut
+ * of their streams a 'truncated' error. Another implementation may put data in its final chunk; a cut
+ * inside that cannot be told apart from tampering and is 'decrypt_failed'. Plaintext chunks are handed
+ * on as they authenticate, before the final chunk: a consumer treats the message as incomplete until
+ * its stream closes without error.
  */
 import { ByteQueue, concat, encodeVarint, peekVarint, randomBytes, Reader, utf8 } from './bytes.js';
 import { TransportError } from './errors.js';
@@ -127,13 +128,15 @@ abstract class ChunkSealer {
     return concat(...splitPlaintext(pt, this.maxChunkSize).map((p) => frame(this.sealOne(EMPTY_AAD, p), false)));
   }
 
-  /** The final chunk, sealed with AAD "final"; nothing can follow it. */
+  /**
+   * Ends the message: any `pt` goes out as ordinary chunks, then an empty final chunk sealed with AAD
+   * "final". Always ending on an empty final chunk (17 bytes) means a receiver reports any cut of the
+   * stream as 'truncated' rather than as an authentication failure inside a partial final chunk.
+   */
   sealFinal(pt: Uint8Array = new Uint8Array(0)): Uint8Array {
     if (this.#done) throw new TransportError('state', 'final chunk sealed twice');
-    const parts = splitPlaintext(pt, this.maxChunkSize);
-    const last = parts.pop() as Uint8Array;
-    const head = parts.map((p) => frame(this.sealOne(EMPTY_AAD, p), false));
-    const out = concat(...head, frame(this.sealOne(FINAL_AAD, last), true));
+    const head = pt.length ? this.sealChunk(pt) : new Uint8Array(0);
+    const out = concat(head, frame(this.sealOne(FINAL_AAD, new Uint8Array(0)), true));
     this.#done = true;
     this.onFinished();
     return out;
@@ -485,7 +488,7 @@ export interface ChunkedRequestEncapsulator {
   header: Uint8Array;
   /** Seals one request chunk (empty AAD); split above maxChunkSize. */
   sealChunk(pt: Uint8Array): Uint8Array;
-  /** Seals the final request chunk (AAD "final"); default empty. */
+  /** Ends the request: `pt` (default empty) as ordinary chunks, then an empty final chunk (AAD "final"). */
   sealFinal(pt?: Uint8Array): Uint8Array;
   /** The whole request body as a stream: header, each chunk of `plaintext` sealed as it arrives, empty final chunk. */
   requestStream(plaintext: ReadableStream<Uint8Array> | Uint8Array): ReadableStream<Uint8Array>;
