@@ -540,6 +540,30 @@ describe('compatibility and the inner app on its own', () => {
 });
 
 describe('more of the gateway', () => {
+  test('a collected (non-streamed) generation is cancelled when the client goes away', async () => {
+    const a = await attest(base);
+    const t0 = performance.now();
+    await greedyAlone('Once upon a time', 480);
+    const full = performance.now() - t0;
+    const abort = new AbortController();
+    const { encapsulateRequest: enc } = await import('../transport/ohttp.js');
+    const json = new TextEncoder().encode(JSON.stringify({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 480, temperature: 0 }));
+    const e = enc(a.config, encodeRequest({ method: 'POST', scheme: 'https', authority: 'x', path: '/v1/completions', headers: [['content-type', 'application/json']], content: json }));
+    const pending = fetch(`${base}/v1/ohttp`, {
+      method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: e.bytes as Uint8Array<ArrayBuffer>, signal: abort.signal,
+    }).catch(() => 'aborted');
+    const w0 = performance.now();
+    while (engine.stats().active === 0 && performance.now() - w0 < 5000) await new Promise((r) => setTimeout(r, 2));
+    assert.equal(engine.stats().active, 1, 'the generation is running');
+    const c0 = performance.now();
+    abort.abort();
+    assert.equal(await pending, 'aborted');
+    while (engine.stats().active > 0 && performance.now() - c0 < 5000) await new Promise((r) => setTimeout(r, 2));
+    const stoppedAfter = performance.now() - c0;
+    assert.equal(engine.stats().active, 0);
+    assert.ok(stoppedAfter < full / 2, `stopped ${stoppedAfter.toFixed(0)} ms after the client left; a full run takes ${full.toFixed(0)} ms`);
+  });
+
   test('a session past its request limit is 429 (the replay cache stays bounded)', async () => {
     const s = await startServer({ engine, provider, limits: resolveLimits({ maxRequestsPerSession: 2 }), host: '127.0.0.1', port: 0 });
     try {
