@@ -78,21 +78,29 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   const drivers: ModeDriver[] = [];
   const texts = new Map<ModeName, string>();
   try {
-    for (const mode of o.modes) {
-      progress(`${mode}: starting and warming up`);
-      let opened: ModeDriver | undefined;
+    // Start every mode at once (model loads, server children booting); nothing is timed yet.
+    progress(`starting ${o.modes.join(', ')}`);
+    const started = await Promise.allSettled(o.modes.map((mode) => openDriver(mode, o, maxConcurrency)));
+    // Warm up one mode at a time, so each warms on a machine the others leave alone.
+    for (const [i, mode] of o.modes.entries()) {
+      const s = started[i];
+      if (s.status === 'rejected') {
+        errors.push({ mode, ...describeError(s.reason) });
+        progress(`${mode}: unavailable (${describeError(s.reason).code}: ${describeError(s.reason).message})`);
+        continue;
+      }
+      const { driver, modelId, promptTokens } = s.value;
+      if (modelId) report.model = modelId;
+      if (promptTokens !== undefined) report.prompt_tokens = promptTokens;
+      progress(`${mode}: warming up`);
       try {
-        const o2 = await openDriver(mode, o, maxConcurrency);
-        opened = o2.driver;
-        if (o2.modelId) report.model = o2.modelId;
-        if (o2.promptTokens !== undefined) report.prompt_tokens = o2.promptTokens;
-        const text = await warmUp(opened, work, maxConcurrency);
+        const text = await warmUp(driver, work, maxConcurrency);
         if (text !== undefined) texts.set(mode, text);
-        drivers.push(opened);
+        drivers.push(driver);
       } catch (err) {
         errors.push({ mode, ...describeError(err) });
-        progress(`${mode}: unavailable (${describeError(err).code}: ${describeError(err).message})`);
-        await opened?.close().catch(() => undefined);
+        progress(`${mode}: failed in warm-up (${describeError(err).code}: ${describeError(err).message})`);
+        await driver.close().catch(() => undefined);
       }
     }
     const check = compareOutputs(texts);
