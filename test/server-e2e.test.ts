@@ -415,7 +415,7 @@ describe('shutdown', () => {
 });
 
 describe('limits and lifecycle', () => {
-  const longStream = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 480, temperature: 0, stream: true };
+  const longStream = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 500, temperature: 0, stream: true };
 
   test('in-flight limit: a request beyond every slot and queue place is 503 (outer)', async () => {
     const s = await startServer({
@@ -423,27 +423,35 @@ describe('limits and lifecycle', () => {
     });
     try {
       const a = await attest(s.url);
-      let second: Awaited<ReturnType<typeof sendPlain>> | undefined;
-      const first = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
-        if (i === 2) {
-          // Still streaming: the one slot is taken.
-          void sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' }).then((r) => (second = r));
-          return true;
-        }
-        return i < 6 ? true : second === undefined;
-      });
-      assert.equal(first.inner!.status, 200);
-      const t0 = Date.now();
-      while (second === undefined && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(second!.outer.status, 503);
-      assert.equal(second!.outer.headers.get('content-type'), 'application/problem+json');
+      // A chunked request whose body never ends holds the only in-flight place for as long as it is open.
+      const { encapsulateChunkedRequest } = await import('../transport/chunked-ohttp.js');
+      const e = encapsulateChunkedRequest(a.config);
+      const hold = new AbortController();
+      const held = fetch(`${s.url}/v1/ohttp`, {
+        method: 'POST',
+        headers: { 'content-type': 'message/ohttp-chunked-req' },
+        body: new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(e.header) }),
+        duplex: 'half',
+        signal: hold.signal,
+      } as RequestInit).catch(() => 'aborted');
+      const w0 = Date.now();
+      while (s.runtime.tracker.size === 0 && Date.now() - w0 < 5000) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(s.runtime.tracker.size, 1);
+      const second = await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' });
+      assert.equal(second.outer.status, 503);
+      assert.equal(second.outer.headers.get('content-type'), 'application/problem+json');
+      hold.abort();
+      assert.equal(await held, 'aborted');
+      while (s.runtime.tracker.size > 0 && Date.now() - w0 < 10_000) await new Promise((r) => setTimeout(r, 5));
+      const third = await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' });
+      assert.equal(third.outer.status, 200, 'the place is free again once the client left');
     } finally {
       await s.close();
     }
   });
 
   test('generation timeout: 504 for a collected response, an error event for a stream', async () => {
-    const s = await startServer({ engine, provider, limits: resolveLimits({ generationTimeoutMs: 100 }), host: '127.0.0.1', port: 0 });
+    const s = await startServer({ engine, provider, limits: resolveLimits({ generationTimeoutMs: 30 }), host: '127.0.0.1', port: 0 });
     try {
       const a = await attest(s.url);
       const { max_tokens, prompt, model } = longStream;
@@ -462,7 +470,7 @@ describe('limits and lifecycle', () => {
   });
 
   test('shutdown past the grace period cancels what still runs', async () => {
-    const s = await startServer({ engine, provider, limits: resolveLimits({ shutdownGraceMs: 50 }), host: '127.0.0.1', port: 0 });
+    const s = await startServer({ engine, provider, limits: resolveLimits({ shutdownGraceMs: 0 }), host: '127.0.0.1', port: 0 });
     const a = await attest(s.url);
     let closing: Promise<void> | undefined;
     const r = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
