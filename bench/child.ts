@@ -10,6 +10,8 @@ import { BenchError } from './errors.js';
 export interface ChildServer {
   readonly pid: number;
   readonly url: string;
+  /** CPU time (user + system) the child has used so far, in ms (Linux /proc); undefined elsewhere. */
+  cpuMs(): Promise<number | undefined>;
   /** Resident set size now and at its peak, in MB (Linux /proc); undefined elsewhere. */
   rss(): Promise<{ rssMb: number; peakMb: number } | undefined>;
   close(): Promise<void>;
@@ -39,6 +41,25 @@ export function parseProcStatus(text: string): { rssMb: number; peakMb: number }
   const hwm = kb('VmHWM');
   if (rss === undefined) return undefined;
   return { rssMb: rss / 1024, peakMb: (hwm ?? rss) / 1024 };
+}
+
+/** Linux exports /proc times in USER_HZ, fixed at 100 per second for user space. */
+const USER_HZ = 100;
+
+/**
+ * user + system CPU milliseconds from /proc/PID/stat text. Pure. The command
+ * name (field 2) is in parentheses and may hold spaces, so fields are counted
+ * after the last ')': utime and stime are fields 14 and 15.
+ */
+export function parseProcStatCpuMs(text: string): number | undefined {
+  const close = text.lastIndexOf(')');
+  if (close < 0) return undefined;
+  const fields = text.slice(close + 1).trim().split(/\s+/);
+  // fields[0] is field 3 (state), so field N is fields[N - 3].
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime) || fields[11] === undefined || fields[12] === undefined) return undefined;
+  return ((utime + stime) * 1000) / USER_HZ;
 }
 
 export async function startChildServer(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ChildServer> {
@@ -78,6 +99,13 @@ export async function startChildServer(args: string[], opts: { timeoutMs?: numbe
   return {
     pid,
     url,
+    async cpuMs() {
+      try {
+        return parseProcStatCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return undefined;
+      }
+    },
     async rss() {
       try {
         return parseProcStatus(await readFile(`/proc/${pid}/status`, 'utf8'));

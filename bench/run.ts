@@ -15,7 +15,8 @@ import { createTransformersJsDriver } from './modes/transformers-js.js';
 import { round } from './stats.js';
 import { evaluateTargets } from './targets.js';
 import { MODES } from './types.js';
-import type { BenchReport, ModeDriver, ModeName, RequestSample, RunResult, Workload } from './types.js';
+import process from 'node:process';
+import type { BenchReport, CpuRow, ModeDriver, ModeName, RequestSample, RunResult, Workload } from './types.js';
 
 /** Turns each mode takes at one concurrency level (more would cut rounds below a full batch). */
 const MAX_ROUNDS = 2;
@@ -77,6 +78,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   const errors: NonNullable<BenchReport['errors']> = [];
   const drivers: ModeDriver[] = [];
   const texts = new Map<ModeName, string>();
+  const cpuRows: CpuRow[] = [];
   try {
     // Start every mode at once (model loads, server children booting); nothing is timed yet.
     progress(`starting ${o.modes.join(', ')}`);
@@ -112,18 +114,25 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     for (const c of o.concurrency) {
       const requests = requestsFor(o, c);
       const rounds = splitRounds(requests, c, MAX_ROUNDS);
-      const measured = new Map<ModeDriver, { samples: RequestSample[]; seconds: number }>();
+      const measured = new Map<ModeDriver, { samples: RequestSample[]; seconds: number; benchCpuUs: number; serverCpuMs?: number }>();
       // Modes take turns round by round, so drift on a shared machine lands on all of them.
       for (const [round, count] of rounds.entries()) {
         for (const driver of [...drivers]) {
           try {
-            const acc = measured.get(driver) ?? { samples: [], seconds: 0 };
+            const acc = measured.get(driver) ?? { samples: [], seconds: 0, benchCpuUs: 0, serverCpuMs: 0 };
             const before = acc.samples.length;
+            const serverBefore = await driver.serverCpuMs?.();
+            const cpuBefore = process.cpuUsage();
             const { samples, seconds } = await runClosedLoop(driver, work, c, count, (done) => {
               progress(`${driver.name} c=${c} round ${round + 1}/${rounds.length}: ${before + done}/${requests} requests`, true);
             });
+            const cpu = process.cpuUsage(cpuBefore);
+            const serverAfter = await driver.serverCpuMs?.();
             acc.samples.push(...samples);
             acc.seconds += seconds;
+            acc.benchCpuUs += cpu.user + cpu.system;
+            acc.serverCpuMs = serverBefore !== undefined && serverAfter !== undefined && acc.serverCpuMs !== undefined
+              ? acc.serverCpuMs + (serverAfter - serverBefore) : undefined;
             measured.set(driver, acc);
           } catch (err) {
             errors.push({ mode: driver.name, ...describeError(err) });
@@ -134,9 +143,17 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
           }
         }
       }
-      for (const [driver, { samples, seconds }] of measured) {
+      for (const [driver, { samples, seconds, benchCpuUs, serverCpuMs }] of measured) {
         const row = aggregate(driver.name, c, samples, seconds);
         report.runs.push(row);
+        if (row.tokens > 0) {
+          cpuRows.push({
+            mode: driver.name,
+            concurrency: c,
+            bench_cpu_us_per_token: round(benchCpuUs / row.tokens, 1),
+            server_cpu_us_per_token: serverCpuMs === undefined || driver.serverCpuMs === undefined ? null : round((serverCpuMs * 1000) / row.tokens, 1),
+          });
+        }
         progress(`${driver.name} c=${c}: ${row.tokens_per_second} tok/s, ttft p50 ${row.ttft_ms_p50} ms`);
       }
     }
@@ -162,6 +179,8 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   }
   report.runs.sort((a: RunResult, b: RunResult) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.concurrency - b.concurrency);
   report.targets = evaluateTargets(report.runs, report.session_setup_ms_p50);
+  cpuRows.sort((a, b) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.concurrency - b.concurrency);
+  if (cpuRows.length > 0) report.cpu = cpuRows;
   if (errors.length > 0) report.errors = errors;
   return report;
 }

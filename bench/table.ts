@@ -1,6 +1,6 @@
 // Plain-text table for stdout. Pure.
 import { layerBreakdown } from './targets.js';
-import type { BenchReport, RunResult, TargetResult } from './types.js';
+import type { BenchReport, CpuRow, RunResult, TargetResult } from './types.js';
 
 function fmt(v: number, digits: number): string {
   return Number.isFinite(v) ? v.toFixed(digits) : '-';
@@ -21,6 +21,14 @@ export function runsTable(runs: readonly RunResult[]): string {
     fmt(r.ttft_ms_p50, 2), fmt(r.ttft_ms_p95, 2), fmt(r.itl_ms_p50, 3), fmt(r.itl_ms_p95, 3),
   ]);
   return formatTable(header, rows) + '\n(latencies in ms)';
+}
+
+/** CPU per generated token: the bench process (the client, or everything for in-process modes) and the server child. */
+export function cpuTable(rows: readonly CpuRow[]): string {
+  return formatTable(
+    ['mode', 'conc', 'bench us/token', 'server us/token'],
+    rows.map((r) => [r.mode, String(r.concurrency), r.bench_cpu_us_per_token.toFixed(1), r.server_cpu_us_per_token === null ? '-' : r.server_cpu_us_per_token.toFixed(1)]),
+  );
 }
 
 export function targetsTable(targets: readonly TargetResult[]): string {
@@ -53,6 +61,9 @@ export function formatReport(report: BenchReport): string {
     extras.push(`greedy output identical across modes: ${report.outputs_identical ? 'yes' : 'NO (see errors below)'}`);
   }
   if (extras.length > 0) lines.push(...extras, '');
+  if (report.cpu !== undefined && report.cpu.length > 0) {
+    lines.push('CPU per token (bench = the client, or everything for in-process modes; server = the child process):', cpuTable(report.cpu), '');
+  }
   const layers = layerBreakdown(report.runs);
   if (layers.length > 1) lines.push('where the time goes at concurrency 1:', ...layers.map((l) => `  ${l}`), '');
   lines.push(targetsTable(report.targets));

@@ -50,9 +50,19 @@ export interface ModeDriver {
    * nothing extra), the completion text for the cross-mode output check.
    */
   request(work: Workload, onToken: () => void, wantText?: boolean): Promise<Completed>;
+  /** CPU ms used so far by the mode's server process, when it has its own (child servers). */
+  serverCpuMs?(): Promise<number | undefined>;
   /** Extra numbers this mode can report (session set-up, server RSS, ...). */
   extras?(): Promise<Record<string, number>>;
   close(): Promise<void>;
+}
+
+/** Where the CPU went during one run: this process (client, or everything in-process) and the server child. */
+export interface CpuRow {
+  mode: ModeName;
+  concurrency: number;
+  bench_cpu_us_per_token: number;
+  server_cpu_us_per_token: number | null;
 }
 
 export interface TargetResult {
@@ -79,5 +89,6 @@ export interface BenchReport {
   /** Further numbers modes report (server RSS, ...), written as top-level keys. */
   extra: Record<string, number>;
   targets: TargetResult[];
+  cpu?: CpuRow[];
   errors?: { mode: string; code: string; message: string }[];
 }

@@ -40,6 +40,12 @@ test('sealed bench: engine + plaintext-http smoke run writes CONTRACT JSON and a
       assert.ok(tps >= tok / (sec + 5e-5) - 0.05 && tps <= tok / (sec - 5e-5) + 0.05, `${tps} vs ${tok}/${sec}`);
     }
     assert.equal(doc.prompt_tokens, 20);
+    // CPU per token: the in-process engine has no server child; the twin's CPU is read from /proc.
+    const cpu = doc.cpu as { mode: string; concurrency: number; bench_cpu_us_per_token: number; server_cpu_us_per_token: number | null }[];
+    assert.equal(cpu.length, 4);
+    for (const r of cpu) assert.ok(r.bench_cpu_us_per_token > 0, `${r.mode} bench cpu`);
+    assert.ok(cpu.filter((r) => r.mode === 'engine').every((r) => r.server_cpu_us_per_token === null));
+    assert.ok(cpu.filter((r) => r.mode === 'plaintext-http').every((r) => typeof r.server_cpu_us_per_token === 'number' && r.server_cpu_us_per_token >= 0));
     assert.ok((doc.plaintext_server_rss_mb as number) > 0, 'twin RSS read from /proc');
     const svg = await readFile(chart, 'utf8');
     assert.match(svg, /^<svg /);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseArgs, requestsFor } from '../bench/args.js';
 import { escapeXml, niceCeil, renderChart } from '../bench/chart.js';
-import { parseProcStatus } from '../bench/child.js';
+import { parseProcStatCpuMs, parseProcStatus } from '../bench/child.js';
 import { BenchError } from '../bench/errors.js';
 import { aggregate, runClosedLoop, splitRounds } from '../bench/measure.js';
 import { compareOutputs, normalizeCompletion } from '../bench/outputs.js';
@@ -345,4 +345,12 @@ test('layerBreakdown attributes TTFT, ITL and throughput to each layer at c=1', 
   const noTwin = layerBreakdown([e, x]);
   assert.match(noTwin[1], /encrypted-http - engine\): TTFT \+7\.00 ms/);
   assert.deepEqual(layerBreakdown([row('transformers-js', 1, 1000)]), []);
+});
+
+test('parseProcStatCpuMs: utime + stime (fields 14, 15) in ms, robust to spaces and parens in the name', () => {
+  const fields = (comm: string) => `4242 (${comm}) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 11 0 100 1000000 2000`;
+  assert.equal(parseProcStatCpuMs(fields('node')), 3000); // (250 + 50) ticks at 100 Hz
+  assert.equal(parseProcStatCpuMs(fields('a) b (c')), 3000);
+  assert.equal(parseProcStatCpuMs('garbage'), undefined);
+  assert.equal(parseProcStatCpuMs('1 (x) S 1 2'), undefined);
 });

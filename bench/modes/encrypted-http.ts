@@ -78,6 +78,7 @@ export async function createEncryptedHttpDriver(opts: { modelDir: string; thread
       out.session_setup_ms_p95 = percentile(setups, 95);
       return out;
     },
+    serverCpuMs: () => server.cpuMs(),
     close: () => server.close(),
   };
 }

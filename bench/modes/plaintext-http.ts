@@ -83,6 +83,7 @@ export async function createPlaintextHttpDriver(opts: { modelDir: string; thread
       const r = await server.rss();
       return r ? { plaintext_server_rss_mb: r.rssMb } : {};
     },
+    serverCpuMs: () => server.cpuMs(),
     close: () => server.close(),
   };
 }
