@@ -69,7 +69,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     inner: { fetch: (req) => inner.fetch(req) },
     maxBodyBytes: limits.maxBodyBytes,
   };
-  // Encapsulated requests admitted at once: every generation slot and queue place, no more.
+  // Encapsulated requests admitted at once (opened, being served): every generation slot and
+  // queue place, no more. Requests still uploading are bounded by the request timeout instead.
   const maxInflight = limits.maxConcurrentGenerations + limits.maxQueue;
   const modelDigest = engine.model.digest;
 
@@ -149,17 +150,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return problem(c, 'bad_request');
     }
     if (declared !== null && declared > limits.maxBodyBytes) return problem(c, 'too_large');
-    if (tracker.size >= maxInflight) return problem(c, 'overloaded');
+    // Cheap early refusal when every place is already taken; the gateway admits for real.
+    if (tracker.admitted >= maxInflight) return problem(c, 'overloaded');
 
     const rec = c.get('rec');
     const tracked = tracker.track(c.req.raw.signal);
     const body = c.req.raw.body?.pipeThrough(counter((n) => (rec.bytesIn += n))) ?? null;
+    const greq = { signal: tracked.signal, admit: () => tracked.admit(maxInflight) };
     let result;
     try {
       result =
         type === MEDIA.req
-          ? await handlePlain(gatewayDeps, body, tracked.signal)
-          : await handleChunked(gatewayDeps, body, tracked.signal);
+          ? await handlePlain(gatewayDeps, body, greq)
+          : await handleChunked(gatewayDeps, body, greq);
     } catch {
       tracked.done();
       return problem(c, 'internal');

@@ -30,6 +30,13 @@ export interface GatewayDeps {
   maxBodyBytes: number;
 }
 
+/** Per request: its cancellation signal, and admission once its body has arrived and opened. */
+export interface GatewayRequest {
+  signal: AbortSignal;
+  /** False when every place is taken: the request is refused as overloaded (503). */
+  admit(): boolean;
+}
+
 /** What the gateway answers: a problem (outer error) or the sealed response. */
 export type GatewayResult =
   | { ok: false; problem: ProblemKind }
@@ -80,7 +87,7 @@ function recordOnce(deps: GatewayDeps, keys: ReturnType<typeof lookup>, keyId: n
   return verdict === 'replay' ? 'replay' : 'session_request_limit';
 }
 
-export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<GatewayResult> {
+export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8Array> | null, req: GatewayRequest): Promise<GatewayResult> {
   let bytes: Uint8Array;
   try {
     bytes = await readLimited(body, deps.maxBodyBytes);
@@ -100,13 +107,18 @@ export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8A
   } catch (e) {
     return fail(outerProblem(e));
   }
+  if (!req.admit()) {
+    // Never processed, so not recorded: the request may come again once there is room.
+    opened.request.fill(0);
+    return fail('overloaded');
+  }
   const refused = recordOnce(deps, keys, opened.keyId, opened.enc);
   if (refused) {
     opened.request.fill(0);
     return fail(refused);
   }
 
-  const res = await callInner(deps, opened.request, signal);
+  const res = await callInner(deps, opened.request, req.signal);
   opened.request.fill(0);
   const plain = await encodeWhole(res);
   const sealed = opened.sealResponse(plain);
@@ -117,7 +129,7 @@ export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8A
 export async function handleChunked(
   deps: GatewayDeps,
   body: ReadableStream<Uint8Array> | null,
-  signal: AbortSignal,
+  req: GatewayRequest,
 ): Promise<GatewayResult> {
   if (body === null) return fail('bad_request');
   const keys = lookup(deps);
@@ -141,8 +153,13 @@ export async function handleChunked(
     deps.replay.unrecord(opened.keyId, opened.enc);
     return fail(outerProblem(e));
   }
+  if (!req.admit()) {
+    deps.replay.unrecord(opened.keyId, opened.enc);
+    plaintext.fill(0);
+    return fail('overloaded');
+  }
 
-  const res = await callInner(deps, plaintext, signal);
+  const res = await callInner(deps, plaintext, req.signal);
   plaintext.fill(0);
   const sealer = opened.responseSealer;
   if (!isEventStream(res) || res.body === null) {

@@ -1,9 +1,15 @@
 // Tracks the encapsulated requests in flight, so the server can refuse new ones when full or
 // draining, wait for running ones on shutdown, and cancel those that outlive the grace period.
+//
+// A request is tracked from the moment it is accepted, but takes one of the limited places only
+// once it is admitted: after its body has arrived and opened. A client that uploads slowly (or
+// never finishes) therefore holds a socket, bounded by the request timeout, but no place.
 export interface TrackedRequest {
   /** Aborted when the server cancels the request (shutdown) or the client goes away. */
   readonly signal: AbortSignal;
-  /** Marks the request finished (its response fully written or abandoned). Idempotent. */
+  /** Takes a place if fewer than `max` are taken; false means overloaded. At most once per request. */
+  admit(max: number): boolean;
+  /** Marks the request finished (its response fully written or abandoned), freeing its place. Idempotent. */
   done(): void;
 }
 
@@ -11,9 +17,16 @@ export class RequestTracker {
   readonly #live = new Set<AbortController>();
   readonly #idleWaiters: Array<() => void> = [];
   #draining = false;
+  #admitted = 0;
 
+  /** Requests accepted and not yet finished. */
   get size(): number {
     return this.#live.size;
+  }
+
+  /** Requests holding a place. */
+  get admitted(): number {
+    return this.#admitted;
   }
 
   get draining(): boolean {
@@ -32,11 +45,21 @@ export class RequestTracker {
     else clientSignal?.addEventListener('abort', onClientAbort, { once: true });
     this.#live.add(ac);
     let finished = false;
+    let admitted = false;
     return {
       signal: ac.signal,
+      admit: (max) => {
+        if (finished) return false;
+        if (admitted) return true;
+        if (this.#admitted >= max) return false;
+        admitted = true;
+        this.#admitted++;
+        return true;
+      },
       done: () => {
         if (finished) return;
         finished = true;
+        if (admitted) this.#admitted--;
         clientSignal?.removeEventListener('abort', onClientAbort);
         this.#live.delete(ac);
         if (this.#live.size === 0) for (const w of this.#idleWaiters.splice(0)) w();

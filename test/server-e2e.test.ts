@@ -417,13 +417,13 @@ describe('shutdown', () => {
 describe('limits and lifecycle', () => {
   const longStream = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 500, temperature: 0, stream: true };
 
-  test('in-flight limit: a request beyond every slot and queue place is 503 (outer)', async () => {
+  test('in-flight limit: a slow upload holds no place; a request beyond every place is 503 (outer)', async () => {
     const s = await startServer({
       engine, provider, limits: resolveLimits({ maxConcurrentGenerations: 1, maxQueue: 0 }), host: '127.0.0.1', port: 0,
     });
     try {
       const a = await attest(s.url);
-      // A chunked request whose body never ends holds the only in-flight place for as long as it is open.
+      // A chunked request whose body never ends: tracked, but not admitted, so it blocks nobody.
       const { encapsulateChunkedRequest } = await import('../transport/chunked-ohttp.js');
       const e = encapsulateChunkedRequest(a.config);
       const hold = new AbortController();
@@ -437,14 +437,26 @@ describe('limits and lifecycle', () => {
       const w0 = Date.now();
       while (s.runtime.tracker.size === 0 && Date.now() - w0 < 5000) await new Promise((r) => setTimeout(r, 5));
       assert.equal(s.runtime.tracker.size, 1);
-      const second = await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' });
-      assert.equal(second.outer.status, 503);
-      assert.equal(second.outer.headers.get('content-type'), 'application/problem+json');
+      assert.equal(s.runtime.tracker.admitted, 0);
+      assert.equal((await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' })).outer.status, 200);
+
+      // A running generation holds the only place: the next request is refused outside the encryption.
+      let second: Awaited<ReturnType<typeof sendPlain>> | undefined;
+      const first = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
+        if (i === 0) void sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' }).then((r) => (second = r));
+        return true;
+      });
+      assert.equal(first.inner!.status, 200);
+      while (second === undefined && Date.now() - w0 < 10_000) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(second!.outer.status, 503);
+      assert.equal(second!.outer.headers.get('content-type'), 'application/problem+json');
+      // Refused before it was served, so it was not recorded: the same bytes are accepted later.
+      const retry = await fetch(`${s.url}/v1/ohttp`, {
+        method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: second!.encapsulated as Uint8Array<ArrayBuffer>,
+      });
+      assert.equal(retry.status, 200);
       hold.abort();
       assert.equal(await held, 'aborted');
-      while (s.runtime.tracker.size > 0 && Date.now() - w0 < 10_000) await new Promise((r) => setTimeout(r, 5));
-      const third = await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' });
-      assert.equal(third.outer.status, 200, 'the place is free again once the client left');
     } finally {
       await s.close();
     }
