@@ -53,7 +53,7 @@ interface AeadParams {
 
 /**
  * An AEAD implementation to use instead of @noble/ciphers, for hosts with a native one (Node's
- * node:crypto, see aead-node.ts). It must implement the three AEADs exactly (RFC 5116 output: ct || tag)
+ * node:crypto, see node-backend.ts). It must implement the three AEADs exactly (RFC 5116 output: ct || tag)
  * and throw on any authentication failure; the vector tests run against it.
  */
 export interface AeadBackend {
@@ -154,13 +154,39 @@ function checkLen(b: Uint8Array, n: number, what: string): void {
   if (!(b instanceof Uint8Array) || b.length !== n) throw new TransportError('invalid_key', `${what} has the wrong length`);
 }
 
+/**
+ * An X25519 implementation to use instead of @noble/curves (Node's native one, see node-backend.ts).
+ * `sharedSecret` must reject or return all zeros for low-order points; dh() checks the result anyway.
+ */
+export interface X25519Backend {
+  readonly name: string;
+  sharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  publicKey(privateKey: Uint8Array): Uint8Array;
+}
+
+let x25519Backend: X25519Backend | undefined;
+
+/** Routes every X25519 operation through `b`; `undefined` restores @noble/curves. Process-wide. */
+export function setX25519Backend(b: X25519Backend | undefined): void {
+  x25519Backend = b;
+}
+
+/** The name of the X25519 implementation in use ('noble' by default). */
+export function x25519BackendName(): string {
+  return x25519Backend?.name ?? 'noble';
+}
+
+function basePoint(sk: Uint8Array): Uint8Array {
+  return x25519Backend ? x25519Backend.publicKey(sk) : x25519.getPublicKey(sk);
+}
+
 function dh(sk: Uint8Array, pk: Uint8Array): Uint8Array {
   checkLen(sk, N_SK, 'private key');
   checkLen(pk, N_PK, 'public key');
   let out: Uint8Array;
   try {
-    // noble rejects low-order points (all-zero result) itself; the check below keeps that true regardless.
-    out = x25519.getSharedSecret(sk, pk);
+    // Both implementations reject low-order points themselves; the zero check below holds regardless.
+    out = x25519Backend ? x25519Backend.sharedSecret(sk, pk) : x25519.getSharedSecret(sk, pk);
   } catch {
     throw new TransportError('invalid_key', 'X25519 rejected the public key');
   }
@@ -176,17 +202,17 @@ export function deriveKeyPair(ikm: Uint8Array): KeyPair {
   const dkpPrk = labeledExtract(KEM_SUITE_ID, EMPTY, 'dkp_prk', ikm);
   const privateKey = labeledExpand(KEM_SUITE_ID, dkpPrk, 'sk', EMPTY, N_SK);
   dkpPrk.fill(0);
-  return { privateKey, publicKey: x25519.getPublicKey(privateKey) };
+  return { privateKey, publicKey: basePoint(privateKey) };
 }
 
 export function generateKeyPair(): KeyPair {
   const privateKey = randomBytes(N_SK);
-  return { privateKey, publicKey: x25519.getPublicKey(privateKey) };
+  return { privateKey, publicKey: basePoint(privateKey) };
 }
 
 export function publicKeyFromPrivate(privateKey: Uint8Array): Uint8Array {
   checkLen(privateKey, N_SK, 'private key');
-  return x25519.getPublicKey(privateKey);
+  return basePoint(privateKey);
 }
 
 function extractAndExpand(dhOut: Uint8Array, kemContext: Uint8Array): Uint8Array {

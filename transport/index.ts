@@ -26,9 +26,10 @@
  *   returns `{ header, sealChunk, sealFinal, requestStream(plaintext), openResponse(body),
  *   responseReader() }`. Synchronous push-style cores sit under the streams: ChunkedRequestReader,
  *   ChunkedResponseReader, ChunkedResponseSealer, ChunkFramer.
- * - hpke.ts: `setAeadBackend(b)` swaps @noble/ciphers for a native AEAD process-wide; aead-node.ts builds
- *   one from a `node:crypto` module the host passes in (transport/ itself never imports Node):
- *   `setAeadBackend(createNodeAeadBackend(await import('node:crypto')))` at server start-up.
+ * - hpke.ts: `setAeadBackend(b)` / `setX25519Backend(b)` swap @noble/ciphers / @noble/curves for native
+ *   implementations process-wide; node-backend.ts builds both from a `node:crypto` module the host passes
+ *   in (transport/ itself never imports Node): `useNodeCrypto(await import('node:crypto'))` at server
+ *   (and CLI/bench) start-up. Same bytes either way; the vector tests run against both.
  * - bhttp.ts: field values are byte strings exposed as latin1 JS strings (one char per byte, like
  *   fetch's ByteString). The incremental encoder is `BhttpResponseStreamEncoder` (informational?, head,
  *   body, end) and the decoder `BhttpResponseStreamDecoder` (push(bytes) -> events, end() -> events).
@@ -40,4 +41,4 @@ export * from './hpke.js';
 export * from './ohttp.js';
 export * from './bhttp.js';
 export * from './chunked-ohttp.js';
-export * from './aead-node.js';
+export * from './node-backend.js';

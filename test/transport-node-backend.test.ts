@@ -1,15 +1,15 @@
 /**
- * The optional node:crypto AEAD backend must be byte-identical to @noble/ciphers: every RFC 9180
- * encryption, the RFC 9458 response and the chunked example run through it, and random messages sealed
- * by one backend open under the other.
+ * The optional node:crypto backends must be byte-identical to @noble: every RFC 9180 key pair, KEM
+ * result and encryption, the RFC 9458 exchange and the chunked example run through them; random
+ * messages and DH results agree across implementations; both reject low-order points and tampering.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as nodeCrypto from 'node:crypto';
-import { createNodeAeadBackend } from '../transport/aead-node.js';
+import { createNodeAeadBackend, createNodeX25519Backend, useNodeCrypto } from '../transport/node-backend.js';
 import {
-  setAeadBackend, aeadBackendName, aeadSeal, aeadOpen, keySchedule, Context, AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, type AeadId,
+  setAeadBackend, aeadBackendName, setX25519Backend, x25519BackendName, deriveKeyPair, encap, decap, generateKeyPair, CipherSuite, aeadSeal, aeadOpen, keySchedule, Context, AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, type AeadId,
 } from '../transport/hpke.js';
 import { decodeKeyConfig, encapsulateRequest } from '../transport/ohttp.js';
 import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
@@ -90,5 +90,81 @@ test('noble and node:crypto agree both ways for every AEAD, and both reject tamp
       assert.throws(() => aeadOpen(id, key, nonce, aad, bad), rejects);
       assert.throws(() => withNode(() => aeadOpen(id, key, nonce, utf8('other'), byNode)), rejects);
     }
+  }
+});
+
+const x = createNodeX25519Backend(nodeCrypto);
+function withNodeX<T>(f: () => T): T {
+  setX25519Backend(x);
+  try {
+    return f();
+  } finally {
+    setX25519Backend(undefined);
+  }
+}
+
+test('node:crypto X25519 reproduces every RFC 9180 key pair and shared secret', () => {
+  assert.equal(x25519BackendName(), 'noble');
+  withNodeX(() => {
+    assert.equal(x25519BackendName(), 'node:crypto');
+    for (const v of read('rfc9180-hpke-x25519.json')) {
+      const eph = deriveKeyPair(h(v.ikmE));
+      const r = deriveKeyPair(h(v.ikmR));
+      const s = v.ikmS ? deriveKeyPair(h(v.ikmS)) : undefined;
+      assert.equal(hex(eph.publicKey), v.pkEm);
+      assert.equal(hex(r.publicKey), v.pkRm);
+      if (s) assert.equal(hex(s.publicKey), v.pkSm);
+      const e = encap(r.publicKey, s?.privateKey, eph);
+      assert.equal(hex(e.sharedSecret), v.shared_secret);
+      assert.equal(hex(decap(h(v.enc), r.privateKey, s?.publicKey)), v.shared_secret);
+    }
+  });
+  assert.equal(x25519BackendName(), 'noble');
+});
+
+test('node:crypto and noble X25519 agree on random keys, both ways through HPKE', () => {
+  for (let i = 0; i < 20; i++) {
+    const a = generateKeyPair();
+    const b = withNodeX(() => generateKeyPair());
+    assert.equal(hex(withNodeX(() => encap(a.publicKey, undefined, b).sharedSecret)), hex(encap(a.publicKey, undefined, b).sharedSecret));
+  }
+  const suite = new CipherSuite({ aeadId: AEAD_CHACHA20_POLY1305 });
+  const r = generateKeyPair();
+  const { enc, ct } = withNodeX(() => suite.sealBase(r.publicKey, utf8('i'), utf8('a'), utf8('both ways')));
+  assert.deepEqual(suite.openBase(enc, r.privateKey, utf8('i'), utf8('a'), ct), utf8('both ways'));
+  const back = suite.sealBase(r.publicKey, utf8('i'), utf8('a'), utf8('and back'));
+  assert.deepEqual(withNodeX(() => suite.openBase(back.enc, r.privateKey, utf8('i'), utf8('a'), back.ct)), utf8('and back'));
+});
+
+test('both X25519 implementations reject low-order public keys as invalid_key', () => {
+  // RFC 7748 small-order u-coordinates (0, 1, and points of order 8) in little-endian.
+  const lowOrder = [
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    '0100000000000000000000000000000000000000000000000000000000000000',
+    'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+    '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  ];
+  const r = generateKeyPair();
+  const isInvalid = (e: unknown) => e instanceof TransportError && e.code === 'invalid_key';
+  for (const p of lowOrder) {
+    assert.throws(() => decap(h(p), r.privateKey), isInvalid, `noble ${p}`);
+    assert.throws(() => withNodeX(() => decap(h(p), r.privateKey)), isInvalid, `node ${p}`);
+  }
+});
+
+test('useNodeCrypto installs both backends; the RFC 9458 exchange is unchanged under them', () => {
+  useNodeCrypto(nodeCrypto);
+  try {
+    assert.equal(aeadBackendName(), 'node:crypto');
+    assert.equal(x25519BackendName(), 'node:crypto');
+    const oh = read('rfc9458-ohttp-example.json');
+    const c = encapsulateRequest(decodeKeyConfig(h(oh.key_config)), h(oh.request_bhttp), { kdfId: 1, aeadId: 1 },
+      { ephemeral: { privateKey: h(oh.client_ephemeral_secret_key), publicKey: h(oh.client_ephemeral_public_key) } });
+    assert.equal(hex(c.bytes), oh.encapsulated_request);
+    assert.equal(hex(c.openResponse(h(oh.encapsulated_response))), oh.response_bhttp);
+  } finally {
+    setAeadBackend(undefined);
+    setX25519Backend(undefined);
   }
 });
