@@ -28,6 +28,11 @@ export interface EngineOptions {
   readonly prefillChunk?: number;
   /** Prompt tokens prefilled between two decode steps (a long prompt is spread over several); default 512. */
   readonly prefillBudget?: number;
+  /**
+   * Decode steps fetch only the new cache column (slot mode) when the graph
+   * allows it; default true. false keeps the plain mode (for comparison).
+   */
+  readonly fastDecode?: boolean;
 }
 
 export interface GenerateRequest {
@@ -87,13 +92,17 @@ const MAX_STOP_LENGTH = 256;
 export class Engine {
   readonly model: EngineModelInfo;
   readonly threads: number;
+  /** Cache layout of decode steps: 'slot' (one new column fetched per step) or 'plain'. */
+  readonly decodeMode: 'slot' | 'plain';
   private closed = false;
 
   private constructor(
     private readonly loaded: LoadedModel,
     private readonly tokenizer: Tokenizer,
     private readonly scheduler: Scheduler,
+    runner: Runner,
   ) {
+    this.decodeMode = runner.mode;
     this.model = {
       id: loaded.id,
       digest: loaded.digest,
@@ -104,7 +113,11 @@ export class Engine {
   }
 
   static async create(opts: EngineOptions): Promise<Engine> {
-    const loaded = await loadModelDir(opts.modelDir, { threads: opts.threads ?? availableParallelism(), id: opts.modelId });
+    const loaded = await loadModelDir(opts.modelDir, {
+      threads: opts.threads ?? availableParallelism(),
+      id: opts.modelId,
+      fastDecode: opts.fastDecode !== false,
+    });
     try {
       const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize);
       const runner = new Runner(loaded, opts.prefillChunk ?? 256);
@@ -113,7 +126,7 @@ export class Engine {
         maxQueue: opts.maxQueue ?? 64,
         prefillBudget: opts.prefillBudget ?? 512,
       });
-      return new Engine(loaded, tokenizer, scheduler);
+      return new Engine(loaded, tokenizer, scheduler, runner);
     } catch (e) {
       await loaded.session.release().catch(() => {});
       throw e;

@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { EngineError } from './errors.js';
 import { buildManifest, manifestDigest, readModelFiles, type Manifest } from './manifest.js';
+import { exposeStepOutputs } from './graph-outputs.js';
 
 export interface ModelConfig {
   readonly numLayers: number;
@@ -43,6 +44,12 @@ export interface GraphIO {
 }
 
 export interface LoadedModel {
+  /**
+   * Names of the per-step new key/value tensors exposed as extra graph
+   * outputs (see graph-outputs.ts), or null when the graph's structure was
+   * not recognised (or fastDecode was off): then decode fetches full caches.
+   */
+  readonly stepOutputs: { readonly newKeys: readonly string[]; readonly newValues: readonly string[] } | null;
   readonly id: string;
   readonly dir: string;
   readonly config: ModelConfig;
@@ -62,6 +69,8 @@ export interface LoadOptions {
   readonly threads?: number;
   /** Model id announced to clients; default: the directory's name. */
   readonly id?: string;
+  /** Expose the per-step key/value tensors so decode fetches one cache column (default true). */
+  readonly fastDecode?: boolean;
 }
 
 const invalid = (msg: string) => new EngineError('model_invalid', msg);
@@ -86,16 +95,29 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   }
   const config = readModelConfig(configJson, genConfig);
 
-  const session = await createSession(files, threads);
+  let session = await createSession(files.get('onnx/model.onnx')!, files.get('onnx/model.onnx_data'), threads);
   let io: GraphIO;
+  let stepOutputs: LoadedModel['stepOutputs'] = null;
   try {
     io = inspectGraph(session, config);
+    if (opts.fastDecode !== false) {
+      // Same computation, extra outputs: derived from the hashed bytes by this code alone.
+      const exposed = exposeStepOutputs(files.get('onnx/model.onnx')!, io.presentKeys, io.presentValues, io.pastKeys, io.pastValues);
+      if (exposed) {
+        const fast = await createSession(exposed.model, files.get('onnx/model.onnx_data'), threads).catch(() => null);
+        if (fast) {
+          await session.release().catch(() => {});
+          session = fast;
+          stepOutputs = { newKeys: exposed.newKeys, newValues: exposed.newValues };
+        }
+      }
+    }
   } catch (e) {
     await session.release().catch(() => {});
     throw e;
   }
   const id = opts.id ?? basename(absDir);
-  return { id, dir: absDir, config, io, session, tokenizerJson, tokenizerConfig, manifest, digest, threads };
+  return { id, dir: absDir, config, io, session, stepOutputs, tokenizerJson, tokenizerConfig, manifest, digest, threads };
 }
 
 function decodeUtf8(bytes: Uint8Array, name: string): string {
@@ -183,9 +205,7 @@ export function readModelConfig(cfg: Record<string, unknown>, gen: Record<string
   };
 }
 
-async function createSession(files: ReadonlyMap<string, Uint8Array>, threads: number): Promise<ort.InferenceSession> {
-  const model = files.get('onnx/model.onnx')!;
-  const external = files.get('onnx/model.onnx_data');
+async function createSession(model: Uint8Array, external: Uint8Array | undefined, threads: number): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,

@@ -9,11 +9,19 @@
  *   has its own attention mask (0 over its padding) and position ids, so a
  *   row computes exactly what it would alone.
  *
- * Speed: the batch's KV cache is kept batch-shaped between steps (the
- * `present.*` outputs of one step are fed back as the next step's `past_*`
- * inputs without a copy in JS). Rows are re-packed only when the batch's
- * membership changes (a sequence joins or leaves), which also trims padding
- * that no remaining row needs.
+ * Speed: the batch's KV cache is kept batch-shaped between steps and rows
+ * are re-packed only when the batch's membership changes (a sequence joins
+ * or leaves). Two layouts:
+ *
+ * - slot mode (when the loader exposed the per-step key/value tensors, see
+ *   graph-outputs.ts): the cache is a [batch, heads, capacity, headDim]
+ *   buffer per layer that the runner owns and feeds as `past_*` in place;
+ *   each row's tokens fill columns 0..len-1 (right padding, masked), and a
+ *   step fetches only the logits and the one new column per layer, which is
+ *   written into column len. No full cache crosses from ONNX Runtime to JS
+ *   per step; the buffer grows by chunks when a row reaches its capacity.
+ * - plain mode (any other graph): left padding, and the `present.*` outputs
+ *   of one step are fed back as the next step's `past_*` inputs.
  */
 import * as ort from 'onnxruntime-node';
 import { EngineError } from './errors.js';
@@ -39,6 +47,23 @@ interface Batch {
   values: ort.Tensor[];
 }
 
+/** Slot mode: buffers the runner owns and updates in place. */
+interface SlotBatch {
+  seqs: SequenceCache[];
+  /** Columns per row. */
+  cap: number;
+  keys: Float32Array[];
+  values: Float32Array[];
+  feeds: Record<string, ort.Tensor>;
+  ids: BigInt64Array;
+  positions: BigInt64Array;
+  /** [b, cap + 1]: 1 over each row's filled columns and over the new token's column (cap). */
+  mask: BigInt64Array;
+}
+
+/** Extra columns allocated beyond the longest row, so growth re-allocates rarely. */
+const SLOT_SLACK = 32;
+
 export interface RunnerStats {
   /** Sequences whose KV cache the runner holds. */
   cachedSequences: number;
@@ -54,12 +79,16 @@ export class Runner {
   private readonly headDim: number;
   private readonly vocab: number;
   private batch: Batch | null = null;
+  private slots: SlotBatch | null = null;
+  private readonly slotMode: boolean;
+  private readonly stepFetches: string[];
+  private readonly prefillFetches: string[];
   private live = new Set<SequenceCache>();
   private steps = 0;
   private repacks = 0;
   private readonly emptyPast: ort.Tensor;
 
-  constructor(private readonly model: LoadedModel, private readonly prefillChunk = 256) {
+  constructor(private readonly model: LoadedModel, private readonly prefillChunk = 256, forcePlain = false) {
     if (!Number.isInteger(prefillChunk) || prefillChunk < 1) {
       throw new EngineError('invalid_request', 'prefillChunk must be a positive integer');
     }
@@ -68,6 +97,17 @@ export class Runner {
     this.headDim = model.config.headDim;
     this.vocab = model.config.vocabSize;
     this.emptyPast = new ort.Tensor('float32', new Float32Array(0), [1, this.heads, 0, this.headDim]);
+    const { io, stepOutputs } = model;
+    this.slotMode = stepOutputs !== null && !forcePlain;
+    this.prefillFetches = [io.logits, ...io.presentKeys, ...io.presentValues];
+    this.stepFetches = this.slotMode
+      ? [io.logits, ...stepOutputs!.newKeys, ...stepOutputs!.newValues]
+      : this.prefillFetches;
+  }
+
+  /** Which cache layout decode steps use. */
+  get mode(): 'slot' | 'plain' {
+    return this.slotMode ? 'slot' : 'plain';
   }
 
   get vocabSize(): number {
@@ -77,7 +117,7 @@ export class Runner {
   stats(): RunnerStats {
     return {
       cachedSequences: this.live.size,
-      batchRows: this.batch ? this.batch.seqs.length : 0,
+      batchRows: this.batch ? this.batch.seqs.length : this.slots ? this.slots.seqs.length : 0,
       steps: this.steps,
       repacks: this.repacks,
     };
@@ -97,6 +137,7 @@ export class Runner {
     seq.values = null;
     this.live.delete(seq);
     if (this.batch && this.batch.seqs.every((s) => s.released)) this.batch = null;
+    if (this.slots && this.slots.seqs.every((s) => s.released)) this.slots = null;
   }
 
   /**
@@ -126,7 +167,7 @@ export class Runner {
         feeds[io.pastKeys[l]] = seq.keys ? this.kvTensor(seq.keys[l], 1, past) : this.emptyPast;
         feeds[io.pastValues[l]] = seq.values ? this.kvTensor(seq.values[l], 1, past) : this.emptyPast;
       }
-      const out = await this.model.session.run(feeds);
+      const out = await this.model.session.run(feeds, this.prefillFetches);
       if (seq.released) throw new EngineError('cancelled', 'sequence released during prefill');
       seq.keys = io.presentKeys.map((name) => this.present(out, name, 1, past + n));
       seq.values = io.presentValues.map((name) => this.present(out, name, 1, past + n));
@@ -148,6 +189,7 @@ export class Runner {
     for (const s of seqs) {
       if (s.released || s.length === 0) throw new EngineError('internal', 'step on a released or empty sequence');
     }
+    if (this.slotMode) return this.stepSlots(seqs, tokens);
     const batch = this.ensureBatch(seqs);
     const { io } = this.model;
     const width = batch.width;
@@ -170,7 +212,7 @@ export class Runner {
       feeds[io.pastKeys[l]] = batch.keys[l];
       feeds[io.pastValues[l]] = batch.values[l];
     }
-    const out = await this.model.session.run(feeds);
+    const out = await this.model.session.run(feeds, this.stepFetches);
     this.steps++;
     batch.width = width + 1;
     batch.keys = io.presentKeys.map((name) => this.checkedTensor(out, name, b, width + 1));
@@ -239,6 +281,111 @@ export class Runner {
     };
     this.batch = batch;
     return batch;
+  }
+
+  private async stepSlots(seqs: readonly SequenceCache[], tokens: readonly number[]): Promise<Float32Array> {
+    const b = seqs.length;
+    const sb = this.ensureSlots(seqs);
+    const { heads, headDim } = this;
+    const cap = sb.cap;
+    for (let r = 0; r < b; r++) {
+      sb.ids[r] = BigInt(tokens[r]);
+      sb.positions[r] = BigInt(seqs[r].length);
+    }
+    const out = await this.model.session.run(sb.feeds, this.stepFetches);
+    this.steps++;
+    const { newKeys, newValues } = this.model.stepOutputs!;
+    const rowStride = heads * cap * headDim;
+    for (let l = 0; l < this.layers; l++) {
+      const nk = this.checkedTensor(out, newKeys[l], b, 1).data as Float32Array;
+      const nv = this.checkedTensor(out, newValues[l], b, 1).data as Float32Array;
+      const dk = sb.keys[l];
+      const dv = sb.values[l];
+      for (let r = 0; r < b; r++) {
+        const len = seqs[r].length;
+        for (let h = 0; h < heads; h++) {
+          const src = (r * heads + h) * headDim;
+          const dst = r * rowStride + (h * cap + len) * headDim;
+          dk.set(nk.subarray(src, src + headDim), dst);
+          dv.set(nv.subarray(src, src + headDim), dst);
+        }
+      }
+    }
+    for (let r = 0; r < b; r++) {
+      const s = seqs[r];
+      // The new column is now part of the row's past.
+      sb.mask[r * (cap + 1) + s.length] = 1n;
+      if (!s.released) s.length++;
+    }
+    if (sb.seqs.every((s) => s.released)) this.slots = null;
+    return this.logitsOf(out, b, 1);
+  }
+
+  /** The slot batch for exactly `seqs` in this order, with room for one more column in every row. */
+  private ensureSlots(seqs: readonly SequenceCache[]): SlotBatch {
+    const cur = this.slots;
+    let maxLen = 0;
+    for (const s of seqs) maxLen = Math.max(maxLen, s.length);
+    const same = cur !== null && cur.seqs.length === seqs.length && cur.seqs.every((s, i) => s === seqs[i]);
+    if (same && maxLen < cur.cap) return cur;
+    this.repacks++;
+    const b = seqs.length;
+    const ctx = this.model.config.contextLength;
+    const grow = same ? Math.max(SLOT_SLACK, Math.ceil(cur.cap / 2)) : SLOT_SLACK;
+    const cap = Math.min(ctx, maxLen + grow);
+    if (maxLen >= cap) throw new EngineError('internal', 'sequence longer than the context');
+    const { heads, headDim } = this;
+    const keys: Float32Array[] = [];
+    const values: Float32Array[] = [];
+    for (let l = 0; l < this.layers; l++) {
+      keys.push(new Float32Array(b * heads * cap * headDim));
+      values.push(new Float32Array(b * heads * cap * headDim));
+    }
+    const mask = new BigInt64Array(b * (cap + 1));
+    for (let r = 0; r < b; r++) {
+      const s = seqs[r];
+      const len = s.length;
+      const fromSlots = cur !== null && s.row >= 0 && s.row < cur.seqs.length && cur.seqs[s.row] === s;
+      if (!fromSlots && !(s.keys && s.values)) throw new EngineError('internal', 'sequence has no cache to pack');
+      for (let l = 0; l < this.layers; l++) {
+        for (let h = 0; h < heads; h++) {
+          const d = ((r * heads + h) * cap) * headDim;
+          if (fromSlots) {
+            const src = ((s.row * heads + h) * cur.cap) * headDim;
+            keys[l].set(cur.keys[l].subarray(src, src + len * headDim), d);
+            values[l].set(cur.values[l].subarray(src, src + len * headDim), d);
+          } else {
+            const src = h * len * headDim;
+            keys[l].set(s.keys![l].subarray(src, src + len * headDim), d);
+            values[l].set(s.values![l].subarray(src, src + len * headDim), d);
+          }
+        }
+      }
+      mask.fill(1n, r * (cap + 1), r * (cap + 1) + len);
+      mask[r * (cap + 1) + cap] = 1n;
+    }
+    if (cur) for (const s of cur.seqs) s.row = -1;
+    seqs.forEach((s, r) => {
+      s.row = r;
+      s.keys = null;
+      s.values = null;
+    });
+    const { io } = this.model;
+    const ids = new BigInt64Array(b);
+    const positions = new BigInt64Array(b);
+    const dims = [b, heads, cap, headDim];
+    const feeds: Record<string, ort.Tensor> = {
+      [io.inputIds]: new ort.Tensor('int64', ids, [b, 1]),
+      [io.attentionMask]: new ort.Tensor('int64', mask, [b, cap + 1]),
+    };
+    if (io.positionIds) feeds[io.positionIds] = new ort.Tensor('int64', positions, [b, 1]);
+    for (let l = 0; l < this.layers; l++) {
+      feeds[io.pastKeys[l]] = new ort.Tensor('float32', keys[l], dims);
+      feeds[io.pastValues[l]] = new ort.Tensor('float32', values[l], dims);
+    }
+    const sb: SlotBatch = { seqs: [...seqs], cap, keys, values, feeds, ids, positions, mask };
+    this.slots = sb;
+    return sb;
   }
 
   private kvTensor(data: Float32Array, b: number, len: number): ort.Tensor {

@@ -21,6 +21,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: fileURLToPath(new URL('../models/stories260K', import.meta.url)) },
     transformers: { type: 'boolean', default: false },
     temperature: { type: 'string', default: '0' },
+    plain: { type: 'boolean', default: false },
   },
 });
 const threads = Number(values.threads);
@@ -65,7 +66,7 @@ async function runTokens(engine: Engine, n: number): Promise<number> {
   return counts.reduce((a, b) => a + b, 0);
 }
 
-const engine = await Engine.create({ modelDir: values.model, threads, maxBatch: Math.max(16, concurrency) });
+const engine = await Engine.create({ modelDir: values.model, threads, maxBatch: Math.max(16, concurrency), fastDecode: !values.plain });
 await run(engine, 1); // warm-up
 const best = async (f: () => Promise<Rate>) => {
   const b: Rate = { wall: 0, cpu: 0 };
@@ -78,8 +79,8 @@ const best = async (f: () => Promise<Rate>) => {
 };
 const single = await best(() => run(engine, 1));
 const multi = await best(() => run(engine, concurrency));
-console.log(`engine threads=${threads}, 1 stream: ${fmt(single)}`);
-console.log(`engine threads=${threads}, ${concurrency} concurrent: ${fmt(multi)} (x${(multi.wall / single.wall).toFixed(2)} wall, x${(multi.cpu / single.cpu).toFixed(2)} CPU)`);
+console.log(`engine (${engine.decodeMode} decode) threads=${threads}, 1 stream: ${fmt(single)}`);
+console.log(`engine (${engine.decodeMode} decode) threads=${threads}, ${concurrency} concurrent: ${fmt(multi)} (x${(multi.wall / single.wall).toFixed(2)} wall, x${(multi.cpu / single.cpu).toFixed(2)} CPU)`);
 await engine.close();
 
 if (values.transformers) {
