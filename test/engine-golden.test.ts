@@ -14,11 +14,14 @@ const golden = JSON.parse(readFileSync(new URL('./fixtures/stories260K-golden-gr
 const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 
 let engine: Engine;
+let plain: Engine;
 before(async () => {
   engine = await Engine.create({ modelDir: MODEL_DIR, threads: 1, maxBatch: 16 });
+  plain = await Engine.create({ modelDir: MODEL_DIR, threads: 1, maxBatch: 16, fastDecode: false });
 });
 after(async () => {
   await engine.close();
+  await plain.close();
 });
 
 async function collect(it: AsyncIterable<GenerateEvent>) {
@@ -36,7 +39,17 @@ async function collect(it: AsyncIterable<GenerateEvent>) {
 
 const goldenRequest = () => ({ prompt: golden.prompt_ids, maxTokens: 200, temperature: 0, returnTokenIds: true });
 
-test('greedy 200 tokens from BOS reproduce the golden ids and text', async () => {
+test('the bundled model decodes in slot mode; fastDecode: false gives plain mode', () => {
+  assert.equal(engine.decodeMode, 'slot');
+  assert.equal(plain.decodeMode, 'plain');
+  assert.equal(plain.model.digest, engine.model.digest, 'the digest is of the files, not of the decode mode');
+});
+
+for (const mode of ['slot', 'plain'] as const) {
+const pick = () => (mode === 'slot' ? engine : plain);
+
+test(`[${mode}] greedy 200 tokens from BOS reproduce the golden ids and text`, async () => {
+  const engine = pick();
   assert.deepEqual(golden.prompt_ids, [1]);
   const { text, done } = await collect(engine.generate(goldenRequest()));
   assert.deepEqual(done.tokenIds, golden.generated_ids);
@@ -46,7 +59,8 @@ test('greedy 200 tokens from BOS reproduce the golden ids and text', async () =>
   assert.equal(done.completionTokens, 200);
 });
 
-test('the same golden output while 7 other sequences with random prompts are batched beside it', async () => {
+test(`[${mode}] the same golden output while 7 other sequences with random prompts are batched beside it`, async () => {
+  const engine = pick();
   const rng = new Rng(20261126);
   const words = ['Once', 'the', 'cat', 'a', 'little', 'dog', 'ran', 'to', 'park', 'happy', 'Tom', 'said', 'big', 'tree', 'sun'];
   const randomPrompt = () => {
@@ -74,6 +88,7 @@ test('the same golden output while 7 other sequences with random prompts are bat
   assert.equal(s.cachedSequences, 0);
   assert.equal(s.active, 0);
 });
+}
 
 test('a prompt prefilled in one run or in small chunks continues the golden text the same way', async () => {
   // Greedy from BOS is the golden sequence, so greedy after its first 60 tokens must be its next 40.

@@ -1,0 +1,82 @@
+// The slot-mode graph rewrite: only extra outputs are added, they hold the
+// new cache column, and anything unrecognised leaves the graph alone (null).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { exposeStepOutputs } from '../engine/graph-outputs.js';
+import { Rng } from '../engine/sampler.js';
+
+const model = new Uint8Array(readFileSync(new URL('../models/stories260K/onnx/model.onnx', import.meta.url)));
+const L = [0, 1, 2, 3, 4];
+const names = {
+  presentKeys: L.map((l) => `present.${l}.key`),
+  presentValues: L.map((l) => `present.${l}.value`),
+  pastKeys: L.map((l) => `past_key_values.${l}.key`),
+  pastValues: L.map((l) => `past_key_values.${l}.value`),
+};
+const expose = (bytes: Uint8Array) =>
+  exposeStepOutputs(bytes, names.presentKeys, names.presentValues, names.pastKeys, names.pastValues);
+
+test('the new key/value of each layer become extra outputs holding the last column of present.*', async () => {
+  const r = expose(model);
+  assert.ok(r);
+  assert.equal(r.newKeys.length, 5);
+  assert.ok(r.model.length > model.length && r.model.length < model.length + 1024, 'only a few output entries added');
+  const original = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+  const edited = await ort.InferenceSession.create(r.model, { intraOpNumThreads: 1 });
+  try {
+    assert.deepEqual(edited.inputNames, original.inputNames);
+    assert.deepEqual(edited.outputNames.slice(0, original.outputNames.length), original.outputNames);
+    assert.deepEqual(edited.outputNames.slice(original.outputNames.length).sort(), [...r.newKeys, ...r.newValues].sort());
+    const b = 2, H = 4, D = 8, past = 5;
+    const rng = new Rng(11);
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from([17n, 300n]), [b, 1]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(b * (past + 1)).fill(1n), [b, past + 1]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from([5n, 5n]), [b, 1]),
+    };
+    for (const n of [...names.pastKeys, ...names.pastValues]) {
+      feeds[n] = new ort.Tensor('float32', Float32Array.from({ length: b * H * past * D }, () => rng.nextFloat() - 0.5), [b, H, past, D]);
+    }
+    const a = await original.run(feeds);
+    const e = await edited.run(feeds);
+    // Same computation: identical logits and caches.
+    assert.deepEqual((e.logits as ort.Tensor).data, (a.logits as ort.Tensor).data);
+    L.forEach((l) => {
+      for (const [present, added] of [[names.presentKeys[l], r.newKeys[l]], [names.presentValues[l], r.newValues[l]]]) {
+        const p = a[present] as ort.Tensor;
+        const n = e[added] as ort.Tensor;
+        assert.deepEqual(n.dims, [b, H, 1, D]);
+        for (let row = 0; row < b; row++) {
+          for (let h = 0; h < H; h++) {
+            const last = ((row * H + h) * (past + 1) + past) * D;
+            assert.deepEqual(n.data.slice((row * H + h) * D, (row * H + h + 1) * D), p.data.slice(last, last + D));
+          }
+        }
+      }
+    });
+  } finally {
+    await original.release();
+    await edited.release();
+  }
+});
+
+test('graphs it does not recognise are left alone (null), never a throw', () => {
+  // Truncated or garbage bytes.
+  assert.equal(expose(model.subarray(0, 1000)), null);
+  assert.equal(expose(new TextEncoder().encode('not a protobuf at all')), null);
+  assert.equal(expose(new Uint8Array([0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f])), null);
+  // Names that no Concat produces.
+  assert.equal(exposeStepOutputs(model, ['nope'], ['nope'], ['x'], ['y']), null);
+  // A Concat whose first input is not the layer's past (layers swapped).
+  assert.equal(exposeStepOutputs(model, names.presentKeys, names.presentValues, [...names.pastKeys].reverse(), names.pastValues), null);
+  // Random byte flips anywhere: either a valid rewrite or null.
+  const rng = new Rng(3);
+  for (let i = 0; i < 200; i++) {
+    const m = model.slice();
+    for (let k = 0; k < 4; k++) m[Math.floor(rng.nextFloat() * 4096)] = Math.floor(rng.nextFloat() * 256);
+    const r = expose(m);
+    assert.ok(r === null || r.newKeys.length === 5);
+  }
+});
