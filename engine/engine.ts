@@ -7,7 +7,7 @@ import { createDetokenizer, type TextStream } from './detokenizer.js';
 import { EngineError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import { loadModelDir, type LoadedModel } from './model-dir.js';
-import { Runner } from './runner.js';
+import { Runner, slotModeAgrees } from './runner.js';
 import { Rng, sample, type SamplingParams } from './sampler.js';
 import { Scheduler, type SchedulableSequence, type Ticket } from './scheduler.js';
 import { StopMatcher } from './stop.js';
@@ -120,7 +120,8 @@ export class Engine {
     });
     try {
       const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize);
-      const runner = new Runner(loaded, opts.prefillChunk ?? 256);
+      const slot = loaded.stepOutputs !== null && (await slotModeAgrees(loaded));
+      const runner = new Runner(loaded, opts.prefillChunk ?? 256, !slot);
       const scheduler = new Scheduler(runner, {
         maxBatch: opts.maxBatch ?? 16,
         maxQueue: opts.maxQueue ?? 64,

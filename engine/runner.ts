@@ -431,3 +431,45 @@ function copyRow(
     dst.set(src.subarray(s, s + n), d);
   }
 }
+
+/**
+ * Load-time check that slot mode computes what plain mode computes on this
+ * graph (two sequences of different lengths, a few batched steps). Slot
+ * mode relies on the graph honouring the attention mask over right padding;
+ * a graph that does not (or anything else unexpected) falls back to plain.
+ */
+export async function slotModeAgrees(model: LoadedModel): Promise<boolean> {
+  if (!model.stepOutputs) return false;
+  const vocab = model.config.vocabSize;
+  const rng = (i: number) => (i * 7919 + 13) % vocab;
+  const prompts = [Array.from({ length: 7 }, (_, i) => rng(i)), Array.from({ length: 3 }, (_, i) => rng(i + 50))];
+  const run = async (plain: boolean): Promise<Float32Array[]> => {
+    const r = new Runner(model, 256, plain);
+    const seqs = prompts.map(() => r.newSequence());
+    const out: Float32Array[] = [];
+    try {
+      for (let i = 0; i < seqs.length; i++) out.push(await r.prefill(seqs[i], prompts[i]));
+      for (let step = 0; step < 3; step++) {
+        out.push((await r.step(seqs, [rng(100 + step), rng(200 + step)])).slice());
+      }
+    } finally {
+      for (const s of seqs) r.release(s);
+    }
+    return out;
+  };
+  try {
+    const a = await run(false);
+    const b = await run(true);
+    for (let i = 0; i < a.length; i++) {
+      if (a[i].length !== b[i].length) return false;
+      let scale = 1;
+      for (const v of b[i]) scale = Math.max(scale, Math.abs(v));
+      for (let j = 0; j < a[i].length; j++) {
+        if (!(Math.abs(a[i][j] - b[i][j]) <= 1e-4 * scale)) return false;
+      }
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { exposeStepOutputs } from '../engine/graph-outputs.js';
 import { Rng } from '../engine/sampler.js';
+import { loadModelDir } from '../engine/model-dir.js';
+import { slotModeAgrees } from '../engine/runner.js';
 
 const model = new Uint8Array(readFileSync(new URL('../models/stories260K/onnx/model.onnx', import.meta.url)));
 const L = [0, 1, 2, 3, 4];
@@ -79,4 +81,21 @@ test('graphs it does not recognise are left alone (null), never a throw', () => 
     const r = expose(m);
     assert.ok(r === null || r.newKeys.length === 5);
   }
+});
+
+test('the load-time check accepts slot mode for the bundled model and rejects wrong wiring', async () => {
+  const m = await loadModelDir(new URL('../models/stories260K', import.meta.url).pathname, { threads: 1 });
+  try {
+    assert.ok(m.stepOutputs);
+    assert.equal(await slotModeAgrees(m), true);
+    assert.equal(await slotModeAgrees({ ...m, stepOutputs: null }), false);
+    // Each layer's new column written into another layer's cache: must be caught.
+    const swapped = { newKeys: [...m.stepOutputs.newKeys].reverse(), newValues: m.stepOutputs.newValues };
+    assert.equal(await slotModeAgrees({ ...m, stepOutputs: swapped }), false);
+  } finally {
+    await m.session.release();
+  }
+  const plainOnly = await loadModelDir(new URL('../models/stories260K', import.meta.url).pathname, { threads: 1, fastDecode: false });
+  await plainOnly.session.release();
+  assert.equal(plainOnly.stepOutputs, null);
 });
