@@ -21,8 +21,16 @@
  *   ONNX Runtime (packaging / measurement).
  * - EngineError also has code 'internal' (an ONNX Runtime failure mid-run).
  * - EngineOptions also take `modelId`, `prefillChunk` (most prompt tokens per
- *   prefill run) and `prefillBudget` (prompt tokens prefilled between two
- *   decode steps; long prompts are spread over several iterations).
+ *   prefill run), `prefillBudget` (prompt tokens prefilled between two
+ *   decode steps; long prompts are spread over several iterations) and
+ *   `fastDecode` (default true).
+ * - Decode speed: when the graph's `present.*` come from Concat(past, new),
+ *   the loader adds the `new` tensors as extra graph outputs (same
+ *   computation; graph-outputs.ts) and decode steps fetch only one cache
+ *   column per layer into a runner-owned cache ("slot" mode), after a
+ *   load-time check that this matches the plain path. `engine.decodeMode`
+ *   says which is in use. The manifest/digest are of the files as read;
+ *   the rewrite is a deterministic function of those bytes and this code.
  *
  * Known limits: onnxruntime-node runs a session synchronously on the main
  * thread (inside a setImmediate), so each step blocks the event loop for
