@@ -61,7 +61,13 @@ interface SlotBatch {
   mask: BigInt64Array;
 }
 
-/** Extra columns allocated beyond the longest row, so growth re-allocates rarely. */
+/**
+ * Columns allocated beyond the longest row. Every spare column costs a
+ * little in each step (ONNX Runtime's Concat copies and attention reads
+ * the whole capacity) and running out costs one re-pack (a copy of the
+ * cache), so the best fixed slack is about sqrt(2 x length): 32 suits the
+ * few-hundred-token sequences this engine serves.
+ */
 const SLOT_SLACK = 32;
 
 export interface RunnerStats {
@@ -331,8 +337,7 @@ export class Runner {
     this.repacks++;
     const b = seqs.length;
     const ctx = this.model.config.contextLength;
-    const grow = same ? Math.max(SLOT_SLACK, Math.ceil(cur.cap / 2)) : SLOT_SLACK;
-    const cap = Math.min(ctx, maxLen + grow);
+    const cap = Math.min(ctx, maxLen + SLOT_SLACK);
     if (maxLen >= cap) throw new EngineError('internal', 'sequence longer than the context');
     const { heads, headDim } = this;
     const keys: Float32Array[] = [];
