@@ -310,10 +310,13 @@ export class Runner {
       for (let r = 0; r < b; r++) {
         const len = seqs[r].length;
         for (let h = 0; h < heads; h++) {
+          // headDim floats: a plain loop beats subarray()+set() (no allocation).
           const src = (r * heads + h) * headDim;
           const dst = r * rowStride + (h * cap + len) * headDim;
-          dk.set(nk.subarray(src, src + headDim), dst);
-          dv.set(nv.subarray(src, src + headDim), dst);
+          for (let d = 0; d < headDim; d++) {
+            dk[dst + d] = nk[src + d];
+            dv[dst + d] = nv[src + d];
+          }
         }
       }
     }

@@ -93,88 +93,146 @@ function probsBuffer(n: number): Float64Array {
   return scratch;
 }
 
-/** Picks the next token from `row` (not modified). */
+/**
+ * Picks the next token from `row` (not modified). Candidates are the topK
+ * largest logits (ties: lower id first), then the smallest most-likely set
+ * reaching mass topP; the draw walks candidates in id order. Selection uses
+ * native numeric sorts of copies, never a comparator sort over the vocabulary.
+ */
 export function sample(row: Float32Array, params: SamplingParams, rng: Rng): number {
   if (params.temperature <= 0) return argmax(row);
   const n = row.length;
-  const inv = 1 / params.temperature;
-
-  if (params.topK > 0 && params.topK < n) {
-    // Candidates: the topK largest logits, most likely first.
-    const idx = topKIndices(row, params.topK);
-    if (idx.length === 0 || row[idx[0]] === -Infinity) return argmax(row);
-    const max = row[idx[0]];
-    const probs = probsBuffer(idx.length);
-    let total = 0;
-    for (let j = 0; j < idx.length; j++) total += probs[j] = Math.exp((row[idx[j]] - max) * inv);
-    const keep = nucleus(probs, idx.length, total, params.topP);
-    return idx[draw(probs, keep, rng)];
-  }
-
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (row[i] > max) max = row[i];
-  if (max === -Infinity || Number.isNaN(max)) return argmax(row);
-  const probs = probsBuffer(n);
+  if (!(max > -Infinity)) return argmax(row);
+  const inv = 1 / params.temperature;
+
+  const ids = params.topK > 0 && params.topK < n ? topIndices(row, params.topK) : null;
+  const m = ids ? ids.length : n;
+  const probs = probsBuffer(m);
   let total = 0;
-  for (let i = 0; i < n; i++) total += probs[i] = Math.exp((row[i] - max) * inv);
-
-  if (params.topP < 1) {
-    // Nucleus: sort the tokens with any mass by probability (ties: lower id first).
-    let m = 0;
-    const order = new Int32Array(n);
-    for (let i = 0; i < n; i++) if (probs[i] > 0) order[m++] = i;
-    const ids = order.subarray(0, m).sort((a, b) => probs[b] - probs[a] || a - b);
-    const sorted = new Float64Array(m);
-    for (let j = 0; j < m; j++) sorted[j] = probs[ids[j]];
-    const keep = nucleus(sorted, m, total, params.topP);
-    return ids[draw(sorted, keep, rng)];
+  for (let j = 0; j < m; j++) {
+    const x = row[ids ? ids[j] : j];
+    // NaN logits get no mass.
+    const p = x === x ? Math.exp((x - max) * inv) : 0;
+    probs[j] = p;
+    total += p;
   }
-  return draw(probs, n, rng);
+  const keep = params.topP < 1 ? topMass(probs, m, params.topP * total) : null;
+
+  let mass = 0;
+  if (keep) for (let k = 0; k < keep.length; k++) mass += probs[keep[k]];
+  else mass = total;
+  let u = rng.nextFloat() * mass;
+  const count = keep ? keep.length : m;
+  let last = -1;
+  for (let k = 0; k < count; k++) {
+    const j = keep ? keep[k] : k;
+    const p = probs[j];
+    if (p > 0) last = j;
+    u -= p;
+    if (u < 0) return ids ? ids[j] : j;
+  }
+  // Rounding left a sliver: the last candidate with any mass.
+  const j = last >= 0 ? last : 0;
+  return ids ? ids[j] : j;
 }
 
-/** How many of the first entries of `probs` (sorted descending) reach mass topP of `total`. */
-function nucleus(probs: Float64Array, n: number, total: number, topP: number): number {
-  if (topP >= 1) return n;
-  const cut = topP * total;
-  let cum = 0;
-  for (let k = 0; k < n; k++) {
-    cum += probs[k];
-    if (cum >= cut) return k + 1;
+/** Ids of the k largest values, in ascending id order (ties at the cut: lower ids first; NaN counts as -Infinity). */
+export function topIndices(values: Float32Array, k: number): Int32Array {
+  const n = values.length;
+  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
+  const copy = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    copy[i] = v === v ? v : -Infinity;
   }
-  return n;
-}
-
-/** Draws index j < n with probability probs[j] / sum(probs[0..n)). */
-function draw(probs: Float64Array, n: number, rng: Rng): number {
-  let total = 0;
-  for (let j = 0; j < n; j++) total += probs[j];
-  let u = rng.nextFloat() * total;
-  for (let j = 0; j < n; j++) {
-    u -= probs[j];
-    if (u < 0) return j;
-  }
-  // Rounding left a sliver: take the last entry with any mass.
-  for (let j = n - 1; j >= 0; j--) if (probs[j] > 0) return j;
-  return 0;
-}
-
-/** Indices of the k largest values (ties: lower index first), in descending order of value. */
-export function topKIndices(row: Float32Array, k: number): number[] {
-  // A sorted buffer of k entries; vocabularies are large and k is small.
-  const vals: number[] = [];
-  const ids: number[] = [];
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i];
-    if (Number.isNaN(v)) continue;
-    if (vals.length === k && v <= vals[k - 1]) continue;
-    let pos = vals.length;
-    while (pos > 0 && vals[pos - 1] < v) pos--;
-    vals.splice(pos, 0, v);
-    ids.splice(pos, 0, i);
-    if (vals.length > k) {
-      vals.pop();
-      ids.pop();
+  // The k-th largest value, in linear expected time.
+  const cut = select(copy, n - k);
+  let above = 0;
+  for (let i = 0; i < n; i++) if (values[i] > cut) above++;
+  let ties = k - above;
+  const out = new Int32Array(k);
+  let j = 0;
+  for (let i = 0; i < n && j < k; i++) {
+    const v = values[i] === values[i] ? values[i] : -Infinity;
+    if (v > cut) out[j++] = i;
+    else if (v === cut && ties > 0) {
+      out[j++] = i;
+      ties--;
     }
   }
-  return ids;
+  return out;
+}
+
+/** The value that would be at index `nth` if `a` were sorted ascending (Hoare quickselect; reorders `a`). */
+function select(a: Float64Array, nth: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    // Median of three keeps sorted and reversed inputs linear.
+    const mid = (lo + hi) >>> 1;
+    const x = a[lo], y = a[mid], z = a[hi];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (nth <= j) hi = j;
+    else if (nth >= i) lo = i;
+    else return a[nth];
+  }
+  return a[nth];
+}
+
+/**
+ * Positions (ascending) of the smallest set of the largest probs[0..m) whose
+ * sum reaches `cut` (ties at the boundary: lower positions first).
+ */
+function topMass(probs: Float64Array, m: number, cut: number): Int32Array {
+  // Tokens below (mass outside the nucleus) / m can never be needed: all of
+  // them together hold less than that mass, and every other token is larger.
+  let total = 0;
+  for (let i = 0; i < m; i++) total += probs[i];
+  const floor = Math.max(0, total - cut) / m;
+  let n = 0;
+  const cand = new Float64Array(m);
+  for (let i = 0; i < m; i++) if (probs[i] > floor) cand[n++] = probs[i];
+  const sorted = cand.subarray(0, n).sort();
+  let cum = 0;
+  let j = n - 1;
+  for (; j > 0; j--) {
+    cum += sorted[j];
+    if (cum >= cut) break;
+  }
+  const c = n > 0 ? sorted[Math.max(j, 0)] : 0;
+  let mass = 0;
+  let count = 0;
+  for (let i = 0; i < m; i++) {
+    if (probs[i] > c) {
+      mass += probs[i];
+      count++;
+    }
+  }
+  const keep = new Int32Array(m);
+  let k = 0;
+  for (let i = 0; i < m; i++) {
+    const p = probs[i];
+    if (p > c) keep[k++] = i;
+    else if (p === c && (mass < cut || count === 0)) {
+      keep[k++] = i;
+      mass += p;
+      count++;
+    }
+  }
+  return keep.subarray(0, k);
 }

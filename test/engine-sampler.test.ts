@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { argmax, Rng, sample, topKIndices } from '../engine/sampler.js';
+import { argmax, Rng, sample, topIndices } from '../engine/sampler.js';
 
 const greedy = { temperature: 0, topP: 1, topK: 0 };
 
@@ -32,11 +32,25 @@ test('xoshiro128** matches the reference output for a known state', () => {
   assert.deepEqual([r.nextU32(), r.nextU32(), r.nextU32(), r.nextU32()], [11520, 0, 5927040, 70819200]);
 });
 
-test('topKIndices returns the k largest in descending order', () => {
+test('topIndices returns the ids of the k largest, in id order, lower ids first on a tie', () => {
   const row = new Float32Array([0.5, 9, -1, 7, 7, 3]);
-  assert.deepEqual(topKIndices(row, 3), [1, 3, 4]);
-  assert.deepEqual(topKIndices(row, 1), [1]);
-  assert.deepEqual(topKIndices(row, 6), [1, 3, 4, 5, 0, 2]);
+  assert.deepEqual([...topIndices(row, 3)], [1, 3, 4]);
+  assert.deepEqual([...topIndices(row, 1)], [1]);
+  assert.deepEqual([...topIndices(row, 2)], [1, 3]);
+  assert.deepEqual([...topIndices(row, 4)], [1, 3, 4, 5]);
+  assert.deepEqual([...topIndices(row, 6)], [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual([...topIndices(new Float32Array([2, 2, 2, 1]), 2)], [0, 1]);
+  // NaN counts as -Infinity: the tie at -Infinity goes to the lower id.
+  assert.deepEqual([...topIndices(new Float32Array([Number.NaN, 1, -Infinity]), 2)], [0, 1]);
+  // Against a reference: sort by (value desc, id asc), take k, sort ids.
+  const rng = new Rng(8);
+  for (let t = 0; t < 300; t++) {
+    const n = 1 + Math.floor(rng.nextFloat() * 40);
+    const v = Float32Array.from({ length: n }, () => Math.floor(rng.nextFloat() * 6));
+    const k = 1 + Math.floor(rng.nextFloat() * n);
+    const ref = [...v.keys()].sort((a, b) => v[b] - v[a] || a - b).slice(0, k).sort((a, b) => a - b);
+    assert.deepEqual([...topIndices(v, k)], ref);
+  }
 });
 
 function histogram(row: Float32Array, params: { temperature: number; topP: number; topK: number }, n: number, seed = 7) {
@@ -91,4 +105,44 @@ test('degenerate rows (all -Infinity, NaN) fall back to argmax instead of failin
   }
   const r = sample(new Float32Array([Number.NaN, 1, 2]), { temperature: 1, topP: 1, topK: 2 }, rng);
   assert.ok(r === 1 || r === 2);
+});
+
+test('random rows: draws stay inside the reference top-k / top-p set and cover it', () => {
+  const rng = new Rng(77);
+  for (let t = 0; t < 60; t++) {
+    const n = 2 + Math.floor(rng.nextFloat() * 10);
+    const row = Float32Array.from({ length: n }, () => Math.round((rng.nextFloat() * 6 - 3) * 2) / 2);
+    const temperature = 0.5 + rng.nextFloat();
+    const topK = rng.nextFloat() < 0.5 ? 0 : 1 + Math.floor(rng.nextFloat() * n);
+    const topP = rng.nextFloat() < 0.3 ? 1 : 0.2 + 0.8 * rng.nextFloat();
+    // Reference: order by (logit desc, id asc); cut to topK; softmax; smallest prefix reaching topP.
+    let order = [...row.keys()].sort((a, b) => row[b] - row[a] || a - b);
+    if (topK > 0) order = order.slice(0, topK);
+    const max = row[order[0]];
+    const p = order.map((i) => Math.exp((row[i] - max) / temperature));
+    const total = p.reduce((a, b) => a + b, 0);
+    let cum = 0;
+    let keep = order.length;
+    if (topP < 1) {
+      for (let k = 0; k < order.length; k++) {
+        cum += p[k];
+        if (cum >= topP * total * (1 - 1e-12)) {
+          keep = k + 1;
+          break;
+        }
+      }
+    }
+    const allowed = new Set(order.slice(0, keep));
+    const kept = p.slice(0, keep).reduce((a, b) => a + b, 0);
+    const seen = new Set<number>();
+    const draw = new Rng(t);
+    for (let d = 0; d < 600; d++) {
+      const id = sample(row, { temperature, topP, topK }, draw);
+      assert.ok(allowed.has(id), `drew ${id} outside ${[...allowed]} (row ${row}, T ${temperature}, k ${topK}, p ${topP})`);
+      seen.add(id);
+    }
+    order.slice(0, keep).forEach((id, k) => {
+      if (p[k] / kept > 0.03) assert.ok(seen.has(id), `never drew ${id}`);
+    });
+  }
 });
