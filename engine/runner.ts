@@ -5,9 +5,9 @@
  *   chunks so that a long prompt never materialises [n, vocab] logits at
  *   once) and keeps its KV cache standalone.
  * - `step(seqs, tokens)` runs ONE decode step for all given sequences as one
- *   batched ONNX run. Rows are left-padded to the longest sequence; each row
- *   has its own attention mask (0 over its padding) and position ids, so a
- *   row computes exactly what it would alone.
+ *   batched ONNX run. Rows of different lengths are padded; each row has its
+ *   own attention mask (0 over its padding) and position ids, so a row
+ *   computes what it would alone (the golden tests check this bit for bit).
  *
  * Speed: the batch's KV cache is kept batch-shaped between steps and rows
  * are re-packed only when the batch's membership changes (a sequence joins
