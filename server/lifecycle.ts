@@ -1,10 +1,12 @@
 // Starting and stopping the public server. Stopping is graceful: stop accepting connections,
 // refuse new work, let running requests finish within the grace period, cancel the rest, then
 // destroy every session key. The engine and evidence provider belong to the caller.
+import * as nodeCrypto from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { EvidenceProvider } from '../enclave/providers/types.js';
+import { useNodeCrypto } from '../transport/node-backend.js';
 import { createApp, createRuntime, type ServerRuntime } from './app.js';
 import type { InferenceEngine } from './engine.js';
 import type { Limits } from './limits.js';
@@ -33,6 +35,8 @@ export interface RunningServer {
 const CANCEL_SETTLE_MS = 2000;
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  // The gateway does one X25519 and many AEAD operations per request: use OpenSSL for both.
+  useNodeCrypto(nodeCrypto);
   const logger = opts.logger ?? silentLogger;
   const runtime = createRuntime(opts.limits);
   const app = createApp({ engine: opts.engine, provider: opts.provider, limits: opts.limits, logger, runtime });
