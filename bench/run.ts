@@ -170,6 +170,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
       progress('seal + open of one 100-byte chunk');
       const cost = await measureSealOpen();
       report.seal_open_us = round(cost.default, 2);
+      report.seal_open_backend = cost.backend;
       Object.assign(report.extra, roundAll(cost.byAead));
     } catch (err) {
       errors.push({ mode: 'seal-open', ...describeError(err) });

@@ -1,10 +1,16 @@
 // The price of one streamed chunk: sealing a 100-byte plaintext with the
 // chunked OHTTP response sealer (server side) and opening it with the chunked
 // response reader (client side), through transport/'s own classes, for each
-// AEAD the server offers.
+// AEAD the server offers and for both AEAD implementations transport can use:
+// @noble/ciphers (pure JS, what a browser client runs) and node:crypto (what
+// `sealed` installs for the server and Node clients).
+import nodeCrypto from 'node:crypto';
 import { randomBytes } from '../transport/bytes.js';
 import { ChunkedResponseReader, ChunkedResponseSealer } from '../transport/chunked-ohttp.js';
-import { AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, CipherSuite, generateKeyPair } from '../transport/hpke.js';
+import {
+  AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, aeadBackendName, CipherSuite, generateKeyPair, setAeadBackend,
+} from '../transport/hpke.js';
+import { createNodeAeadBackend } from '../transport/node-backend.js';
 import { generateKeyConfig, selectSuite } from '../transport/ohttp.js';
 import { BenchError } from './errors.js';
 import { median } from './stats.js';
@@ -60,14 +66,29 @@ export function defaultAead(): number {
   return selectSuite(generateKeyConfig(1).config).aeadId;
 }
 
-/** Per-AEAD costs (keys like `seal_open_us_aes128gcm`) and the default suite's as `seal_open_us`. */
-export async function measureSealOpen(): Promise<{ default: number; byAead: Record<string, number> }> {
+const BACKENDS = { noble: undefined, node: createNodeAeadBackend(nodeCrypto) } as const;
+
+/**
+ * Per backend and AEAD (keys like `seal_open_us_node_aes128gcm`), and as
+ * `default` the cost with the backend this process had in effect (the one the
+ * bench's client and `sealed serve` use) and the suite the client picks.
+ * Restores the backend it found.
+ */
+export async function measureSealOpen(opts: { batches?: number; perBatch?: number } = {}): Promise<{ default: number; backend: string; byAead: Record<string, number> }> {
+  const inEffect = aeadBackendName() === 'noble' ? 'noble' : 'node';
   const byAead: Record<string, number> = {};
-  for (const id of [AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305]) {
-    byAead[`seal_open_us_${AEAD_NAMES[id]}`] = measureSealOpenFor(id);
-    await new Promise((r) => setImmediate(r));
+  try {
+    for (const [name, backend] of Object.entries(BACKENDS)) {
+      setAeadBackend(backend);
+      for (const id of [AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305]) {
+        byAead[`seal_open_us_${name}_${AEAD_NAMES[id]}`] = measureSealOpenFor(id, opts.batches, opts.perBatch);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  } finally {
+    setAeadBackend(BACKENDS[inEffect]);
   }
-  const def = byAead[`seal_open_us_${AEAD_NAMES[defaultAead()]}`];
+  const def = byAead[`seal_open_us_${inEffect}_${AEAD_NAMES[defaultAead()]}`];
   if (def === undefined) throw new BenchError('mode_failed', 'the default suite is not one this benchmark measures');
-  return { default: def, byAead };
+  return { default: def, backend: inEffect === 'node' ? 'node:crypto' : '@noble/ciphers', byAead };
 }

@@ -56,7 +56,10 @@ export function formatReport(report: BenchReport): string {
   if (rss !== undefined) extras.push(`encrypted server RSS after the sweep: ${fmt(rss, 1)} MB${peak !== undefined ? ` (peak ${fmt(peak, 1)} MB)` : ''}`);
   const prss = report.extra.plaintext_server_rss_mb;
   if (prss !== undefined) extras.push(`plaintext twin RSS after the sweep: ${fmt(prss, 1)} MB`);
-  if (report.seal_open_us !== undefined) extras.push(`seal + open of one 100-byte chunk: ${fmt(report.seal_open_us, 2)} us`);
+  if (report.seal_open_us !== undefined) {
+    const all = Object.entries(report.extra).filter(([k]) => k.startsWith('seal_open_us_')).map(([k, v]) => `${k.slice('seal_open_us_'.length)} ${fmt(v, 1)}`);
+    extras.push(`seal + open of one 100-byte chunk: ${fmt(report.seal_open_us, 2)} us (${report.seal_open_backend ?? '?'}, default suite)${all.length ? `; all: ${all.join(', ')} us` : ''}`);
+  }
   if (report.outputs_identical !== undefined) {
     extras.push(`greedy output identical across modes: ${report.outputs_identical ? 'yes' : 'NO (see errors below)'}`);
   }

@@ -84,6 +84,8 @@ export interface BenchReport {
   max_tokens: number;
   session_setup_ms_p50?: number;
   seal_open_us?: number;
+  /** The AEAD implementation behind seal_open_us. */
+  seal_open_backend?: string;
   /** Whether every mode's greedy completion was the same text (the check that they did the same work). */
   outputs_identical?: boolean;
   /** Further numbers modes report (server RSS, ...), written as top-level keys. */

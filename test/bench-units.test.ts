@@ -333,6 +333,21 @@ test('seal + open of one chunk: real round trips through transport for every AEA
   assert.ok([1, 2, 3].includes(defaultAead()));
 });
 
+test('seal + open: both AEAD backends measured, and the backend in effect restored', async () => {
+  const { measureSealOpen } = await import('../bench/seal-cost.js');
+  const { aeadBackendName } = await import('../transport/hpke.js');
+  const before = aeadBackendName();
+  const r = await measureSealOpen({ batches: 2, perBatch: 5 });
+  assert.equal(aeadBackendName(), before);
+  assert.deepEqual(Object.keys(r.byAead).sort(), [
+    'seal_open_us_node_aes128gcm', 'seal_open_us_node_aes256gcm', 'seal_open_us_node_chacha20poly1305',
+    'seal_open_us_noble_aes128gcm', 'seal_open_us_noble_aes256gcm', 'seal_open_us_noble_chacha20poly1305',
+  ]);
+  for (const v of Object.values(r.byAead)) assert.ok(v > 0 && Number.isFinite(v));
+  assert.equal(r.backend, before === 'noble' ? '@noble/ciphers' : 'node:crypto');
+  assert.ok(Object.values(r.byAead).includes(r.default));
+});
+
 test('layerBreakdown attributes TTFT, ITL and throughput to each layer at c=1', () => {
   const e = { ...row('engine', 1, 1000, 2), itl_ms_p50: 1 };
   const p = { ...row('plaintext-http', 1, 900, 5), itl_ms_p50: 1.1 };
