@@ -340,8 +340,8 @@ test('seal + open: both AEAD backends measured, and the backend in effect restor
   const r = await measureSealOpen({ batches: 2, perBatch: 5 });
   assert.equal(aeadBackendName(), before);
   assert.deepEqual(Object.keys(r.byAead).sort(), [
-    'seal_open_us_node_aes128gcm', 'seal_open_us_node_aes256gcm', 'seal_open_us_node_chacha20poly1305',
     'seal_open_us_noble_aes128gcm', 'seal_open_us_noble_aes256gcm', 'seal_open_us_noble_chacha20poly1305',
+    'seal_open_us_node_aes128gcm', 'seal_open_us_node_aes256gcm', 'seal_open_us_node_chacha20poly1305',
   ]);
   for (const v of Object.values(r.byAead)) assert.ok(v > 0 && Number.isFinite(v));
   assert.equal(r.backend, before === 'noble' ? '@noble/ciphers' : 'node:crypto');
