@@ -195,7 +195,7 @@ async function parseBody<S extends z.ZodType>(c: Context, maxBytes: number, sche
     bytes.fill(0);
   }
   const result = schema.safeParse(value);
-  if (!result.success) return validationError(result.error);
+  if (!result.success) return validationError(result.error, value);
   return result.data;
 }
 

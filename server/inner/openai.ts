@@ -26,24 +26,37 @@ export function errorResponse(
 }
 
 /**
- * A validation failure as OpenAI's 400. The param is the path of the first issue, which names
- * a field of our schema; an unrecognised key is reported without naming it.
+ * A validation failure of `input` as OpenAI's 400. The param is the path of the first issue,
+ * which names a field of our schema; an unrecognised key is reported without naming it.
  */
-export function validationError(error: z.ZodError): Response {
+export function validationError(error: z.ZodError, input: unknown): Response {
   const issue = error.issues[0];
   if (!issue || issue.code === 'unrecognized_keys') {
     return errorResponse(400, 'Unrecognized request argument supplied.', 'invalid_request_error', null, 'unknown_parameter');
   }
+  // zod 4 leaves `input` out of its issues, so whether the value was absent or of the wrong
+  // type is read from the request itself.
+  const missing = (issue.code === 'invalid_type' || issue.code === 'invalid_union') && isAbsent(input, issue.path);
   const param = issue.path.length > 0 ? issue.path.map(String).join('.') : null;
-  const message = param ? `Invalid value for '${param}': ${describe(issue)}` : `Invalid request body: ${describe(issue)}`;
-  return errorResponse(400, message, 'invalid_request_error', param, issue.code === 'invalid_type' && issue.input === undefined ? 'missing_required_parameter' : 'invalid_value');
+  const message = param ? `Invalid value for '${param}': ${describe(issue, missing)}` : `Invalid request body: ${describe(issue, missing)}`;
+  return errorResponse(400, message, 'invalid_request_error', param, missing ? 'missing_required_parameter' : 'invalid_value');
+}
+
+/** Whether nothing is at `path` in `input` (JSON has no undefined, so absent and undefined are one). */
+function isAbsent(input: unknown, path: readonly PropertyKey[]): boolean {
+  let v = input;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, key)) return true;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v === undefined;
 }
 
 // zod's own messages can quote the offending input (e.g. for literals); these never do.
-function describe(issue: z.core.$ZodIssue): string {
+function describe(issue: z.core.$ZodIssue, missing: boolean): string {
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined ? 'a value is required.' : `expected ${issue.expected}.`;
+      return missing ? 'a value is required.' : `expected ${issue.expected}.`;
     case 'too_small':
       return `too small (minimum ${String(issue.minimum)}).`;
     case 'too_big':
@@ -51,7 +64,7 @@ function describe(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return 'not a supported value.';
     case 'invalid_union':
-      return 'does not match any accepted form.';
+      return missing ? 'a value is required.' : 'does not match any accepted form.';
     case 'custom':
       return 'not a supported value.';
     default:

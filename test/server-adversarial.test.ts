@@ -1,0 +1,80 @@
+// Hostile-client regressions for the server: every bad input gets a clear, correct error and
+// leaves nothing behind. The inner cases run on the plaintext twin of the inner app (the same
+// code the gateway calls after decryption) with the real engine and bundled model.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Engine } from '../engine/index.js';
+import { createInnerApp } from '../server/inner/app.js';
+
+const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
+
+let engine: Engine;
+let inner: ReturnType<typeof createInnerApp>;
+
+before(async () => {
+  engine = await Engine.create({ modelDir: MODEL_DIR, threads: 1 });
+  inner = createInnerApp({ engine, limits: { maxBodyBytes: 64 * 1024, maxTokensCeiling: 200 } });
+});
+
+after(async () => {
+  await engine.close();
+});
+
+async function post(path: string, body: unknown): Promise<{ status: number; error: { message: string; param: string | null; code: string | null } }> {
+  const res = await inner.fetch(
+    new Request(`http://inner.invalid${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  );
+  const json = (await res.json()) as { error: { message: string; param: string | null; code: string | null } };
+  return { status: res.status, error: json.error };
+}
+
+const chat = (extra: Record<string, unknown>) => ({ model: 'stories260K', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, ...extra });
+
+describe('inner validation errors', () => {
+  test('a present value of the wrong type is invalid_value, never "missing"', async () => {
+    const cases: Array<[string, unknown, string]> = [
+      ['/v1/chat/completions', chat({ max_tokens: '5' }), 'max_tokens'],
+      ['/v1/chat/completions', chat({ max_tokens: 2.5 }), 'max_tokens'],
+      ['/v1/chat/completions', chat({ seed: 1.5 }), 'seed'],
+      ['/v1/chat/completions', chat({ stream: 'true' }), 'stream'],
+      ['/v1/chat/completions', chat({ model: 5 }), 'model'],
+      ['/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'x', name: 7 }] }), 'messages.0.name'],
+      ['/v1/completions', { model: 'stories260K', prompt: 'x', logprobs: 0 }, 'logprobs'],
+      ['/v1/completions', { model: 'stories260K', prompt: 'x', max_tokens: null, temperature: 'hot' }, 'temperature'],
+    ];
+    for (const [path, body, param] of cases) {
+      const r = await post(path, body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.error.param, param);
+      assert.equal(r.error.code, 'invalid_value', `${param}: present but wrong type`);
+      assert.doesNotMatch(r.error.message, /required/);
+      assert.match(r.error.message, /expected /);
+    }
+  });
+
+  test('a body that is not an object is invalid_value for the whole body', async () => {
+    for (const body of [[1, 2], null, 'x', 5, true]) {
+      const r = await post('/v1/chat/completions', body);
+      assert.equal(r.status, 400);
+      assert.equal(r.error.param, null);
+      assert.equal(r.error.code, 'invalid_value', JSON.stringify(body));
+      assert.match(r.error.message, /expected object/);
+    }
+  });
+
+  test('an absent required value is still missing_required_parameter', async () => {
+    const cases: Array<[string, unknown, string]> = [
+      ['/v1/chat/completions', { model: 'stories260K' }, 'messages'],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }] }, 'model'],
+      ['/v1/chat/completions', chat({ messages: [{ role: 'user' }] }), 'messages.0.content'],
+      ['/v1/completions', { model: 'stories260K' }, 'prompt'],
+    ];
+    for (const [path, body, param] of cases) {
+      const r = await post(path, body);
+      assert.equal(r.status, 400);
+      assert.equal(r.error.param, param);
+      assert.equal(r.error.code, 'missing_required_parameter', param);
+      assert.match(r.error.message, /a value is required/);
+    }
+  });
+});
