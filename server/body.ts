@@ -11,26 +11,39 @@ export function declaredLength(headers: Headers): number | null {
 }
 
 /**
- * Reads the whole stream into a new array the caller owns (and may wipe); the stream's own
- * chunks are never modified, as they may be views into buffers shared with others.
+ * Reads the whole stream into a new array the caller owns (and may wipe).
  * ServerError('too_large') past `max` bytes (the stream is cancelled).
+ *
+ * By default the stream's own chunks are never modified, as they may be views into buffers
+ * shared with others. With `wipeChunks`, for a stream whose chunks belong to the reader alone
+ * (decrypted plaintext), each chunk is overwritten with zeros once copied, or when the read fails.
  */
-export async function readLimited(stream: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
+export async function readLimited(
+  stream: ReadableStream<Uint8Array> | null,
+  max: number,
+  opts: { wipeChunks?: boolean } = {},
+): Promise<Uint8Array> {
   if (stream === null) return new Uint8Array(0);
   const reader = stream.getReader();
   const parts: Uint8Array[] = [];
+  const wipe = () => {
+    if (opts.wipeChunks) for (const p of parts) p.fill(0);
+  };
   let total = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
+      parts.push(value);
       total += value.byteLength;
       if (total > max) {
         reader.cancel().catch(() => {});
         throw new ServerError('too_large', 'request body too large');
       }
-      parts.push(value);
     }
+  } catch (e) {
+    wipe();
+    throw e;
   } finally {
     reader.releaseLock();
   }
@@ -40,5 +53,6 @@ export async function readLimited(stream: ReadableStream<Uint8Array> | null, max
     out.set(p, o);
     o += p.byteLength;
   }
+  wipe();
   return out;
 }

@@ -148,7 +148,8 @@ export async function handleChunked(
   }
   let plaintext: Uint8Array;
   try {
-    plaintext = await readLimited(opened.request, deps.maxBodyBytes);
+    // The decrypted chunks are the gateway's alone: wiped once copied.
+    plaintext = await readLimited(opened.request, deps.maxBodyBytes, { wipeChunks: true });
   } catch (e) {
     deps.replay.unrecord(opened.keyId, opened.enc);
     return fail(outerProblem(e));

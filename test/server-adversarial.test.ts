@@ -4,7 +4,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Engine } from '../engine/index.js';
+import { createRuntime } from '../server/app.js';
+import { handleChunked, type GatewayDeps } from '../server/gateway.js';
 import { createInnerApp } from '../server/inner/app.js';
+import { resolveLimits } from '../server/limits.js';
+import { ohttp } from '../server/ohttp.js';
+import { encodeRequest } from '../transport/bhttp.js';
+import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 
 const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 
@@ -75,6 +81,51 @@ describe('inner validation errors', () => {
       assert.equal(r.error.param, param);
       assert.equal(r.error.code, 'missing_required_parameter', param);
       assert.match(r.error.message, /a value is required/);
+    }
+  });
+});
+
+describe('plaintext does not outlive the request', () => {
+  test('chunked OHTTP: every decrypted request chunk is wiped once read, served or refused', async () => {
+    const limits = resolveLimits({ maxBodyBytes: 4096 });
+    const runtime = createRuntime(limits);
+    const session = runtime.sessions.create();
+    const deps: GatewayDeps = { sessions: runtime.sessions, replay: runtime.replay, inner: { fetch: (r) => inner.fetch(r) }, maxBodyBytes: limits.maxBodyBytes };
+    // Watch the plaintext chunks the gateway reads, by identity, as transport hands them over.
+    const seen: Uint8Array[] = [];
+    const original = ohttp.decapsulateChunked;
+    ohttp.decapsulateChunked = async (...args: Parameters<typeof original>) => {
+      const d = await original(...args);
+      const request = d.request.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ transform: (c, ctl) => (seen.push(c), ctl.enqueue(c)) }));
+      return { ...d, request };
+    };
+    const send = async (content: Uint8Array, pieces: number) => {
+      const e = encapsulateChunkedRequest(session.config);
+      const bhttp = encodeRequest({ method: 'POST', scheme: 'https', authority: 'x', path: '/v1/chat/completions', headers: [['content-type', 'application/json']], content });
+      const step = Math.ceil(bhttp.length / pieces);
+      const parts = [e.header];
+      for (let i = 0; i < bhttp.length; i += step) parts.push(e.sealChunk(bhttp.subarray(i, i + step)));
+      parts.push(e.sealFinal());
+      const body = new ReadableStream<Uint8Array>({ start: (c) => (parts.forEach((p) => c.enqueue(p)), c.close()) });
+      const ac = new AbortController();
+      return handleChunked(deps, body, { signal: ac.signal, admit: () => true });
+    };
+    try {
+      const json = new TextEncoder().encode(JSON.stringify({ ...chat({}), messages: [{ role: 'user', content: 'a secret prompt' }] }));
+      const served = await send(json, 4);
+      assert.equal(served.ok, true);
+      assert.ok(seen.length >= 4, 'the request arrived in several chunks');
+      assert.ok(seen.some((c) => c.byteLength > 0));
+      for (const c of seen) assert.ok(c.every((b) => b === 0), 'a decrypted chunk kept its plaintext');
+
+      seen.length = 0;
+      const refused = await send(new Uint8Array(6000).fill(0x61), 4); // over maxBodyBytes
+      assert.deepEqual(refused, { ok: false, problem: 'too_large' });
+      assert.ok(seen.length > 0);
+      for (const c of seen) assert.ok(c.every((b) => b === 0), 'a refused request kept its plaintext');
+    } finally {
+      ohttp.decapsulateChunked = original;
+      runtime.sessions.close();
     }
   });
 });
