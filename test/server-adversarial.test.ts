@@ -34,6 +34,9 @@ async function post(path: string, body: unknown): Promise<{ status: number; erro
   return { status: res.status, error: json.error };
 }
 
+/** Whether a reported param is `field` or a path inside it (e.g. stop.1). */
+const names = (param: string | null, field: string) => param === field || (param?.startsWith(`${field}.`) ?? false);
+
 const chat = (extra: Record<string, unknown>) => ({ model: 'stories260K', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, ...extra });
 
 describe('inner validation errors', () => {
@@ -82,6 +85,40 @@ describe('inner validation errors', () => {
       assert.equal(r.error.code, 'missing_required_parameter', param);
       assert.match(r.error.message, /a value is required/);
     }
+  });
+});
+
+describe('inner text fields', () => {
+  test('lone surrogates are refused on every route and name the field (never tokenized)', async () => {
+    const cases: Array<[string, unknown, string]> = [
+      ['/v1/completions', { model: 'stories260K', prompt: 'ab\udc00c', max_tokens: 2 }, 'prompt'],
+      ['/v1/completions', { model: 'stories260K', prompt: ['\ud800'], max_tokens: 2 }, 'prompt'],
+      ['/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'x\ud800' }] }), 'messages.0.content'],
+      ['/v1/chat/completions', chat({ messages: [{ role: 'user', content: [{ type: 'text', text: '\udfff' }] }] }), 'messages.0.content'],
+      ['/v1/chat/completions', chat({ stop: '\ud800' }), 'stop'],
+    ];
+    for (const [path, body, param] of cases) {
+      const r = await post(path, body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.ok(names(r.error.param, param), `${r.error.param} names ${param}`);
+      assert.equal(r.error.code, 'invalid_value');
+    }
+    // A well-formed pair (an emoji) is text and is served.
+    const ok = await inner.fetch(new Request('http://inner.invalid/v1/completions', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'stories260K', prompt: 'a \ud83d\ude00 b', max_tokens: 2 }),
+    }));
+    assert.equal(ok.status, 200);
+  });
+
+  test('stop sequences over the engine bounds are refused naming stop', async () => {
+    for (const stop of ['x'.repeat(257), ['a', 'y'.repeat(300)], ['a', 'b', 'c', 'd', 'e']]) {
+      const r = await post('/v1/chat/completions', chat({ stop }));
+      assert.equal(r.status, 400);
+      assert.ok(names(r.error.param, 'stop'), `${r.error.param} names stop`);
+    }
+    const ok = await post('/v1/chat/completions', chat({ stop: ['x'.repeat(256)] }));
+    assert.equal(ok.status, 200);
   });
 });
 

@@ -6,15 +6,24 @@ import { z } from 'zod';
 
 const nullable = <T extends z.ZodType>(t: T) => t.nullable().optional();
 
-const textPart = z.object({ type: z.literal('text'), text: z.string() });
+// JSON can carry lone surrogates ("\ud800"), which are no text: refused here, naming the field,
+// rather than tokenized into something the client did not write.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+const text = () => z.string().refine((s) => !LONE_SURROGATE.test(s), 'not well-formed Unicode');
+
+const textPart = z.object({ type: z.literal('text'), text: text() });
 
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string(), z.array(textPart).min(1)]),
+  content: z.union([text(), z.array(textPart).min(1)]),
   name: z.string().max(256).optional(),
 });
 
-const stop = nullable(z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]));
+/** The engine's bounds on stop sequences (engine/engine.ts), checked here so the error names `stop`. */
+const MAX_STOPS = 4;
+const MAX_STOP_LENGTH = 256;
+const stopSequence = text().min(1).max(MAX_STOP_LENGTH);
+const stop = nullable(z.union([stopSequence, z.array(stopSequence).max(MAX_STOPS)]));
 const neutralPenalty = nullable(z.number().min(-2).max(2).refine((v) => v === 0, 'only 0 is supported'));
 
 const sampling = {
@@ -46,8 +55,8 @@ export const chatCompletionRequestSchema = z.strictObject({
 export const completionRequestSchema = z.strictObject({
   model: z.string().min(1).max(256),
   prompt: z.union([
-    z.string(),
-    z.array(z.string()).length(1),
+    text(),
+    z.array(text()).length(1),
     z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1),
   ]),
   max_tokens: maxTokens,
