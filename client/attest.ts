@@ -2,6 +2,7 @@
 // completely (enclave/ does platform evidence, binding and policy), and turn it into a
 // session: the key configuration to encrypt to, until when, and the report of what
 // was checked. Nothing here sends a prompt; callers send only after this resolves.
+import { bytesToHex, concatAll } from '../transport/bytes.js';
 import { verifyEvidence, type EvidenceVerification } from '../enclave/evidence.js';
 import { AttestationError } from '../enclave/errors.js';
 import type { Policy } from '../enclave/policy.js';
@@ -33,17 +34,11 @@ export function randomNonce(): Uint8Array {
   return globalThis.crypto.getRandomValues(new Uint8Array(32));
 }
 
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
-
 /** Fetches and verifies evidence for a fresh nonce. Throws SealedClientError; sends nothing else. */
 export async function attest(base: URL, opts: AttestOptions): Promise<Session> {
   const nonce = randomNonce();
   const url = new URL('v1/attestation', base);
-  url.searchParams.set('nonce', hex(nonce));
+  url.searchParams.set('nonce', bytesToHex(nonce));
   let res: Response;
   try {
     res = await opts.fetch(url, { method: 'GET', headers: { accept: 'application/json' }, signal: opts.signal });
@@ -83,13 +78,7 @@ async function readBounded(res: Response, max: number): Promise<Uint8Array> {
     }
     parts.push(r.value);
   }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatAll(parts);
 }
 
 function parseEvidenceJson(bytes: Uint8Array): Record<string, unknown> {
@@ -151,7 +140,7 @@ export async function verifySessionEvidence(
     keyId: key.keyId,
     expiresAt: verified.expiresAt.toISOString(),
     verifiedAt: new Date(now).toISOString(),
-    nonce: hex(nonce),
+    nonce: bytesToHex(nonce),
     pinned: [...opts.pinned],
     checks,
   };
@@ -178,7 +167,7 @@ function flatTcb(tcb: Record<string, unknown>, product: string | undefined): Rec
   for (const [k, v] of Object.entries(tcb)) {
     if (typeof v === 'number' || typeof v === 'string') out[k] = v;
     else if (typeof v === 'bigint' || typeof v === 'boolean') out[k] = String(v);
-    else if (v instanceof Uint8Array) out[k] = hex(v);
+    else if (v instanceof Uint8Array) out[k] = bytesToHex(v);
   }
   return out;
 }

@@ -1,4 +1,5 @@
 // Web-stream helpers shared by the SDK and the wire layer.
+import { concatAll } from '../transport/bytes.js';
 import { SealedClientError } from './errors.js';
 
 /** A web ReadableStream as an async iterable, through a reader (some browsers lack ReadableStream[Symbol.asyncIterator]). */
@@ -31,11 +32,5 @@ export async function collect(body: AsyncIterable<Uint8Array>, max: number): Pro
     if (n > max) throw new SealedClientError('response_malformed', 'response too large');
     parts.push(p);
   }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatAll(parts);
 }

@@ -1,13 +1,9 @@
 // Small, strict text <-> bytes helpers shared by attestation modules. Browser-safe (no Buffer).
+// The codec-free helpers (hex out, concatenation, constant-time equality) are transport's, under
+// the names attestation code uses; the parsers here throw AttestationError with the caller's code.
 import { AttestationError } from './errors.js';
 
-const HEX = '0123456789abcdef';
-
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += HEX[b[i] >> 4] + HEX[b[i] & 15];
-  return s;
-}
+export { bytesToHex as toHex, concat as concatBytes, equalBytes as bytesEqual } from '../transport/bytes.js';
 
 /** Strict hex: even length, [0-9a-fA-F] only, optional exact length in bytes. */
 export function fromHex(s: unknown, code: string, bytes?: number): Uint8Array {
@@ -75,26 +71,6 @@ export const toBase64 = (b: Uint8Array): string => encode64(b, B64, true);
 export const fromBase64 = (s: unknown, code: string): Uint8Array => decode64(s, B64, true, code);
 export const toBase64Url = (b: Uint8Array): string => encode64(b, B64URL, false);
 export const fromBase64Url = (s: unknown, code: string): Uint8Array => decode64(s, B64URL, false, code);
-
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-/** Constant-time equality for equal-length inputs (length itself is not secret). */
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
 
 /** PEM blocks of one label, in order, as DER. */
 export function pemBlocks(text: string, label: string, code: string): Uint8Array[] {

@@ -24,6 +24,11 @@ export function fromUtf8(b: Uint8Array): string {
 }
 
 export function concat(...parts: Uint8Array[]): Uint8Array {
+  return concatAll(parts);
+}
+
+/** concat over an array: for chunk lists of any length (spreading a long list would overflow the call stack). */
+export function concatAll(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);

@@ -1,6 +1,7 @@
 // Signature checks and chain validation over WebCrypto (globalThis.crypto.subtle), so the same code
 // runs in Node and browsers. Chains are short and fixed-shape in attestation (leaf <- CA <- root), so
 // this is path *validation* of a given order, not path building.
+import { bytesEqual, concatBytes as concat } from '../encoding.js';
 import { AttestationError } from '../errors.js';
 import { DerReader, TAG, encodeTlv, parseDer, readUnsignedInteger } from './der.js';
 import type { Crl } from './crl.js';
@@ -12,15 +13,11 @@ const subtle = (): SubtleCrypto => {
   return s;
 };
 
+/** Constant-time equality (digests, measurements, pinned values). */
+export { bytesEqual };
+
 function fail(code: string, message: string): never {
   throw new AttestationError(code, message);
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
 }
 
 /**
@@ -53,16 +50,6 @@ function rsaSpki(key: Uint8Array): Uint8Array {
   return encodeTlv(TAG.SEQUENCE, concat(algId, bits));
 }
 const RSA_ENCRYPTION_OID = new Uint8Array([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]);
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 type Scheme =
   | { kind: 'ecdsa'; hash: HashName }

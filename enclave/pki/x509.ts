@@ -1,5 +1,6 @@
 // X.509 v3 certificate parsing (RFC 5280 §4.1), strict DER. Trust decisions elsewhere compare the raw
 // DER kept here (issuer/subject bytes, SPKI bytes), never the display strings.
+import { bytesEqual, toHex } from '../encoding.js';
 import { AttestationError } from '../errors.js';
 import {
   type DerNode, DerReader, TAG, children, contextTag, parseDer, readBoolean, readDisplayString,
@@ -92,20 +93,11 @@ export interface Certificate {
   signature: Uint8Array;
 }
 
+/** Lowercase hex, the form serialHex and revoked-serial sets use. */
+export { toHex };
+
 function fail(code: string, message: string): never {
   throw new AttestationError(code, message);
-}
-
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 const HASH_OIDS: Record<string, HashName> = {

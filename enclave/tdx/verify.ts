@@ -4,6 +4,7 @@
 //   QE report signed by the PCK key -> QE report data binds the attestation key -> quote signed by
 //   the attestation key -> TCB info and QE identity (signatures, chains, validity) -> QE identity ->
 //   TCB level (SGX, TDX, TDX module) -> accepted status -> TD strict defaults -> policy pins.
+import { concatBytes as concat } from '../encoding.js';
 import { AttestationError } from '../errors.js';
 import { parseCertificates, toHex, type Certificate } from '../pki/x509.js';
 import { parseCrlInput, type Crl } from '../pki/crl.js';
@@ -261,11 +262,4 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
   }, policy);
   if (pinned.length) checks.push(`policy pins: ${pinned.join(', ')}`);
   return result;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }
