@@ -2,15 +2,15 @@
 // or a conversation (history kept in memory only) read line by line from stdin.
 import process from 'node:process';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import type { Command } from '../sealed.js';
 import type { SealedClient } from '../../client/sdk.js';
 import type { ChatMessage, ChatParams } from '../../client/types.js';
 import {
   EXIT,
   UsageError,
-  connectAndReport,
   loadPolicyFile,
+  parseAndConnect,
+  parseCliArgs,
   parseServerUrl,
   reportError,
   type Writable,
@@ -52,24 +52,19 @@ interface ChatOptions {
 }
 
 export async function parseChatArgs(argv: string[]): Promise<ChatOptions | 'help'> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        url: { type: 'string' },
-        policy: { type: 'string' },
-        'allow-simulation': { type: 'boolean', default: false },
-        'max-tokens': { type: 'string' },
-        temperature: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : String(e));
-  }
+  const parsed = parseCliArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      policy: { type: 'string' },
+      'allow-simulation': { type: 'boolean', default: false },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) return 'help';
   const opts: ChatOptions = { url: parseServerUrl(v.url), allowSimulation: v['allow-simulation'] === true };
@@ -109,22 +104,9 @@ async function answer(client: SealedClient, messages: ChatMessage[], opts: ChatO
 }
 
 export async function runChat(argv: string[], io: ChatIo): Promise<number> {
-  let opts: ChatOptions | 'help';
-  try {
-    opts = await parseChatArgs(argv);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.stderr.write(`sealed chat: ${e.message}\n\n${HELP}`);
-      return EXIT.usage;
-    }
-    throw e;
-  }
-  if (opts === 'help') {
-    io.stdout.write(HELP);
-    return EXIT.ok;
-  }
-  const client = await connectAndReport(opts.url, opts, io.stderr);
-  if (typeof client === 'number') return client;
+  const started = await parseAndConnect('chat', HELP, argv, parseChatArgs, io);
+  if (typeof started === 'number') return started;
+  const { opts, client } = started;
 
   if (opts.prompt !== undefined) {
     try {

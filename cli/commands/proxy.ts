@@ -1,7 +1,6 @@
 // `sealed proxy`: verify the server once, then serve a plain OpenAI-compatible API on
 // this machine that encrypts every request to it, so unmodified tools can use it.
 import process from 'node:process';
-import { parseArgs } from 'node:util';
 import type { Command } from '../sealed.js';
 import { isLoopbackHost, parseListen } from '../../client/listen.js';
 import { startProxy, type RunningProxy } from '../../client/proxy.js';
@@ -9,8 +8,9 @@ import { buildPageBundle } from '../../client/node/page-bundle.js';
 import {
   EXIT,
   UsageError,
-  connectAndReport,
   loadPolicyFile,
+  parseAndConnect,
+  parseCliArgs,
   parseServerUrl,
   reportError,
   type Writable,
@@ -50,24 +50,19 @@ export interface ProxyOptions {
 }
 
 export async function parseProxyArgs(argv: string[]): Promise<ProxyOptions | 'help'> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        url: { type: 'string' },
-        listen: { type: 'string' },
-        policy: { type: 'string' },
-        'allow-simulation': { type: 'boolean', default: false },
-        'force-listen': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : String(e));
-  }
+  const parsed = parseCliArgs({
+    args: argv,
+    allowPositionals: false,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      listen: { type: 'string' },
+      policy: { type: 'string' },
+      'allow-simulation': { type: 'boolean', default: false },
+      'force-listen': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) return 'help';
   const url = parseServerUrl(v.url);
@@ -108,22 +103,9 @@ export interface ProxyIo {
 }
 
 export async function runProxy(argv: string[], io: ProxyIo): Promise<number> {
-  let opts: ProxyOptions | 'help';
-  try {
-    opts = await parseProxyArgs(argv);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.stderr.write(`sealed proxy: ${e.message}\n\n${HELP}`);
-      return EXIT.usage;
-    }
-    throw e;
-  }
-  if (opts === 'help') {
-    io.stdout.write(HELP);
-    return EXIT.ok;
-  }
-  const client = await connectAndReport(opts.url, opts, io.stderr);
-  if (typeof client === 'number') return client;
+  const started = await parseAndConnect('proxy', HELP, argv, parseProxyArgs, io);
+  if (typeof started === 'number') return started;
+  const { opts, client } = started;
 
   const script = memoizedBundle(io.stderr);
   void script().catch(() => {}); // build at start-up; /chat reports if it failed

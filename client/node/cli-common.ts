@@ -1,7 +1,9 @@
-// What `sealed chat` and `sealed proxy` share: reading the policy file, connecting with
-// the verification summary on stderr, and the one-line rejection of CONTRACT.md
-// (`rejected: CODE: reason`). Node-only (reads files), so it lives apart from the SDK.
+// What `sealed chat` and `sealed proxy` share: argument parsing with usage errors, reading
+// the policy file, connecting with the verification summary on stderr, and the one-line
+// rejection of CONTRACT.md (`rejected: CODE: reason`). Node-only (reads files), so it lives
+// apart from the SDK.
 import { readFile } from 'node:fs/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parsePolicy } from '../../enclave/policy.js';
 import { SealedClient } from '../sdk.js';
 import { SealedClientError, isVerificationFailure } from '../errors.js';
@@ -15,6 +17,15 @@ export interface Writable {
 }
 
 export class UsageError extends Error {}
+
+/** node:util parseArgs, with its complaints (unknown flag, missing value) as UsageError. */
+export function parseCliArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+}
 
 export async function loadPolicyFile(path: string): Promise<unknown> {
   let text: string;
@@ -85,4 +96,34 @@ export function reportError(e: unknown, stderr: Writable): number {
   }
   stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
   return EXIT.error;
+}
+
+/**
+ * How every client command starts: parse argv (a usage error prints `sealed NAME: why` and the
+ * usage text, exit 2; --help prints the usage text, exit 0), then attest and verify the server
+ * and print the summary. Returns the options with the verified client, or the exit code to end with.
+ */
+export async function parseAndConnect<O extends { url: string; policy?: unknown; allowSimulation: boolean }>(
+  name: string,
+  help: string,
+  argv: string[],
+  parse: (argv: string[]) => Promise<O | 'help'>,
+  io: { stdout: Writable; stderr: Writable },
+): Promise<{ opts: O; client: SealedClient } | number> {
+  let opts: O | 'help';
+  try {
+    opts = await parse(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`sealed ${name}: ${e.message}\n\n${help}`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+  if (opts === 'help') {
+    io.stdout.write(help);
+    return EXIT.ok;
+  }
+  const client = await connectAndReport(opts.url, opts, io.stderr);
+  return typeof client === 'number' ? client : { opts, client };
 }
