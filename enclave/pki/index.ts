@@ -11,7 +11,7 @@
 //             ({type:'ec', curve:'P-256'|'P-384', key} | {type:'rsa'|'rsa-pss', key, pss?}), extensions:
 //             Map<oid, {oid, critical, value}>, basicConstraints?, keyUsage?, signature};
 //             parsePem(text, label?) -> Uint8Array[]; parseCertificates(DER bytes | PEM bytes/text) -> Certificate[];
-//             parseAlgorithmIdentifier, parseName, parseSpki, OID, toHex.
+//             parseAlgorithmIdentifier, parseName, parseSpki, parseSignedEnvelope, parseExtensionList, OID, toHex.
 //   crl.ts    parseCrl(der) -> Crl {raw, tbs, issuer, thisUpdate, nextUpdate?, revoked: Set<serialHex>,
 //             extensions, signatureAlgorithm, signature}; parseCrlInput(DER | PEM | hex text).
 //   verify.ts verifySignature(publicKey, alg, sigAsInX509, data) -> Promise<boolean> (ECDSA SHA-256/384/512,

@@ -239,15 +239,16 @@ export function parseRsaPublicKey(bytes: Uint8Array): { modulusBits: number } {
   return { modulusBits: bits };
 }
 
-function parseExtensions(node: DerNode): Map<string, Extension> {
-  const outer = DerReader.of(node, contextTag(3));
-  const seq = outer.next(TAG.SEQUENCE);
-  outer.end();
+/**
+ * `Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension`, the same grammar in certificates, CRLs and CRL
+ * entries. `what` names the list in the duplicate error ('extension', 'CRL extension').
+ */
+export function parseExtensionList(seq: DerNode, what = 'extension'): Map<string, Extension> {
   const map = new Map<string, Extension>();
-  const list = children(seq);
-  if (list.length === 0) fail('der_malformed', 'empty extensions');
-  for (const ext of list) {
-    const r = DerReader.of(ext, TAG.SEQUENCE);
+  const list = DerReader.of(seq, TAG.SEQUENCE);
+  if (list.done()) fail('der_malformed', 'empty extensions');
+  while (!list.done()) {
+    const r = DerReader.of(list.next(), TAG.SEQUENCE);
     const oid = readOid(r.next());
     let critical = false;
     const c = r.optional(TAG.BOOLEAN);
@@ -258,10 +259,17 @@ function parseExtensions(node: DerNode): Map<string, Extension> {
     }
     const value = readOctetString(r.next(TAG.OCTET_STRING));
     r.end();
-    if (map.has(oid)) fail('pki_duplicate_extension', `duplicate extension ${oid}`);
+    if (map.has(oid)) fail('pki_duplicate_extension', `duplicate ${what} ${oid}`);
     map.set(oid, { oid, critical, value });
   }
   return map;
+}
+
+function parseExtensions(node: DerNode): Map<string, Extension> {
+  const outer = DerReader.of(node, contextTag(3));
+  const seq = outer.next(TAG.SEQUENCE);
+  outer.end();
+  return parseExtensionList(seq);
 }
 
 function parseBasicConstraints(value: Uint8Array): { ca: boolean; pathLen?: number } {
@@ -284,7 +292,17 @@ function parseKeyUsage(value: Uint8Array): Set<number> {
   return set;
 }
 
-export function parseCertificate(der: Uint8Array): Certificate {
+/** The signed envelope certificates and CRLs share: SEQUENCE { tbs, signatureAlgorithm, signatureValue }. */
+export interface SignedEnvelope {
+  root: DerNode;
+  tbsNode: DerNode;
+  /** The outer AlgorithmIdentifier, whose raw DER the tbs copy must repeat exactly. */
+  outerAlgNode: DerNode;
+  signatureAlgorithm: AlgorithmIdentifier;
+  signature: Uint8Array;
+}
+
+export function parseSignedEnvelope(der: Uint8Array): SignedEnvelope {
   const root = parseDer(der);
   const r = DerReader.of(root, TAG.SEQUENCE);
   const tbsNode = r.next(TAG.SEQUENCE);
@@ -292,7 +310,11 @@ export function parseCertificate(der: Uint8Array): Certificate {
   const signatureAlgorithm = parseAlgorithmIdentifier(outerAlgNode);
   const signature = readOctetAlignedBitString(r.next(TAG.BIT_STRING));
   r.end();
+  return { root, tbsNode, outerAlgNode, signatureAlgorithm, signature };
+}
 
+export function parseCertificate(der: Uint8Array): Certificate {
+  const { root, tbsNode, outerAlgNode, signatureAlgorithm, signature } = parseSignedEnvelope(der);
   const t = DerReader.of(tbsNode, TAG.SEQUENCE);
   let version = 1;
   const v = t.optional(contextTag(0));
