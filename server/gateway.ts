@@ -107,23 +107,24 @@ export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8A
   } catch (e) {
     return fail(outerProblem(e));
   }
-  if (!req.admit()) {
+  try {
     // Never processed, so not recorded: the request may come again once there is room.
-    opened.request.fill(0);
-    return fail('overloaded');
-  }
-  const refused = recordOnce(deps, keys, opened.keyId, opened.enc);
-  if (refused) {
-    opened.request.fill(0);
-    return fail(refused);
-  }
+    if (!req.admit()) return fail('overloaded');
+    const refused = recordOnce(deps, keys, opened.keyId, opened.enc);
+    if (refused) return fail(refused);
 
-  const res = await callInner(deps, opened.request, req.signal);
-  opened.request.fill(0);
-  const plain = await encodeWhole(res);
-  const sealed = opened.sealResponse(plain);
-  plain.fill(0);
-  return { ok: true, contentType: MEDIA.res, body: sealed };
+    const res = await callInner(deps, opened.request, req.signal);
+    opened.request.fill(0);
+    const plain = await encodeWhole(res);
+    const sealed = opened.sealResponse(plain);
+    plain.fill(0);
+    return { ok: true, contentType: MEDIA.res, body: sealed };
+  } finally {
+    // Whatever the outcome, neither the plaintext nor the request's HPKE secrets (which open
+    // this request and derive its response key) outlive it.
+    opened.request.fill(0);
+    opened.context.destroy();
+  }
 }
 
 export async function handleChunked(
@@ -139,12 +140,18 @@ export async function handleChunked(
   } catch (e) {
     return fail(outerProblem(e));
   }
+  const sealer = opened.responseSealer;
+  const refuse = (problem: ProblemKind): GatewayResult => {
+    opened.context.destroy();
+    wipeSealer(sealer);
+    return fail(problem);
+  };
   // The header is not authenticated yet, so a record made now is undone if the body fails to
   // open; recording before reading the body keeps two concurrent copies from both passing.
   const refused = recordOnce(deps, keys, opened.keyId, opened.enc);
   if (refused) {
     opened.request.cancel().catch(() => {});
-    return fail(refused);
+    return refuse(refused);
   }
   let plaintext: Uint8Array;
   try {
@@ -152,17 +159,19 @@ export async function handleChunked(
     plaintext = await readLimited(opened.request, deps.maxBodyBytes, { wipeChunks: true });
   } catch (e) {
     deps.replay.unrecord(opened.keyId, opened.enc);
-    return fail(outerProblem(e));
+    return refuse(outerProblem(e));
   }
+  // The whole request is open and the response key was derived with it: the request's HPKE
+  // secrets have no further use.
+  opened.context.destroy();
   if (!req.admit()) {
     deps.replay.unrecord(opened.keyId, opened.enc);
     plaintext.fill(0);
-    return fail('overloaded');
+    return refuse('overloaded');
   }
 
   const res = await callInner(deps, plaintext, req.signal);
   plaintext.fill(0);
-  const sealer = opened.responseSealer;
   if (!isEventStream(res) || res.body === null) {
     const plain = await encodeWhole(res);
     const out = concat(sealer.header, sealer.sealFinal(plain));
@@ -170,6 +179,20 @@ export async function handleChunked(
     return { ok: true, contentType: MEDIA.chunkedRes, body: out };
   }
   return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer) };
+}
+
+/**
+ * Wipes the response key of a chunked response that will not be completed. The sealer has no
+ * destroy(): it zeroes its key once the final chunk is sealed, so one is sealed and dropped
+ * (never sent, so the client sees the response cut, never complete).
+ */
+function wipeSealer(sealer: ResponseSealer): void {
+  if (sealer.finished) return;
+  try {
+    sealer.sealFinal(new Uint8Array(0));
+  } catch {
+    // already finished or unusable: nothing left to wipe
+  }
 }
 
 /** Decodes the Binary HTTP request and runs it through the inner app. Never throws. */
@@ -217,6 +240,7 @@ async function encodeWhole(res: Response): Promise<Uint8Array> {
 
 interface ResponseSealer {
   header: Uint8Array;
+  readonly finished: boolean;
   sealChunk(pt: Uint8Array): Uint8Array;
   sealFinal(pt: Uint8Array): Uint8Array;
 }
@@ -247,6 +271,7 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
           while (!r.done && r.value.byteLength === 0);
         } catch {
           // Leave the response without its final chunk: the client sees it truncated, never complete.
+          wipeSealer(sealer);
           controller.error(new ServerError('inner_stream_failed', 'inner response stream failed'));
           return;
         }
@@ -261,6 +286,7 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
         framed.fill(0);
       },
       async cancel() {
+        wipeSealer(sealer);
         await reader.cancel().catch(() => {});
       },
     },

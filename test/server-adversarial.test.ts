@@ -5,12 +5,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Engine } from '../engine/index.js';
 import { createRuntime } from '../server/app.js';
-import { handleChunked, type GatewayDeps } from '../server/gateway.js';
+import { handleChunked, handlePlain, type GatewayDeps } from '../server/gateway.js';
 import { createInnerApp } from '../server/inner/app.js';
 import { resolveLimits } from '../server/limits.js';
 import { ohttp } from '../server/ohttp.js';
 import { encodeRequest } from '../transport/bhttp.js';
 import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
+import type { Context } from '../transport/hpke.js';
+import { encapsulateRequest } from '../transport/ohttp.js';
 
 const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 
@@ -162,6 +164,78 @@ describe('plaintext does not outlive the request', () => {
       for (const c of seen) assert.ok(c.every((b) => b === 0), 'a refused request kept its plaintext');
     } finally {
       ohttp.decapsulateChunked = original;
+      runtime.sessions.close();
+    }
+  });
+});
+
+describe('per-request secrets do not outlive the request', () => {
+  const destroyed = (c: Context) => {
+    try {
+      c.export(new Uint8Array(0), 32);
+      return false;
+    } catch (e) {
+      return (e as { code?: string }).code === 'state';
+    }
+  };
+
+  test('the HPKE context and the response key are wiped: served, refused, or cancelled mid-stream', async () => {
+    const limits = resolveLimits({ maxBodyBytes: 16 * 1024 });
+    const runtime = createRuntime(limits);
+    const session = runtime.sessions.create();
+    const deps: GatewayDeps = { sessions: runtime.sessions, replay: runtime.replay, inner: { fetch: (r) => inner.fetch(r) }, maxBodyBytes: limits.maxBodyBytes };
+    const contexts: Context[] = [];
+    const sealers: Array<{ readonly finished: boolean }> = [];
+    const plain0 = ohttp.decapsulate;
+    const chunked0 = ohttp.decapsulateChunked;
+    ohttp.decapsulate = async (...args: Parameters<typeof plain0>) => {
+      const d = await plain0(...args);
+      contexts.push(d.context);
+      return d;
+    };
+    ohttp.decapsulateChunked = async (...args: Parameters<typeof chunked0>) => {
+      const d = await chunked0(...args);
+      contexts.push(d.context);
+      sealers.push(d.responseSealer);
+      return d;
+    };
+    const json = (extra: Record<string, unknown>) =>
+      encodeRequest({ method: 'POST', scheme: 'https', authority: 'x', path: '/v1/completions', headers: [['content-type', 'application/json']],
+        content: new TextEncoder().encode(JSON.stringify({ model: 'stories260K', prompt: 'Once', max_tokens: 100, temperature: 0, ...extra })) });
+    const gr = (admit = true) => ({ signal: new AbortController().signal, admit: () => admit });
+    const plain = (admit = true) => handlePlain(deps, new Blob([encapsulateRequest(session.config, json({})).bytes as Uint8Array<ArrayBuffer>]).stream(), gr(admit));
+    const chunked = (extra: Record<string, unknown>, admit = true) => {
+      const e = encapsulateChunkedRequest(session.config);
+      return handleChunked(deps, new Blob([e.header as Uint8Array<ArrayBuffer>, e.sealFinal(json(extra)) as Uint8Array<ArrayBuffer>]).stream(), gr(admit));
+    };
+    const expectWiped = (what: string) => {
+      assert.equal(contexts.length, 1, what);
+      assert.ok(destroyed(contexts[0]!), `${what}: the request's HPKE context is still usable`);
+      for (const s of sealers) assert.ok(s.finished, `${what}: the response key is still live`);
+      contexts.length = 0;
+      sealers.length = 0;
+    };
+    try {
+      assert.equal((await plain()).ok, true);
+      expectWiped('plain, served');
+      assert.deepEqual(await plain(false), { ok: false, problem: 'overloaded' });
+      expectWiped('plain, overloaded');
+
+      assert.equal((await chunked({})).ok, true);
+      expectWiped('chunked, served');
+      assert.deepEqual(await chunked({}, false), { ok: false, problem: 'overloaded' });
+      expectWiped('chunked, overloaded');
+
+      const streamed = await chunked({ stream: true });
+      assert.ok(streamed.ok && streamed.body instanceof ReadableStream);
+      const reader = streamed.body.getReader();
+      await reader.read(); // response header and head
+      await reader.read(); // one event
+      await reader.cancel(); // the client leaves
+      expectWiped('chunked, stream cancelled');
+    } finally {
+      ohttp.decapsulate = plain0;
+      ohttp.decapsulateChunked = chunked0;
       runtime.sessions.close();
     }
   });
