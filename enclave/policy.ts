@@ -4,7 +4,7 @@
 // Common and SEV-SNP keys are parsed here; TDX keys are collected in `tdx` and interpreted by the
 // TDX verifier (enclave/tdx/), which validates them.
 import { AttestationError } from './errors.js';
-import { fromHex } from './encoding.js';
+import { badPolicyKey as bad, policyHex as hexKey, policyObject } from './policy-doc.js';
 import type { Platform } from './providers/types.js';
 import { defaultTdxPolicy, parseTdxPolicy, type TdxPolicy } from './tdx/policy.js';
 
@@ -56,18 +56,6 @@ export function defaultPolicy(): Policy {
   return p;
 }
 
-function bad(key: string, why: string): never {
-  throw new AttestationError('policy_invalid', `policy key '${key}': ${why}`);
-}
-
-function hexKey(key: string, v: unknown, bytes: number): Uint8Array {
-  try {
-    return fromHex(v, 'policy_invalid', bytes);
-  } catch {
-    return bad(key, `expected ${bytes} bytes of hex`);
-  }
-}
-
 function u8(key: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255) bad(key, 'expected an integer 0..255');
   return v;
@@ -75,17 +63,8 @@ function u8(key: string, v: unknown): number {
 
 /** Parses a policy document (already JSON-decoded, or a JSON string). */
 export function parsePolicy(input: unknown): Policy {
-  let doc = input;
-  if (typeof input === 'string') {
-    try {
-      doc = JSON.parse(input);
-    } catch {
-      throw new AttestationError('policy_invalid', 'policy is not valid JSON');
-    }
-  }
-  if (doc === undefined || doc === null) return defaultPolicy();
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new AttestationError('policy_invalid', 'policy must be a JSON object');
-  const o = doc as Record<string, unknown>;
+  const o = policyObject(input);
+  if (o === undefined) return defaultPolicy();
   const known = new Set<string>([...COMMON_KEYS, ...SEV_SNP_KEYS, ...TDX_KEYS]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new AttestationError('policy_unknown_key', `unknown policy key '${k}'`);
 

@@ -4,6 +4,7 @@
 // u64 in the quote, so their hex reads byte by byte, not as a number).
 import { AttestationError } from '../errors.js';
 import { bytesEqual } from '../pki/verify.js';
+import { badPolicyKey as bad, policyHex as hexBytes, policyObject } from '../policy-doc.js';
 import { TCB_VERDICT_STATUSES, type TcbStatus } from './collateral.js';
 
 export interface TdxPolicy {
@@ -41,17 +42,6 @@ export const TDX_POLICY_KEYS = [
 
 const PARSED = new WeakSet<object>();
 
-function bad(key: string, why: string): never {
-  throw new AttestationError('policy_invalid', `policy key '${key}': ${why}`);
-}
-
-function hexBytes(key: string, v: unknown, bytes: number): Uint8Array {
-  if (typeof v !== 'string' || v.length !== bytes * 2 || !/^[0-9a-fA-F]*$/.test(v)) bad(key, `expected ${bytes} bytes of hex`);
-  const out = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) out[i] = parseInt(v.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
 function hexList(key: string, v: unknown, bytes: number, allowSingle: boolean): Uint8Array[] {
   const list = Array.isArray(v) ? v : allowSingle ? [v] : bad(key, 'expected an array of hex strings');
   if (list.length === 0) bad(key, 'an empty list would accept nothing');
@@ -67,17 +57,8 @@ export function defaultTdxPolicy(): TdxPolicy {
 /** Validates the TDX keys of a policy document (a JSON object or JSON text). */
 export function parseTdxPolicy(input: unknown): TdxPolicy {
   if (isTdxPolicy(input)) return input;
-  let doc = input;
-  if (typeof input === 'string') {
-    try {
-      doc = JSON.parse(input);
-    } catch {
-      throw new AttestationError('policy_invalid', 'policy is not valid JSON');
-    }
-  }
-  if (doc === undefined || doc === null) return defaultTdxPolicy();
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new AttestationError('policy_invalid', 'policy must be a JSON object');
-  const o = doc as Record<string, unknown>;
+  const o = policyObject(input);
+  if (o === undefined) return defaultTdxPolicy();
   for (const k of Object.keys(o)) {
     if (!(TDX_POLICY_KEYS as readonly string[]).includes(k)) throw new AttestationError('policy_unknown_key', `unknown TDX policy key '${k}'`);
   }
