@@ -34,6 +34,12 @@ export interface RunningServer {
 /** After cancelling, how long to wait for cancelled requests to unwind before cutting connections. */
 const CANCEL_SETTLE_MS = 2000;
 
+/** A quarter of the shorter timeout (so each fires at most 25% late), between 50 ms and 1 s. */
+export function connectionsCheckingInterval(limits: Pick<Limits, 'headersTimeoutMs' | 'requestTimeoutMs'>): number {
+  const shorter = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  return Math.max(50, Math.min(1000, Math.floor(shorter / 4)));
+}
+
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   // The gateway does one X25519 and many AEAD operations per request: use OpenSSL for both.
   useNodeCrypto(nodeCrypto);
@@ -45,6 +51,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     serverOptions: {
       requestTimeout: opts.limits.requestTimeoutMs,
       headersTimeout: opts.limits.headersTimeoutMs,
+      // Node checks both timeouts only this often (30 s by default), so a slow client would
+      // otherwise hold its socket up to 30 s past them; check often enough to honour them.
+      connectionsCheckingInterval: connectionsCheckingInterval(opts.limits),
       keepAliveTimeout: 5000,
     },
   }) as Server;

@@ -2,11 +2,14 @@
 // leaves nothing behind. The inner cases run on the plaintext twin of the inner app (the same
 // code the gateway calls after decryption) with the real engine and bundled model.
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Engine } from '../engine/index.js';
 import { createRuntime } from '../server/app.js';
 import { handleChunked, handlePlain, type GatewayDeps } from '../server/gateway.js';
+import { createProvider } from '../enclave/providers/index.js';
 import { createInnerApp } from '../server/inner/app.js';
+import { startServer } from '../server/lifecycle.js';
 import { resolveLimits } from '../server/limits.js';
 import { ohttp } from '../server/ohttp.js';
 import { encodeRequest } from '../transport/bhttp.js';
@@ -237,6 +240,44 @@ describe('per-request secrets do not outlive the request', () => {
       ohttp.decapsulate = plain0;
       ohttp.decapsulateChunked = chunked0;
       runtime.sessions.close();
+    }
+  });
+});
+
+describe('slow clients', () => {
+  /** Writes `head` and stalls; resolves with how long the server kept the socket and its first line. */
+  function stall(port: number, head: string): Promise<{ ms: number; line: string }> {
+    return new Promise((resolve) => {
+      const t0 = Date.now();
+      const s = net.connect(port, '127.0.0.1');
+      let out = '';
+      s.on('data', (d) => (out += d.toString('latin1')));
+      s.on('error', () => {});
+      s.on('close', () => resolve({ ms: Date.now() - t0, line: out.split('\r\n')[0]! }));
+      s.write(head);
+      // Bound the test: a socket still open here failed it anyway.
+      setTimeout(() => s.destroy(), 5000).unref();
+    });
+  }
+
+  test('stalled headers and bodies are cut at the configured timeouts, not Node\'s 30 s check', async () => {
+    const provider = await createProvider('simulated', { simulation: { modelDigest: engine.model.digest } });
+    const s = await startServer({ engine, provider, limits: resolveLimits({ requestTimeoutMs: 400, headersTimeoutMs: 200 }), host: '127.0.0.1', port: 0 });
+    try {
+      const results = await Promise.all([
+        stall(s.port, 'POST /v1/ohttp HTTP/1.1\r\nHost: x\r\n'),
+        stall(s.port, 'POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-req\r\nContent-Length: 100\r\n\r\nabc'),
+        stall(s.port, 'POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-chunked-req\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\x00\x00\x20\r\n'),
+      ]);
+      for (const r of results) {
+        assert.ok(r.ms < 2000, `socket held ${r.ms} ms`);
+        assert.equal(r.line, 'HTTP/1.1 408 Request Timeout');
+      }
+      assert.equal(s.runtime.tracker.size, 0);
+      assert.equal((await fetch(`${s.url}/healthz`)).status, 200);
+    } finally {
+      await s.close();
+      provider.close?.();
     }
   });
 });
