@@ -8,6 +8,7 @@ import { buildEvidence, parseEvidenceJson, verifyEvidence, type EvidenceJson } f
 import { computeReportData } from '../enclave/binding.js';
 import { createSimulatedProvider } from '../enclave/providers/simulated.js';
 import type { EvidenceProvider } from '../enclave/providers/types.js';
+import { Rng } from './fixtures/tdx/fuzz.js';
 
 const modelDigest = createHash('sha256').update('stories260K manifest').digest('hex');
 const provider = await createSimulatedProvider({ modelDigest, codeDigest: new Uint8Array(32).fill(1) });
@@ -184,13 +185,8 @@ test('strict shape', async () => {
 });
 
 function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 const text = JSON.stringify(ev);

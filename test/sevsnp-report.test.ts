@@ -2,14 +2,14 @@
 // (length, version, every reserved byte), TCB decoding per product, and 10,000 hostile inputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { AttestationError } from '../enclave/errors.js';
 import {
   decodeTcb, encodeReport, encodeTcb, parseReport, productFromCpuid, REPORT_SIZE, tcbReservedZero, reportToJson,
 } from '../enclave/sev-snp/report.js';
+import { sevFile } from './fixtures/attestation.js';
+import { Rng } from './fixtures/tdx/fuzz.js';
 
-const SEV = new URL('../../shared/attestation/sev-snp/', import.meta.url);
-const real = new Uint8Array(readFileSync(new URL('attestation.bin', SEV)));
+const real = sevFile('attestation.bin');
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 function code(f: () => unknown): string {
@@ -150,13 +150,8 @@ test('product from CPUID', () => {
 
 // Deterministic xorshift PRNG so a failure is reproducible.
 function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 test('10,000 random and mutated inputs: a report or an AttestationError, nothing else', () => {

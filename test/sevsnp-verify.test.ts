@@ -2,7 +2,6 @@
 // reports signed by the simulated chain (to reach checks a genuine signature cannot be bent to).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { AttestationError } from '../enclave/errors.js';
 import { parsePolicy } from '../enclave/policy.js';
 import { encodeReport, encodeTcb, parseReport, OFF, SIGNED_LENGTH, type ReportFields } from '../enclave/sev-snp/report.js';
@@ -10,12 +9,12 @@ import { verifyReportWithVcek, verifySevSnpReport, verifyVcekChain } from '../en
 import { createSimulatedChain, signReportBody } from '../enclave/providers/sim-chain.js';
 import { ARK_GENOA_PEM, ASK_GENOA_PEM } from '../enclave/roots/amd-genoa.js';
 import { ARK_MILAN_PEM } from '../enclave/roots/amd-milan.js';
+import { sevFile } from './fixtures/attestation.js';
 
-const SEV = new URL('../../shared/attestation/sev-snp/', import.meta.url);
-const read = (f: string) => new Uint8Array(readFileSync(new URL(f, SEV)));
+const read = sevFile;
 const report = read('attestation.bin');
 const vcek = read('vcek.testcer');
-const milanChain = readFileSync(new URL('ask_ark_milan.pem', SEV), 'utf8');
+const milanChain = new TextDecoder().decode(sevFile('ask_ark_milan.pem'));
 const AT = Date.UTC(2025, 0, 1) / 1000; // inside the VCEK's validity (2022-09-24 .. 2029-09-24)
 const DEBUG_OK = { allowDebug: true }; // the real report was taken from a debug-enabled guest
 

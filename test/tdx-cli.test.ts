@@ -1,14 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runVerifyTdx, type Io } from '../cli/verify-tdx.js';
+import { TDX_DIR, tdxFile } from './fixtures/attestation.js';
 import { REAL_PCK_TCB, REAL_TEE_TCB_SVN, buildSynthetic, setLevel } from './fixtures/tdx/synthetic.js';
 
-const TDX = new URL('../../shared/attestation/tdx/', import.meta.url);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const file = (f: string): Uint8Array => new Uint8Array(readFileSync(new URL(f, TDX)));
+const file = tdxFile;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 const FILES: Record<string, Uint8Array> = {
@@ -138,7 +137,7 @@ test('the module runs as a program: --help exits 0, a padded quote file exits 30
   const help = spawnSync(process.execPath, ['--import', 'tsx', 'cli/verify-tdx.ts', '--help'], { cwd: REPO, encoding: 'utf8' });
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /usage: sealed verify tdx --quote FILE/);
-  const quote = fileURLToPath(new URL('tdx_prod_quote_SPR_E4.dat', TDX));
+  const quote = fileURLToPath(new URL('tdx_prod_quote_SPR_E4.dat', TDX_DIR));
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'cli/verify-tdx.ts', '--quote', quote], { cwd: REPO, encoding: 'utf8' });
   assert.equal(r.status, 30);
   assert.match(r.stderr, /^malformed: tdx_quote_trailing_data/);

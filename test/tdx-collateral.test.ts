@@ -1,28 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { AttestationError } from '../enclave/errors.js';
 import { parseQeIdentity, parseTcbInfo, topLevelMembers } from '../enclave/tdx/collateral.js';
 import { SGX_EXTENSION_OID, parsePckExtensions } from '../enclave/tdx/pck.js';
 import { parseQuote } from '../enclave/tdx/quote.js';
 import { parseCertificates, toHex, type Certificate } from '../enclave/pki/index.js';
 import { Rng, mutate } from './fixtures/tdx/fuzz.js';
+import { errorCode, tdxFile } from './fixtures/attestation.js';
 
-const TDX = new URL('../../shared/attestation/tdx/', import.meta.url);
-const file = (f: string): Uint8Array => new Uint8Array(readFileSync(new URL(f, TDX)));
+const file = tdxFile;
 const TCB = file('sample_tcbInfo_response');
 const QE = file('sample_qeIdentity_response');
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
-const code = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof AttestationError, String(e));
-    return e.code;
-  }
-  return 'accepted';
-};
+const code = errorCode;
 
 test('the signed bytes are the exact raw span of the member, whitespace and escapes included', () => {
   const m = topLevelMembers(enc(' {"a" : { "x":"q\\"}" , "y":[1, {"z":null}] } ,"signature":"00"}\n'), 'c');

@@ -1,26 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { AttestationError } from '../enclave/errors.js';
 import { INTEL_QE_VENDOR_ID, parseQuote } from '../enclave/tdx/quote.js';
 import { parseCertificates, toHex } from '../enclave/pki/index.js';
 import { Rng, mutate } from './fixtures/tdx/fuzz.js';
+import { errorCode, tdxFile } from './fixtures/attestation.js';
 
-const TDX = new URL('../../shared/attestation/tdx/', import.meta.url);
-const FILE_V4 = new Uint8Array(readFileSync(new URL('tdx_prod_quote_SPR_E4.dat', TDX)));
-const V5 = new Uint8Array(readFileSync(new URL('quote_v5_sample.dat', TDX)));
+const FILE_V4 = tdxFile('tdx_prod_quote_SPR_E4.dat');
+const V5 = tdxFile('quote_v5_sample.dat');
 // go-tdx-guest appended test padding after the v4 quote's signature data; the quote proper is 4935 bytes.
 const V4 = FILE_V4.subarray(0, 4935);
 const hex = (b: Uint8Array): string => toHex(b);
-const code = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof AttestationError, String(e));
-    return e.code;
-  }
-  return 'accepted';
-};
+const code = errorCode;
 
 // TD report body offsets from Intel's TDX DCAP Quoting Library API ("TD Quote Body"), relative to the body.
 const BODY = { teeTcbSvn: [0, 16], mrSeam: [16, 48], mrSignerSeam: [64, 48], seamAttributes: [112, 8], tdAttributes: [120, 8], xfam: [128, 8], mrTd: [136, 48], mrConfigId: [184, 48], mrOwner: [232, 48], mrOwnerConfig: [280, 48], rtmr0: [328, 48], rtmr3: [472, 48], reportData: [520, 64] } as const;

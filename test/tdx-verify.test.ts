@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { AttestationError } from '../enclave/errors.js';
 import { verifyTdxQuote, type TdxCollateral, type VerifyTdxOptions } from '../enclave/tdx/verify.js';
 import { parsePckExtensions } from '../enclave/tdx/pck.js';
@@ -9,9 +8,9 @@ import { checkTdDefaults } from '../enclave/tdx/policy.js';
 import { parseCertificates, toHex } from '../enclave/pki/index.js';
 import { INTEL_SGX_ROOT_CA_PEM, INTEL_SGX_ROOT_CA_SHA256 } from '../enclave/roots/intel-sgx-root.js';
 import { createHash } from 'node:crypto';
+import { sevFile, tdxFile } from './fixtures/attestation.js';
 
-const TDX = new URL('../../shared/attestation/tdx/', import.meta.url);
-const file = (f: string): Uint8Array => new Uint8Array(readFileSync(new URL(f, TDX)));
+const file = tdxFile;
 // The shared file carries 39 bytes of go-tdx-guest test padding after the quote (see tdx-quote.test.ts).
 const QUOTE = file('tdx_prod_quote_SPR_E4.dat').subarray(0, 4935);
 const AT = new Date(1688083200 * 1000); // 2023-06-30T00:00:00Z, inside every collateral window
@@ -169,7 +168,7 @@ test('trusted time outside a validity window is rejected, naming the artefact', 
 });
 
 test('a different root of trust is refused', async () => {
-  const ark = new TextDecoder().decode(readFileSync(new URL('../sev-snp/ask_ark_milan.pem', TDX))).split(/(?=-----BEGIN)/)[1];
+  const ark = new TextDecoder().decode(sevFile('ask_ark_milan.pem')).split(/(?=-----BEGIN)/)[1];
   await rejects({ intelRoot: ark, collateral: {}, policy: NO_TCB }, 'tdx_pck_chain_untrusted_root');
   await rejects({ intelRoot: ark }, 'tdx_root_crl_issuer_mismatch');
   await rejects({ intelRoot: 'junk', collateral: {}, policy: NO_TCB }, 'tdx_intel_root_malformed');

@@ -18,6 +18,7 @@ import {
   ChunkFramer, ChunkedRequestReader, encapsulateChunkedRequest, decapsulateChunkedRequest,
 } from '../transport/chunked-ohttp.js';
 import { AEAD_AES_128_GCM, AEAD_CHACHA20_POLY1305, aeadSeal } from '../transport/hpke.js';
+import { Rng } from './fixtures/tdx/fuzz.js';
 
 const VECTORS = new URL('../../shared/vectors/', import.meta.url);
 const read = (f: string) => JSON.parse(readFileSync(new URL(f, VECTORS), 'utf8'));
@@ -34,14 +35,8 @@ const N_DH = 300;
 
 // Deterministic PRNG (xorshift32) so any failure names a reproducible case.
 function prng(seed: number) {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
-  return (n: number) => next() % n;
+  const r = new Rng(seed);
+  return (n: number) => r.int(n);
 }
 type Rnd = ReturnType<typeof prng>;
 
