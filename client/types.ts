@@ -6,10 +6,10 @@ export interface ChatMessage {
   content: string;
 }
 
-export interface ChatParams {
+/** What chat and plain completions share: the model and the sampling knobs. */
+export interface SamplingParams {
   /** Defaults to the attested model's id. */
   model?: string;
-  messages: ChatMessage[];
   max_tokens?: number;
   temperature?: number;
   top_p?: number;
@@ -19,16 +19,12 @@ export interface ChatParams {
   [key: string]: unknown;
 }
 
-export interface CompletionParams {
-  model?: string;
+export interface ChatParams extends SamplingParams {
+  messages: ChatMessage[];
+}
+
+export interface CompletionParams extends SamplingParams {
   prompt: string;
-  max_tokens?: number;
-  temperature?: number;
-  top_p?: number;
-  stop?: string | string[];
-  seed?: number;
-  stream?: boolean;
-  [key: string]: unknown;
 }
 
 export interface Usage {
