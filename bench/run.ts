@@ -16,7 +16,7 @@ import { round } from './stats.js';
 import { evaluateTargets } from './targets.js';
 import { MODES } from './types.js';
 import process from 'node:process';
-import type { BenchReport, CpuRow, ModeDriver, ModeName, RequestSample, RunResult, Workload } from './types.js';
+import type { BenchReport, Completed, CpuRow, ModeDriver, ModeName, RequestSample, RunResult, Workload } from './types.js';
 
 /** Turns each mode takes at one concurrency level (more would cut rounds below a full batch). */
 const MAX_ROUNDS = 2;
@@ -26,11 +26,11 @@ export const PROMPT = 'Once upon a time, there was a little girl named Lily. She
 
 export type Progress = (message: string, transient?: boolean) => void;
 
-async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Promise<{ driver: ModeDriver; modelId?: string; promptTokens?: number }> {
+async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Promise<{ driver: ModeDriver; modelId?: string }> {
   switch (mode) {
     case 'engine': {
       const engine = await createEngine({ modelDir: o.modelDir, threads: o.threads, maxBatch });
-      return { driver: engineDriver(engine), modelId: engine.model.id, promptTokens: engine.encode(PROMPT).length };
+      return { driver: engineDriver(engine), modelId: engine.model.id };
     }
     case 'plaintext-http':
       return { driver: await createPlaintextHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
@@ -48,12 +48,12 @@ async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Pr
  * then one burst at the top concurrency with short completions (batch shapes,
  * pools, JIT).
  */
-async function warmUp(driver: ModeDriver, work: Workload, maxConcurrency: number): Promise<string | undefined> {
-  const { text } = await driver.request(work, () => {}, true);
+async function warmUp(driver: ModeDriver, work: Workload, maxConcurrency: number): Promise<Completed> {
+  const first = await driver.request(work, () => {}, true);
   await timeRequest(driver, work);
   const short = { ...work, maxTokens: Math.min(work.maxTokens, 16) };
   await Promise.all(Array.from({ length: maxConcurrency }, () => timeRequest(driver, short)));
-  return text;
+  return first;
 }
 
 function describeError(err: unknown): { code: string; message: string } {
@@ -79,6 +79,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   const drivers: ModeDriver[] = [];
   const texts = new Map<ModeName, string>();
   const cpuRows: CpuRow[] = [];
+  const promptCounts = new Map<ModeName, number>();
   try {
     // Start every mode at once (model loads, server children booting); nothing is timed yet.
     progress(`starting ${o.modes.join(', ')}`);
@@ -91,19 +92,25 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
         progress(`${mode}: unavailable (${describeError(s.reason).code}: ${describeError(s.reason).message})`);
         continue;
       }
-      const { driver, modelId, promptTokens } = s.value;
+      const { driver, modelId } = s.value;
       if (modelId) report.model = modelId;
-      if (promptTokens !== undefined) report.prompt_tokens = promptTokens;
       progress(`${mode}: warming up`);
       try {
-        const text = await warmUp(driver, work, maxConcurrency);
-        if (text !== undefined) texts.set(mode, text);
+        const first = await warmUp(driver, work, maxConcurrency);
+        if (first.text !== undefined) texts.set(mode, first.text);
+        if (first.promptTokens !== undefined) promptCounts.set(mode, first.promptTokens);
         drivers.push(driver);
       } catch (err) {
         errors.push({ mode, ...describeError(err) });
         progress(`${mode}: failed in warm-up (${describeError(err).code}: ${describeError(err).message})`);
         await driver.close().catch(() => undefined);
       }
+    }
+    // Every mode must have seen the same prompt; the report names the count only when they agree.
+    const counts = [...new Set(promptCounts.values())];
+    if (counts.length === 1) report.prompt_tokens = counts[0];
+    else if (counts.length > 1) {
+      errors.push({ mode: [...promptCounts.keys()].join(','), code: 'prompt_mismatch', message: `modes counted different prompt lengths: ${[...promptCounts].map(([m, n]) => `${m} ${n}`).join(', ')}` });
     }
     const check = compareOutputs(texts);
     report.outputs_identical = check.identical;

@@ -36,6 +36,8 @@ export interface Workload {
 export interface Completed {
   tokens: number;
   text?: string;
+  /** Prompt tokens as the producer counted them (engine done event, usage chunk, input tensor). */
+  promptTokens?: number;
 }
 
 /**

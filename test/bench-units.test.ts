@@ -284,7 +284,7 @@ function streamOf(parts: string[]): ReadableStream<Uint8Array> {
 test('consumeCompletionStream counts text chunks as they arrive and trusts usage for tokens', async () => {
   const ev = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
   let seen = 0;
-  const { tokens, text } = await consumeCompletionStream(streamOf([
+  const { tokens, text, promptTokens } = await consumeCompletionStream(streamOf([
     ev({ choices: [{ text: 'Once', finish_reason: null }] }),
     ev({ choices: [{ text: ' upon', finish_reason: null }] }).slice(0, 7),
     ev({ choices: [{ text: ' upon', finish_reason: null }] }).slice(7),
@@ -295,9 +295,10 @@ test('consumeCompletionStream counts text chunks as they arrive and trusts usage
   assert.equal(seen, 2);
   assert.equal(tokens, 3);
   assert.equal(text, 'Once upon');
+  assert.equal(promptTokens, 20);
   // Without usage the chunk count stands in; chat deltas count too.
   const n = await consumeCompletionStream(streamOf([ev({ choices: [{ delta: { content: 'a' } }] }), 'data: [DONE]\n\n']), () => {});
-  assert.deepEqual(n, { tokens: 1, text: 'a' });
+  assert.deepEqual(n, { tokens: 1, text: 'a', promptTokens: undefined });
 });
 
 test('consumeCompletionStream rejects a stream cut before [DONE]', async () => {

@@ -60,12 +60,14 @@ export async function createEncryptedHttpDriver(opts: { modelDir: string; thread
       let chunks = 0;
       let out = '';
       let usage: number | undefined;
+      let promptTokens: number | undefined;
       for await (const chunk of stream) {
         const text = chunk.choices[0]?.text;
         if (typeof text === 'string' && text.length > 0) { chunks++; out += text; onToken(); }
         if (typeof chunk.usage?.completion_tokens === 'number') usage = chunk.usage.completion_tokens;
+        if (typeof chunk.usage?.prompt_tokens === 'number') promptTokens = chunk.usage.prompt_tokens;
       }
-      return { tokens: usage ?? chunks, text: out };
+      return { tokens: usage ?? chunks, text: out, promptTokens };
     },
     async extras(): Promise<Record<string, number>> {
       const out: Record<string, number> = {};

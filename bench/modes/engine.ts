@@ -16,13 +16,14 @@ export function engineDriver(engine: Engine): ModeDriver {
     name: 'engine',
     async request(work: Workload, onToken: () => void): Promise<Completed> {
       let tokens = -1;
+      let promptTokens = 0;
       let text = '';
       for await (const ev of engine.generate({ prompt: work.prompt, maxTokens: work.maxTokens, temperature: 0 })) {
         if (ev.type === 'delta') { text += ev.text; onToken(); }
-        else if (ev.type === 'done') tokens = ev.completionTokens;
+        else if (ev.type === 'done') { tokens = ev.completionTokens; promptTokens = ev.promptTokens; }
       }
       if (tokens < 0) throw new BenchError('mode_failed', 'engine stream ended without a done event');
-      return { tokens, text };
+      return { tokens, text, promptTokens };
     },
     async close(): Promise<void> {
       await engine.close();

@@ -31,6 +31,7 @@ export async function consumeCompletionStream(body: ReadableStream<Uint8Array>, 
   let chunks = 0;
   let out = '';
   let usageTokens: number | undefined;
+  let promptTokens: number | undefined;
   let done = false;
   const reader = body.getReader();
   for (;;) {
@@ -38,16 +39,20 @@ export async function consumeCompletionStream(body: ReadableStream<Uint8Array>, 
     if (eof) break;
     for (const data of parser.push(value)) {
       if (data === '[DONE]') { done = true; continue; }
-      const ev = JSON.parse(data) as { choices?: { text?: string; delta?: { content?: string } }[]; usage?: { completion_tokens?: number } | null };
+      const ev = JSON.parse(data) as {
+        choices?: { text?: string; delta?: { content?: string } }[];
+        usage?: { completion_tokens?: number; prompt_tokens?: number } | null;
+      };
       const c = ev.choices?.[0];
       const text = c?.text ?? c?.delta?.content;
       if (typeof text === 'string' && text.length > 0) { chunks++; out += text; onToken(); }
       if (typeof ev.usage?.completion_tokens === 'number') usageTokens = ev.usage.completion_tokens;
+      if (typeof ev.usage?.prompt_tokens === 'number') promptTokens = ev.usage.prompt_tokens;
     }
   }
   parser.end();
   if (!done) throw new BenchError('mode_failed', 'event stream ended without [DONE]');
-  return { tokens: usageTokens ?? chunks, text: out };
+  return { tokens: usageTokens ?? chunks, text: out, promptTokens };
 }
 
 export async function createPlaintextHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {

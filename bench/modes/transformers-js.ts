@@ -58,10 +58,10 @@ export async function createTransformersJsDriver(opts: { modelDir: string; threa
         ...inputs, max_new_tokens: work.maxTokens, do_sample: false, streamer,
       })) as Tensor;
       const tokens = out.dims[1] - promptLen;
-      if (!wantText) return { tokens };
+      if (!wantText) return { tokens, promptTokens: promptLen };
       // Decoding is the caller's extra, outside the streamed timings that matter (TTFT, ITL).
       const ids = Array.from(out.data as ArrayLike<bigint>).slice(promptLen);
-      return { tokens, text: tokenizer.decode(ids, { skip_special_tokens: true }) };
+      return { tokens, text: tokenizer.decode(ids, { skip_special_tokens: true }), promptTokens: promptLen };
     },
     async close(): Promise<void> {
       await model.dispose?.();
