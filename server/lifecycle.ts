@@ -3,7 +3,7 @@
 // destroy every session key. The engine and evidence provider belong to the caller.
 import * as nodeCrypto from 'node:crypto';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { EvidenceProvider } from '../enclave/providers/types.js';
 import { useNodeCrypto } from '../transport/node-backend.js';
@@ -11,6 +11,7 @@ import { createApp, createRuntime, type ServerRuntime } from './app.js';
 import type { InferenceEngine } from './engine.js';
 import type { Limits } from './limits.js';
 import { silentLogger, type Logger } from './log.js';
+import { rawProblemResponse, type ProblemKind } from './problem.js';
 
 export interface StartOptions {
   engine: InferenceEngine;
@@ -58,6 +59,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     },
   }) as Server;
 
+  server.on('clientError', answerClientError);
+
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error) => reject(e);
     server.once('error', onError);
@@ -87,4 +90,26 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   };
 
   return { url: `http://${hostForUrl}:${addr.port}`, host: addr.address, port: addr.port, runtime, close };
+}
+
+/** Node's parser error codes with their own status; any other parse error is 400. */
+const CLIENT_ERRORS: Record<string, ProblemKind> = {
+  ERR_HTTP_REQUEST_TIMEOUT: 'request_timeout',
+  HPE_HEADER_OVERFLOW: 'headers_too_large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'too_large',
+};
+
+/**
+ * Answers what Node's HTTP layer refuses (unparseable requests, header or request timeouts) with
+ * a problem document like every other outer error, instead of Node's bare status line. Nothing
+ * from the request (`err.rawPacket`) is read or echoed. As Node does, no answer is written once a
+ * response on this connection has started, nor to a socket that can no longer be written.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rawProblemResponse(CLIENT_ERRORS[err.code ?? ''] ?? 'bad_request'), () => socket.destroy());
 }

@@ -7,6 +7,8 @@ const PROBLEMS = {
   bad_request: { type: 'about:blank', title: 'Bad Request', status: 400, detail: 'The request is malformed.' },
   bad_nonce: { type: 'about:blank', title: 'Bad Request', status: 400, detail: 'nonce must be 64 hexadecimal digits.' },
   too_large: { type: 'about:blank', title: 'Content Too Large', status: 413 },
+  request_timeout: { type: 'about:blank', title: 'Request Timeout', status: 408, detail: 'The request did not arrive in time.' },
+  headers_too_large: { type: 'about:blank', title: 'Request Header Fields Too Large', status: 431 },
   media_type: {
     type: 'about:blank',
     title: 'Unsupported Media Type',
@@ -52,4 +54,21 @@ export function problemJson(kind: ProblemKind): string {
 /** The problem document for `kind` as a Response. */
 export function problemResponse(kind: ProblemKind, extraHeaders: Record<string, string> = {}): Response {
   return new Response(problemJson(kind), { status: problemStatus(kind), headers: { ...PROBLEM_HEADERS, ...extraHeaders } });
+}
+
+/**
+ * The problem document for `kind` as a whole HTTP/1.1 response that closes the connection, for
+ * errors Node's HTTP parser finds before any request reaches the app.
+ */
+export function rawProblemResponse(kind: ProblemKind): string {
+  const p = PROBLEMS[kind];
+  const body = problemJson(kind);
+  return (
+    `HTTP/1.1 ${p.status} ${p.title}\r\n` +
+    `content-type: ${PROBLEM_HEADERS['content-type']}\r\n` +
+    `cache-control: ${PROBLEM_HEADERS['cache-control']}\r\n` +
+    `content-length: ${new TextEncoder().encode(body).byteLength}\r\n` +
+    'connection: close\r\n\r\n' +
+    body
+  );
 }

@@ -246,19 +246,52 @@ describe('per-request secrets do not outlive the request', () => {
 
 describe('slow clients', () => {
   /** Writes `head` and stalls; resolves with how long the server kept the socket and its first line. */
-  function stall(port: number, head: string): Promise<{ ms: number; line: string }> {
+  function stall(port: number, head: string): Promise<{ ms: number; line: string; out: string }> {
     return new Promise((resolve) => {
       const t0 = Date.now();
       const s = net.connect(port, '127.0.0.1');
       let out = '';
       s.on('data', (d) => (out += d.toString('latin1')));
       s.on('error', () => {});
-      s.on('close', () => resolve({ ms: Date.now() - t0, line: out.split('\r\n')[0]! }));
+      s.on('close', () => resolve({ ms: Date.now() - t0, line: out.split('\r\n')[0]!, out }));
       s.write(head);
       // Bound the test: a socket still open here failed it anyway.
       setTimeout(() => s.destroy(), 5000).unref();
     });
   }
+
+  /** The problem document of a raw HTTP response (asserting its media type). */
+  function problemOf(raw: string): { status: number } {
+    const [head, body] = raw.split('\r\n\r\n');
+    assert.match(head!, /\r\ncontent-type: application\/problem\+json\r\n/i, head);
+    return JSON.parse(body!);
+  }
+
+  test('requests Node cannot parse get a problem document, echoing nothing, and the server stays up', async () => {
+    const provider = await createProvider('simulated', { simulation: { modelDigest: engine.model.digest } });
+    const s = await startServer({ engine, provider, limits: resolveLimits({}), host: '127.0.0.1', port: 0 });
+    const MARK = 'zz-marker-zz';
+    try {
+      const cases: Array<[string, number]> = [
+        [`POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${MARK}`, 400],
+        [`POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n${MARK}`, 400],
+        [`${MARK} /healthz HTTP/1.1\r\nHost: x\r\n\r\n`, 400],
+        [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-${MARK}: a\x01b\r\n\r\n`, 400],
+        [`POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n${MARK}`, 400],
+        [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${MARK}${'a'.repeat(20_000)}\r\n\r\n`, 431],
+      ];
+      for (const [req, status] of cases) {
+        const r = await stall(s.port, req);
+        assert.ok(r.line.startsWith(`HTTP/1.1 ${status} `), r.line);
+        assert.equal(problemOf(r.out).status, status);
+        assert.ok(!r.out.includes(MARK));
+      }
+      assert.equal((await fetch(`${s.url}/healthz`)).status, 200);
+    } finally {
+      await s.close();
+      provider.close?.();
+    }
+  });
 
   test('stalled headers and bodies are cut at the configured timeouts, not Node\'s 30 s check', async () => {
     const provider = await createProvider('simulated', { simulation: { modelDigest: engine.model.digest } });
@@ -272,6 +305,7 @@ describe('slow clients', () => {
       for (const r of results) {
         assert.ok(r.ms < 2000, `socket held ${r.ms} ms`);
         assert.equal(r.line, 'HTTP/1.1 408 Request Timeout');
+        assert.equal(problemOf(r.out).status, 408);
       }
       assert.equal(s.runtime.tracker.size, 0);
       assert.equal((await fetch(`${s.url}/healthz`)).status, 200);
