@@ -6,14 +6,7 @@ import type { Command } from '../sealed.js';
 import type { SealedClient } from '../../client/sdk.js';
 import type { ChatMessage, ChatParams } from '../../client/types.js';
 import {
-  EXIT,
-  UsageError,
-  loadPolicyFile,
-  parseAndConnect,
-  parseCliArgs,
-  parseServerUrl,
-  reportError,
-  type Writable,
+  CONNECT_FLAGS, EXIT, UsageError, connectOptions, parseAndConnect, parseCliArgs, reportError, type ConnectOptions, type Writable,
 } from '../../client/node/cli-common.js';
 
 const HELP = `usage: sealed chat --url URL [--policy FILE] [--allow-simulation] [--max-tokens N] [--temperature T] [PROMPT]
@@ -42,10 +35,7 @@ export interface ChatIo {
   stderr: Writable;
 }
 
-interface ChatOptions {
-  url: string;
-  policy?: unknown;
-  allowSimulation: boolean;
+interface ChatOptions extends ConnectOptions {
   maxTokens?: number;
   temperature?: number;
   prompt?: string;
@@ -57,18 +47,14 @@ export async function parseChatArgs(argv: string[]): Promise<ChatOptions | 'help
     allowPositionals: true,
     strict: true,
     options: {
-      url: { type: 'string' },
-      policy: { type: 'string' },
-      'allow-simulation': { type: 'boolean', default: false },
+      ...CONNECT_FLAGS,
       'max-tokens': { type: 'string' },
       temperature: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
   const v = parsed.values;
   if (v.help) return 'help';
-  const opts: ChatOptions = { url: parseServerUrl(v.url), allowSimulation: v['allow-simulation'] === true };
-  if (v.policy !== undefined) opts.policy = await loadPolicyFile(v.policy);
+  const opts: ChatOptions = await connectOptions(v);
   if (v['max-tokens'] !== undefined) {
     const n = Number(v['max-tokens']);
     if (!/^\d+$/.test(v['max-tokens']) || !Number.isSafeInteger(n) || n < 1) throw new UsageError('--max-tokens must be a positive integer');

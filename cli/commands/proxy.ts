@@ -6,14 +6,7 @@ import { isLoopbackHost, parseListen } from '../../client/listen.js';
 import { startProxy, type RunningProxy } from '../../client/proxy.js';
 import { buildPageBundle } from '../../client/node/page-bundle.js';
 import {
-  EXIT,
-  UsageError,
-  loadPolicyFile,
-  parseAndConnect,
-  parseCliArgs,
-  parseServerUrl,
-  reportError,
-  type Writable,
+  CONNECT_FLAGS, EXIT, UsageError, connectOptions, parseAndConnect, parseCliArgs, parseServerUrl, reportError, type ConnectOptions, type Writable,
 } from '../../client/node/cli-common.js';
 
 const HELP = `usage: sealed proxy --url URL --listen HOST:PORT [--policy FILE] [--allow-simulation] [--force-listen]
@@ -40,12 +33,9 @@ exit status: 0 stopped by SIGINT/SIGTERM, 10 the server was rejected (stderr: "r
 reason"; nothing was sent and nothing listens), 2 usage, 1 any other error.
 `;
 
-export interface ProxyOptions {
-  url: string;
+export interface ProxyOptions extends ConnectOptions {
   host: string;
   port: number;
-  policy?: unknown;
-  allowSimulation: boolean;
   forceListen: boolean;
 }
 
@@ -55,17 +45,14 @@ export async function parseProxyArgs(argv: string[]): Promise<ProxyOptions | 'he
     allowPositionals: false,
     strict: true,
     options: {
-      url: { type: 'string' },
+      ...CONNECT_FLAGS,
       listen: { type: 'string' },
-      policy: { type: 'string' },
-      'allow-simulation': { type: 'boolean', default: false },
       'force-listen': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
   const v = parsed.values;
   if (v.help) return 'help';
-  const url = parseServerUrl(v.url);
+  parseServerUrl(v.url); // a bad --url is reported before anything about --listen
   if (!v.listen) throw new UsageError('--listen HOST:PORT is required');
   let listen: { host: string; port: number };
   try {
@@ -77,9 +64,7 @@ export async function parseProxyArgs(argv: string[]): Promise<ProxyOptions | 'he
   if (!isLoopbackHost(listen.host) && !forceListen) {
     throw new UsageError(`refusing to listen on non-loopback address ${listen.host}: anyone who can reach it could use the session; pass --force-listen to do it anyway`);
   }
-  const opts: ProxyOptions = { url, host: listen.host, port: listen.port, allowSimulation: v['allow-simulation'] === true, forceListen };
-  if (v.policy !== undefined) opts.policy = await loadPolicyFile(v.policy);
-  return opts;
+  return { ...(await connectOptions(v)), host: listen.host, port: listen.port, forceListen };
 }
 
 /** Builds the chat page's browser bundle once, on first use after start-up. */

@@ -51,6 +51,28 @@ export async function loadPolicyFile(path: string): Promise<unknown> {
   return policy;
 }
 
+/** The flags every client command takes, for parseCliArgs' `options`. */
+export const CONNECT_FLAGS = {
+  url: { type: 'string' },
+  policy: { type: 'string' },
+  'allow-simulation': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+export interface ConnectOptions {
+  url: string;
+  /** The policy file's JSON, already checked by parsePolicy. */
+  policy?: unknown;
+  allowSimulation: boolean;
+}
+
+/** CONNECT_FLAGS' values as options: --url checked, the --policy file read and checked. */
+export async function connectOptions(v: { url?: string; policy?: string; 'allow-simulation'?: boolean }): Promise<ConnectOptions> {
+  const opts: ConnectOptions = { url: parseServerUrl(v.url), allowSimulation: v['allow-simulation'] === true };
+  if (v.policy !== undefined) opts.policy = await loadPolicyFile(v.policy);
+  return opts;
+}
+
 export function parseServerUrl(s: string | undefined): string {
   if (!s) throw new UsageError('--url is required');
   try {
@@ -103,7 +125,7 @@ export function reportError(e: unknown, stderr: Writable): number {
  * usage text, exit 2; --help prints the usage text, exit 0), then attest and verify the server
  * and print the summary. Returns the options with the verified client, or the exit code to end with.
  */
-export async function parseAndConnect<O extends { url: string; policy?: unknown; allowSimulation: boolean }>(
+export async function parseAndConnect<O extends ConnectOptions>(
   name: string,
   help: string,
   argv: string[],
