@@ -17,10 +17,10 @@
  */
 import { ByteQueue, concat, encodeVarint, peekVarint, randomBytes, Reader, utf8 } from './bytes.js';
 import { TransportError } from './errors.js';
-import { CipherSuite, Context, KEM_X25519_HKDF_SHA256, aeadOpen, aeadSeal, type KeyPair } from './hpke.js';
+import { Context, aeadOpen, aeadSeal, type KeyPair } from './hpke.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
 import {
-  checkConfig, deriveResponseKeys, readRequestHeader, requestHeader, requestInfo, responseNonceLength, selectSuite,
+  checkConfig, deriveResponseKeys, readRequestHeader, responseNonceLength, selectSuite, setupRequestRecipient, setupRequestSender,
   type KeyConfig, type KeyLookup, type SymmetricSuite,
 } from './ohttp.js';
 
@@ -339,10 +339,7 @@ export class ChunkedRequestReader {
         const h = readRequestHeader(r, this.#lookupKey);
         const header = this.#prefix.slice(0, HEADER_LENGTH);
         this.enc = r.bytes(N_ENC).slice();
-        const hpke = new CipherSuite({ kemId: KEM_X25519_HKDF_SHA256, kdfId: h.suite.kdfId, aeadId: h.suite.aeadId });
-        this.context = hpke.setupRecipient(this.enc, h.key.privateKey, {
-          info: requestInfo(LABEL_CHUNKED_REQUEST, header), recipientPublicKey: h.key.config.publicKey,
-        });
+        this.context = setupRequestRecipient(h.key, h.suite, header, this.enc, LABEL_CHUNKED_REQUEST);
         data = r.rest();
         this.#prefix = new Uint8Array(0);
         this.#state = 'body';
@@ -503,9 +500,7 @@ export function encapsulateChunkedRequest(config: KeyConfig, suite?: SymmetricSu
   checkConfig(config);
   const lim = resolveLimits(options.limits);
   const s = selectSuite(config, suite);
-  const hdr = requestHeader(config.keyId, s);
-  const hpke = new CipherSuite({ kemId: config.kemId, kdfId: s.kdfId, aeadId: s.aeadId });
-  const { enc, context } = hpke.setupSender(config.publicKey, { info: requestInfo(LABEL_CHUNKED_REQUEST, hdr), ephemeral: options.ephemeral });
+  const { header: hdr, enc, context } = setupRequestSender(config, s, LABEL_CHUNKED_REQUEST, options.ephemeral);
   const sealer = new ChunkedRequestSealer(context, lim.maxChunkSize);
   const header = concat(hdr, enc);
   return {

@@ -10,7 +10,7 @@ import { concat, i2osp, randomBytes, Reader, utf8 } from './bytes.js';
 import { TransportError } from './errors.js';
 import {
   AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, CipherSuite, Context, KDF_HKDF_SHA256, KEM_X25519_HKDF_SHA256,
-  aeadOpen, aeadSeal, aeadSizes, expand, extract, generateKeyPair, isSupportedAead, type KeyPair,
+  aeadOpen, aeadSeal, aeadSizes, expand, extract, generateKeyPair, isSupportedAead, type KeyPair, type SenderSetup,
 } from './hpke.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
 
@@ -172,6 +172,22 @@ export function requestInfo(label: string, header: Uint8Array): Uint8Array {
   return concat(utf8(label), Uint8Array.of(0), header);
 }
 
+/**
+ * The client's request context under `label` (plain or chunked OHTTP): the header it sends, then
+ * an HPKE base-mode sender for `config`'s key with info = label || 0x00 || hdr. `config` is checked.
+ */
+export function setupRequestSender(config: KeyConfig, suite: SymmetricSuite, label: string, ephemeral?: KeyPair): SenderSetup & { header: Uint8Array } {
+  const header = requestHeader(config.keyId, suite);
+  const hpke = new CipherSuite({ kemId: config.kemId, kdfId: suite.kdfId, aeadId: suite.aeadId });
+  return { header, ...hpke.setupSender(config.publicKey, { info: requestInfo(label, header), ephemeral }) };
+}
+
+/** The gateway's side of setupRequestSender, for a header already read and checked against `key`. */
+export function setupRequestRecipient(key: ServerKey, suite: SymmetricSuite, header: Uint8Array, enc: Uint8Array, label: string): Context {
+  const hpke = new CipherSuite({ kemId: KEM_X25519_HKDF_SHA256, kdfId: suite.kdfId, aeadId: suite.aeadId });
+  return hpke.setupRecipient(enc, key.privateKey, { info: requestInfo(label, header), recipientPublicKey: key.config.publicKey });
+}
+
 export interface ParsedHeader {
   keyId: number;
   suite: SymmetricSuite;
@@ -251,8 +267,7 @@ export function parseEncapsulatedRequest(lookupKey: KeyLookup, bytes: Uint8Array
 
 export function decapsulateRequest(lookupKey: KeyLookup, bytes: Uint8Array, limits?: Partial<TransportLimits>): DecapsulatedRequest {
   const { keyId, suite, key, header, enc, ct } = parseEncapsulatedRequest(lookupKey, bytes, limits);
-  const hpke = new CipherSuite({ kemId: KEM_X25519_HKDF_SHA256, kdfId: suite.kdfId, aeadId: suite.aeadId });
-  const context = hpke.setupRecipient(enc, key.privateKey, { info: requestInfo(LABEL_REQUEST, header), recipientPublicKey: key.config.publicKey });
+  const context = setupRequestRecipient(key, suite, header, enc, LABEL_REQUEST);
   const request = context.open(new Uint8Array(0), ct);
   return {
     keyId, suite, enc, request, context,
@@ -292,9 +307,7 @@ export function encapsulateRequest(config: KeyConfig, request: Uint8Array, suite
   checkConfig(config);
   const lim = resolveLimits(options.limits);
   const s = selectSuite(config, suite);
-  const header = requestHeader(config.keyId, s);
-  const hpke = new CipherSuite({ kemId: config.kemId, kdfId: s.kdfId, aeadId: s.aeadId });
-  const { enc, context } = hpke.setupSender(config.publicKey, { info: requestInfo(LABEL_REQUEST, header), ephemeral: options.ephemeral });
+  const { header, enc, context } = setupRequestSender(config, s, LABEL_REQUEST, options.ephemeral);
   const bytes = concat(header, enc, context.seal(new Uint8Array(0), request));
   if (bytes.length > lim.maxRequestSize) throw new TransportError('too_large', 'encapsulated request exceeds limit');
   return {
