@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Engine } from '../engine/index.js';
 import { createRuntime } from '../server/app.js';
+import { toInnerRequest } from '../server/bridge.js';
 import { handleChunked, handlePlain, type GatewayDeps } from '../server/gateway.js';
 import { createProvider } from '../enclave/providers/index.js';
 import { createInnerApp } from '../server/inner/app.js';
@@ -169,6 +170,30 @@ describe('plaintext does not outlive the request', () => {
       ohttp.decapsulateChunked = original;
       runtime.sessions.close();
     }
+  });
+});
+
+describe('inner request bodies', () => {
+  test('the inner app wipes the body chunks it read, and answers from them', async () => {
+    const json = new TextEncoder().encode(JSON.stringify(chat({ messages: [{ role: 'user', content: 'a secret prompt' }] })));
+    const chunks = [json.slice(0, 10), json.slice(10, 40), json.slice(40)];
+    const body = new ReadableStream<Uint8Array>({ start: (c) => (chunks.forEach((x) => c.enqueue(x)), c.close()) });
+    const res = await inner.fetch(new Request('http://inner.invalid/v1/chat/completions', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half',
+    } as RequestInit));
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { object: string }).object, 'chat.completion');
+    for (const c of chunks) assert.ok(c.every((b) => b === 0), 'a body chunk kept the plaintext');
+  });
+
+  test('the bridged request keeps its body when the gateway wipes the decoded content at once', async () => {
+    const content = new TextEncoder().encode('{"model":"stories260K"}');
+    const req = toInnerRequest(
+      { method: 'POST', scheme: 'https', authority: 'x', path: '/v1/completions', headers: [['content-type', 'application/json']], content, trailers: [] } as Parameters<typeof toInnerRequest>[0],
+      new AbortController().signal,
+    )!;
+    content.fill(0);
+    assert.equal(await req.text(), '{"model":"stories260K"}');
   });
 });
 

@@ -175,7 +175,9 @@ async function parseBody<S extends z.ZodType>(c: Context, maxBytes: number, sche
   try {
     const declared = declaredLength(c.req.raw.headers);
     if (declared !== null && declared > maxBytes) return tooLarge(maxBytes);
-    bytes = await readLimited(c.req.raw.body, maxBytes);
+    // The body's chunks are this request's alone (the gateway's decrypted copy, or a socket
+    // read): wiped once copied, like the copy itself below.
+    bytes = await readLimited(c.req.raw.body, maxBytes, { wipeChunks: true });
   } catch (e) {
     if (isServerError(e, 'too_large')) return tooLarge(maxBytes);
     return errorResponse(400, 'The request body could not be read.', 'invalid_request_error', null, 'invalid_body');
