@@ -1,6 +1,7 @@
 // EFI GUIDs are stored with the first three fields little-endian ("mixed
 // endian", Python's uuid.bytes_le); OVMF's footer table and QEMU's kernel
 // hashes table both use that form.
+import { toHex } from '../encoding.js';
 import { MeasureError } from './errors.js';
 
 const GUID_RE = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/;
@@ -20,7 +21,6 @@ export function guidToBytesLE(guid: string): Uint8Array {
 
 export function guidFromBytesLE(b: Uint8Array): string {
   if (b.length !== 16) throw new MeasureError('invalid_argument', 'a GUID is 16 bytes');
-  const h = (x: Uint8Array) => Array.from(x, (v) => v.toString(16).padStart(2, '0')).join('');
-  const rev = (s: number, e: number) => h(b.slice(s, e).reverse());
-  return `${rev(0, 4)}-${rev(4, 6)}-${rev(6, 8)}-${h(b.subarray(8, 10))}-${h(b.subarray(10, 16))}`;
+  const rev = (s: number, e: number) => toHex(b.slice(s, e).reverse());
+  return `${rev(0, 4)}-${rev(4, 6)}-${rev(6, 8)}-${toHex(b.subarray(8, 10))}-${toHex(b.subarray(10, 16))}`;
 }

@@ -2,6 +2,7 @@
 // SEV-SNP launch measurement(s) and the accepted platform. Kept to the keys
 // this calculator can vouch for; operators add the rest (minTcb, modelDigest,
 // TDX registers) by hand or with their own tooling.
+import { toHex } from '../encoding.js';
 import { MeasureError } from './errors.js';
 import { LD_SIZE } from './gctx.js';
 
@@ -15,7 +16,7 @@ const HEX96 = /^[0-9a-f]{96}$/;
 
 function hexOf(d: Uint8Array): string {
   if (d.length !== LD_SIZE) throw new MeasureError('invalid_argument', 'a launch digest is 48 bytes');
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+  return toHex(d);
 }
 
 /** A fresh policy pinning exactly these launch digests on SEV-SNP. */

@@ -2,6 +2,7 @@
 // "ATTESTATION_REPORT Structure"), versions 2 and 3. Layout only: no signature or policy decisions
 // are made here (those live in verify.ts and policy.ts, as in go-sev-guest). Parsing is strict:
 // exact length, known version, every reserved byte zero.
+import { toHex } from '../encoding.js';
 import { AttestationError } from '../errors.js';
 
 export const REPORT_SIZE = 0x4a0; // 1184
@@ -284,7 +285,7 @@ export function productFromCpuid(r: Pick<SevSnpReport, 'cpuidFamId' | 'cpuidModI
 
 /** A JSON-friendly view of a parsed report (hex for bytes, TCBs decoded when the product is known). */
 export function reportToJson(r: SevSnpReport, product?: SevProduct): Record<string, unknown> {
-  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  const hex = toHex;
   const h64 = (v: bigint) => '0x' + v.toString(16).padStart(16, '0');
   const tcb = (v: bigint) => (product ? { raw: h64(v), ...decodeTcb(v, product) } : { raw: h64(v) });
   return {
