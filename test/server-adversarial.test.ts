@@ -94,6 +94,28 @@ describe('inner validation errors', () => {
   });
 });
 
+describe('prompts beyond the context', () => {
+  test('context_length_exceeded names the prompt field of each route', async () => {
+    const long = 'Once upon a time '.repeat(400);
+    const cases: Array<[string, unknown, string]> = [
+      ['/v1/chat/completions', chat({ messages: [{ role: 'user', content: long }] }), 'messages'],
+      ['/v1/completions', { model: 'stories260K', prompt: long, max_tokens: 2 }, 'prompt'],
+      ['/v1/completions', { model: 'stories260K', prompt: Array.from({ length: 600 }, () => 5), max_tokens: 2 }, 'prompt'],
+      ['/v1/completions', { model: 'stories260K', prompt: 'Once', max_tokens: 200, temperature: 0 }, ''], // fits: served
+    ];
+    for (const [path, body, param] of cases) {
+      const r = await post(path, body);
+      if (param === '') {
+        assert.equal(r.status, 200);
+        continue;
+      }
+      assert.equal(r.status, 400);
+      assert.equal(r.error.code, 'context_length_exceeded');
+      assert.equal(r.error.param, param, path);
+    }
+  });
+});
+
 describe('inner text fields', () => {
   test('lone surrogates are refused on every route and name the field (never tokenized)', async () => {
     const cases: Array<[string, unknown, string]> = [

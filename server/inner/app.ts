@@ -102,7 +102,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     const context = engine.model.contextLength;
     const room = context - promptTokens;
     if (room < 1 || (requestedMax !== null && requestedMax > room)) {
-      return contextTooLong(context);
+      return contextTooLong(context, kind === 'chat' ? 'messages' : 'prompt');
     }
     const maxTokens = requestedMax ?? Math.min(limits.maxTokensCeiling, room, defaultMax ?? room);
     const stop = body.stop == null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop;
@@ -218,12 +218,13 @@ function tooLarge(max: number): Response {
   return errorResponse(413, `The request body exceeds ${max} bytes.`, 'invalid_request_error', null, 'request_too_large');
 }
 
-function contextTooLong(context: number): Response {
+/** `param` names the request's prompt field: `messages` for chat, `prompt` for completions. */
+function contextTooLong(context: number, param: 'messages' | 'prompt'): Response {
   return errorResponse(
     400,
     `This model's maximum context length is ${context} tokens; the prompt and max_tokens together exceed it.`,
     'invalid_request_error',
-    'messages',
+    param,
     'context_length_exceeded',
   );
 }
