@@ -125,16 +125,36 @@ function finish(io: Io, err: unknown, json: boolean, fields: Record<string, unkn
   return EXIT.internal;
 }
 
-async function runSevSnp(argv: string[], io: Io): Promise<number> {
+/**
+ * What both verbs share: --help, flag parsing, and one finish() for the outcome. `body` fills
+ * `fields` as it learns things, so a rejection's JSON still shows what was parsed before it.
+ */
+async function runVerb(
+  verb: 'sev-snp' | 'evidence',
+  argv: string[],
+  io: Io,
+  flags: { valued: string[]; booleans: string[] },
+  body: (f: Flags, fields: Record<string, unknown>) => Promise<void>,
+): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    io.out(USAGE['sev-snp'] + '\n');
+    io.out(USAGE[verb] + '\n');
     return 0;
   }
   let json = argv.includes('--json');
   const fields: Record<string, unknown> = {};
   try {
-    const f = parseFlags(argv, ['report', 'vcek', 'ark', 'ask', 'at', 'policy'], ['json']);
+    const f = parseFlags(argv, flags.valued, flags.booleans);
     json = f.json === true;
+    await body(f, fields);
+    return finish(io, undefined, json, fields);
+  } catch (e) {
+    return finish(io, e, json, fields);
+  }
+}
+
+function runSevSnp(argv: string[], io: Io): Promise<number> {
+  const flags = { valued: ['report', 'vcek', 'ark', 'ask', 'at', 'policy'], booleans: ['json'] };
+  return runVerb('sev-snp', argv, io, flags, async (f, fields) => {
     if (typeof f.report !== 'string') throw new AttestationError('usage', '--report is required');
     if (typeof f.vcek !== 'string') throw new AttestationError('usage', '--vcek is required (nothing is fetched from AMD)');
     const report = await readInput(f.report, 'report');
@@ -149,22 +169,12 @@ async function runSevSnp(argv: string[], io: Io): Promise<number> {
     fields.product = r.product;
     fields.vcek = r.vcek;
     fields.checks = r.checks;
-    return finish(io, undefined, json, fields);
-  } catch (e) {
-    return finish(io, e, json, fields);
-  }
+  });
 }
 
-async function runEvidence(argv: string[], io: Io): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.out(USAGE.evidence + '\n');
-    return 0;
-  }
-  let json = argv.includes('--json');
-  const fields: Record<string, unknown> = {};
-  try {
-    const f = parseFlags(argv, ['file', 'nonce', 'policy', 'at'], ['allow-simulation', 'json']);
-    json = f.json === true;
+function runEvidence(argv: string[], io: Io): Promise<number> {
+  const flags = { valued: ['file', 'nonce', 'policy', 'at'], booleans: ['allow-simulation', 'json'] };
+  return runVerb('evidence', argv, io, flags, async (f, fields) => {
     if (typeof f.file !== 'string') throw new AttestationError('usage', '--file is required');
     if (typeof f.nonce !== 'string') throw new AttestationError('usage', '--nonce is required');
     if (!/^[0-9a-fA-F]{64}$/.test(f.nonce)) throw new AttestationError('bad_nonce', '--nonce must be 64 hex digits');
@@ -183,10 +193,7 @@ async function runEvidence(argv: string[], io: Io): Promise<number> {
       tcb: report.tcb,
       checks: report.checks,
     });
-    return finish(io, undefined, json, fields);
-  } catch (e) {
-    return finish(io, e, json, fields);
-  }
+  });
 }
 
 async function runTdx(argv: string[], io: Io): Promise<number> {
