@@ -4,13 +4,12 @@
 // collateral show the real chain verifies and only the binding then fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { AttestationError } from '../enclave/errors.js';
 import { computeReportData } from '../enclave/binding.js';
 import { verifyEvidence, type EvidenceJson } from '../enclave/evidence.js';
+import { tdxFile } from './fixtures/attestation.js';
 import { AT, REAL_PCK_TCB, REAL_QUOTE, REAL_TEE_TCB_SVN, buildSynthetic, setLevel } from './fixtures/tdx/synthetic.js';
 
-const TDX = new URL('../../shared/attestation/tdx/', import.meta.url);
 const nonce = new Uint8Array(32).fill(0x17);
 const keyConfig = Uint8Array.from({ length: 41 }, (_, i) => (i === 0 ? 3 : i));
 const digestHex = 'cd'.repeat(32);
@@ -105,7 +104,7 @@ test('collateral is required and checked; TDX policy pins apply', async () => {
 });
 
 test('the real quote with Intel\'s real collateral goes through the TDX verifier; the binding then fails', async () => {
-  const r = (n: string) => new Uint8Array(readFileSync(new URL(n, TDX)));
+  const r = tdxFile;
   // REAL_QUOTE: the quote file without the zero padding the sample file carries after it.
   const real = evidenceDoc(REAL_QUOTE, {
     tcbInfo: r('sample_tcbInfo_response'), tcbInfoIssuerChain: r('tcb_info_issuer_chain.pem'),
