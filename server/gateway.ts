@@ -19,7 +19,7 @@ import { isEventStream, responseFields, toInnerRequest } from './bridge.js';
 import { isServerError, ServerError } from './errors.js';
 import { errorBody } from './inner/openai.js';
 import type { ProblemKind } from './problem.js';
-import type { ReplayCache } from './replay.js';
+import type { ReplayCache, ReplayVerdict } from './replay.js';
 import type { Session, SessionStore } from './sessions.js';
 import { ohttp, type OhttpKeyConfig } from './ohttp.js';
 
@@ -78,11 +78,23 @@ function lookup(deps: GatewayDeps) {
   };
 }
 
-/** Records the request for replay protection; a verdict other than 'fresh' is the problem to answer. */
-function recordOnce(deps: GatewayDeps, keys: ReturnType<typeof lookup>, keyId: number, enc: Uint8Array): ProblemKind | null {
+/**
+ * Records the request for replay protection (provisionally while it is not yet authenticated);
+ * a verdict other than 'fresh' is the problem to answer.
+ */
+function recordOnce(
+  deps: GatewayDeps,
+  keys: ReturnType<typeof lookup>,
+  keyId: number,
+  enc: Uint8Array,
+  provisional = false,
+): ProblemKind | null {
   // An entry for a destroyed key would outlive it and hold its id; refuse instead.
   if (!keys.stillLive(keyId)) return 'unknown_key';
-  const verdict = deps.replay.record(keyId, enc);
+  return problemOf(deps.replay.record(keyId, enc, { provisional }));
+}
+
+function problemOf(verdict: ReplayVerdict): ProblemKind | null {
   if (verdict === 'fresh') return null;
   return verdict === 'replay' ? 'replay' : 'session_request_limit';
 }
@@ -146,9 +158,10 @@ export async function handleChunked(
     wipeSealer(sealer);
     return fail(problem);
   };
-  // The header is not authenticated yet, so a record made now is undone if the body fails to
-  // open; recording before reading the body keeps two concurrent copies from both passing.
-  const refused = recordOnce(deps, keys, opened.keyId, opened.enc);
+  // The header is not authenticated yet, so the record made now is provisional (it does not
+  // spend the session's request allowance) and undone if the body fails to open; recording
+  // before reading the body keeps two concurrent copies from both passing.
+  const refused = recordOnce(deps, keys, opened.keyId, opened.enc, true);
   if (refused) {
     opened.request.cancel().catch(() => {});
     return refuse(refused);
@@ -164,6 +177,13 @@ export async function handleChunked(
   // The whole request is open and the response key was derived with it: the request's HPKE
   // secrets have no further use.
   opened.context.destroy();
+  // Authenticated: now it counts against the session's allowance.
+  const spent = problemOf(deps.replay.confirm(opened.keyId, opened.enc));
+  if (spent) {
+    deps.replay.unrecord(opened.keyId, opened.enc);
+    plaintext.fill(0);
+    return refuse(spent);
+  }
   if (!req.admit()) {
     deps.replay.unrecord(opened.keyId, opened.enc);
     plaintext.fill(0);

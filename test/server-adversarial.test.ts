@@ -13,10 +13,12 @@ import { createInnerApp } from '../server/inner/app.js';
 import { startServer } from '../server/lifecycle.js';
 import { resolveLimits } from '../server/limits.js';
 import { ohttp } from '../server/ohttp.js';
+import { ReplayCache } from '../server/replay.js';
 import { encodeRequest } from '../transport/bhttp.js';
 import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 import type { Context } from '../transport/hpke.js';
 import { encapsulateRequest } from '../transport/ohttp.js';
+import { attest, sendChunked, sendPlain } from './fixtures/server/client.js';
 
 const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 
@@ -357,6 +359,59 @@ describe('slow clients', () => {
       assert.equal(s.runtime.tracker.size, 0);
       assert.equal((await fetch(`${s.url}/healthz`)).status, 200);
     } finally {
+      await s.close();
+      provider.close?.();
+    }
+  });
+});
+
+describe('a stranger cannot spend another client\'s session', () => {
+  test('replay cache: unauthenticated (provisional) records never count against the bound until confirmed', () => {
+    const r = new ReplayCache(2);
+    const enc = (n: number) => new Uint8Array(32).fill(n);
+    for (let i = 1; i <= 5; i++) assert.equal(r.record(7, enc(i), { provisional: true }), 'fresh');
+    assert.equal(r.record(7, enc(3), { provisional: true }), 'replay', 'a pending copy is still a replay');
+    assert.equal(r.record(7, enc(3)), 'replay');
+    assert.equal(r.record(7, enc(10)), 'fresh', 'five pending headers leave the bound of 2 untouched');
+    assert.equal(r.confirm(7, enc(1)), 'fresh');
+    assert.equal(r.confirm(7, enc(2)), 'full', 'two counted: no room');
+    assert.equal(r.record(7, enc(11)), 'full');
+    r.unrecord(7, enc(2));
+    assert.equal(r.has(7, enc(2)), false);
+    assert.equal(r.confirm(7, enc(2)), 'fresh', 'a record that is gone adds nothing');
+    assert.equal(r.has(7, enc(2)), false);
+    r.forget(7);
+    assert.equal(r.confirm(7, enc(4)), 'fresh');
+    assert.equal(r.holds(7), false, 'confirming after the key was destroyed does not bring the key id back');
+  });
+
+  test('stalled chunked headers under a victim\'s key id do not use up its request limit', async () => {
+    const provider = await createProvider('simulated', { simulation: { modelDigest: engine.model.digest } });
+    const s = await startServer({ engine, provider, limits: resolveLimits({ maxRequestsPerSession: 3 }), host: '127.0.0.1', port: 0 });
+    const sockets: net.Socket[] = [];
+    try {
+      const victim = await attest(s.url);
+      // The attacker knows only the one-byte key id: headers with fresh random encs, then silence.
+      for (let i = 0; i < 5; i++) {
+        const sock = net.connect(s.port, '127.0.0.1');
+        sock.on('error', () => {});
+        const head = Buffer.concat([Buffer.from([victim.config.keyId, 0, 0x20, 0, 1, 0, 1]), crypto.getRandomValues(new Uint8Array(32))]);
+        sock.write(`POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-chunked-req\r\nContent-Length: 500\r\n\r\n`);
+        sock.write(head);
+        sockets.push(sock);
+      }
+      const t0 = Date.now();
+      while (s.runtime.replay.size < 5 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(s.runtime.replay.size, 5, 'the attacker\'s headers are recorded (a copy would be refused)');
+      // The victim still has its whole allowance, over both framings, and no more.
+      const models = { method: 'GET' as const, path: '/v1/models' };
+      assert.equal((await sendPlain(s.url, victim.config, models)).inner?.status, 200);
+      assert.equal((await sendChunked(s.url, victim.config, models)).inner?.status, 200);
+      assert.equal((await sendChunked(s.url, victim.config, models)).inner?.status, 200);
+      assert.equal((await sendChunked(s.url, victim.config, models)).outer.status, 429);
+      assert.equal((await sendPlain(s.url, victim.config, models)).outer.status, 429);
+    } finally {
+      for (const sock of sockets) sock.destroy();
       await s.close();
       provider.close?.();
     }
