@@ -119,7 +119,7 @@ export class Engine {
       fastDecode: opts.fastDecode !== false,
     });
     try {
-      const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize);
+      const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize, loaded.config.contextLength);
       const slot = loaded.stepOutputs !== null && (await slotModeAgrees(loaded));
       const runner = new Runner(loaded, opts.prefillChunk ?? 256, !slot);
       const scheduler = new Scheduler(runner, {

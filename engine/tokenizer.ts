@@ -83,7 +83,45 @@ export function normalizeMessages(messages: unknown): { role: ChatRole; content:
   });
 }
 
-export function createTokenizer(tokenizerJson: object, tokenizerConfig: Record<string, unknown>, vocabSize = 0): Tokenizer {
+/**
+ * The longest text, in UTF-16 code units, that one token of this vocabulary
+ * can stand for. Unknown vocabulary shapes get a generous default.
+ */
+export function longestTokenLength(tokenizerJson: object): number {
+  const json = tokenizerJson as { model?: { vocab?: unknown }; added_tokens?: { content?: unknown }[] };
+  let longest = 0;
+  const vocab = json.model?.vocab;
+  const pieces: unknown[] = Array.isArray(vocab)
+    ? vocab.map((entry) => (Array.isArray(entry) ? entry[0] : entry)) // Unigram: [piece, score]
+    : vocab !== null && typeof vocab === 'object' ? Object.keys(vocab) : [];
+  for (const piece of pieces) if (typeof piece === 'string') longest = Math.max(longest, piece.length);
+  for (const added of json.added_tokens ?? []) {
+    if (typeof added?.content === 'string') longest = Math.max(longest, added.content.length);
+  }
+  return longest > 0 ? longest : 64;
+}
+
+/**
+ * Normalizers can fold several input characters into one (NFKC composition,
+ * whitespace collapsing); this factor keeps the bound above any real prompt
+ * that still fits the context.
+ */
+const NORMALIZATION_SLACK = 4;
+
+export function createTokenizer(
+  tokenizerJson: object,
+  tokenizerConfig: Record<string, unknown>,
+  vocabSize = 0,
+  contextLength = Number.POSITIVE_INFINITY,
+): Tokenizer {
+  // Tokenizing runs synchronously on the event loop: a text too long to fit the
+  // context whatever it tokenizes to is refused by its length, before any work.
+  const maxTextLength = contextLength * longestTokenLength(tokenizerJson) * NORMALIZATION_SLACK;
+  const checkLength = (length: number) => {
+    if (length > maxTextLength) {
+      throw new EngineError('context_length_exceeded', `the text is longer than the model's context of ${contextLength} tokens can hold`);
+    }
+  };
   let tok: PreTrainedTokenizer;
   try {
     tok = new (tokenizerClass(tokenizerConfig))(tokenizerJson, tokenizerConfig);
@@ -93,8 +131,10 @@ export function createTokenizer(tokenizerJson: object, tokenizerConfig: Record<s
   }
   const hasChatTemplate = tok.chat_template !== null && tok.chat_template !== undefined;
 
-  const encode = (text: string, addSpecialTokens = true): number[] =>
-    tok.encode(text, { add_special_tokens: addSpecialTokens }) as number[];
+  const encode = (text: string, addSpecialTokens = true): number[] => {
+    checkLength(text.length);
+    return tok.encode(text, { add_special_tokens: addSpecialTokens }) as number[];
+  };
 
   const decode = (ids: readonly number[]) => tok.decode(ids as number[], { skip_special_tokens: true });
   return {
@@ -104,6 +144,7 @@ export function createTokenizer(tokenizerJson: object, tokenizerConfig: Record<s
     decode,
     chatPrompt(messages) {
       const msgs = normalizeMessages(messages);
+      checkLength(msgs.reduce((n, m) => n + m.content.length, 0));
       if (hasChatTemplate) {
         let rendered: string;
         try {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { env } from '@huggingface/transformers';
-import { createTokenizer, normalizeMessages } from '../engine/tokenizer.js';
+import { createTokenizer, longestTokenLength, normalizeMessages } from '../engine/tokenizer.js';
 import { Engine, EngineError } from '../engine/index.js';
 
 const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
@@ -49,6 +49,26 @@ test('a chat template in tokenizer_config.json is applied with the generation pr
     chat_template: "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}{{ m['content'] }}{% endfor %}",
   });
   assert.throws(() => strict.chatPrompt([{ role: 'system', content: 'x' }]), (e: unknown) => e instanceof EngineError && e.code === 'invalid_request');
+});
+
+test('longestTokenLength reads BPE (object) and Unigram (array) vocabularies and added tokens', () => {
+  assert.equal(longestTokenLength(tokenizerJson), 7);
+  assert.equal(longestTokenLength({ model: { vocab: { a: 0, abcdef: 1 } } }), 6);
+  assert.equal(longestTokenLength({ model: { vocab: [['▁hello', -1], ['x', -2]] } }), 6);
+  assert.equal(longestTokenLength({ model: { vocab: { a: 0 } }, added_tokens: [{ content: '<|endoftext|>' }] }), 13);
+  assert.equal(longestTokenLength({}), 64);
+});
+
+test('a text that cannot fit the context whatever it tokenizes to is refused by its length, before tokenizing', () => {
+  const tok = createTokenizer(tokenizerJson, tokenizerConfig, 512, 16);
+  // 16 tokens of at most 7 characters, with the normalization slack of 4: 448 characters at most.
+  assert.equal(tok.encode('a'.repeat(448), false).length > 16, true); // still tokenized: the bound is only a bound
+  for (const call of [
+    () => tok.encode('a'.repeat(449)),
+    () => tok.chatPrompt([{ role: 'user', content: 'b'.repeat(300) }, { role: 'user', content: 'c'.repeat(149) }]),
+  ]) {
+    assert.throws(call, (e: unknown) => e instanceof EngineError && e.code === 'context_length_exceeded');
+  }
 });
 
 test('malformed messages are invalid_request', () => {
