@@ -155,7 +155,7 @@ export async function handleChunked(
   const sealer = opened.responseSealer;
   const refuse = (problem: ProblemKind): GatewayResult => {
     opened.context.destroy();
-    wipeSealer(sealer);
+    sealer.destroy(); // wipes the response key; the client sees the response cut
     return fail(problem);
   };
   // The header is not authenticated yet, so the record made now is provisional (it does not
@@ -199,20 +199,6 @@ export async function handleChunked(
     return { ok: true, contentType: MEDIA.chunkedRes, body: out };
   }
   return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer) };
-}
-
-/**
- * Wipes the response key of a chunked response that will not be completed. The sealer has no
- * destroy(): it zeroes its key once the final chunk is sealed, so one is sealed and dropped
- * (never sent, so the client sees the response cut, never complete).
- */
-function wipeSealer(sealer: ResponseSealer): void {
-  if (sealer.finished) return;
-  try {
-    sealer.sealFinal(new Uint8Array(0));
-  } catch {
-    // already finished or unusable: nothing left to wipe
-  }
 }
 
 /** Decodes the Binary HTTP request and runs it through the inner app. Never throws. */
@@ -263,6 +249,7 @@ interface ResponseSealer {
   readonly finished: boolean;
   sealChunk(pt: Uint8Array): Uint8Array;
   sealFinal(pt: Uint8Array): Uint8Array;
+  destroy(): void;
 }
 
 /**
@@ -291,7 +278,7 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
           while (!r.done && r.value.byteLength === 0);
         } catch {
           // Leave the response without its final chunk: the client sees it truncated, never complete.
-          wipeSealer(sealer);
+          sealer.destroy(); // wipes the response key; the client sees the response cut
           controller.error(new ServerError('inner_stream_failed', 'inner response stream failed'));
           return;
         }
@@ -306,7 +293,7 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
         framed.fill(0);
       },
       async cancel() {
-        wipeSealer(sealer);
+        sealer.destroy(); // wipes the response key; the client sees the response cut
         await reader.cancel().catch(() => {});
       },
     },

@@ -154,3 +154,21 @@ test('server rejects unknown key ids and cuts before enc while reading the heade
   const failing = new ReadableStream<Uint8Array>({ start(c) { c.enqueue(client.header.subarray(0, 3)); c.error(new Error('socket reset')); } });
   await assert.rejects(decapsulateChunkedRequest(keyLookup([key]), failing), isCode('truncated'));
 });
+
+test('destroy() abandons a chunked response: nothing more can be sealed, and the receiver reports it truncated', async () => {
+  const server = generateKeyConfig(9);
+  const client = encapsulateChunkedRequest(server.config);
+  const body = new Uint8Array([...client.header, ...client.sealFinal(utf8('hello'))]);
+  const opened = await decapsulateChunkedRequest(keyLookup([server]), new Blob([body]).stream());
+  const sealer = opened.responseSealer;
+  const sent = [sealer.header, sealer.sealChunk(utf8('partial'))];
+  sealer.destroy();
+  sealer.destroy(); // idempotent
+  assert.equal(sealer.finished, true);
+  assert.throws(() => sealer.sealChunk(new Uint8Array(1)), (e: unknown) => e instanceof TransportError && e.code === 'state');
+  assert.throws(() => sealer.sealFinal(), (e: unknown) => e instanceof TransportError && e.code === 'state');
+  const reader = client.responseReader();
+  const pieces = sent.flatMap((b) => reader.push(b));
+  assert.equal(new TextDecoder().decode(pieces[0]), 'partial');
+  assert.throws(() => reader.end(), (e: unknown) => e instanceof TransportError && e.code === 'truncated');
+});

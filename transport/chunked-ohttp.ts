@@ -147,6 +147,16 @@ abstract class ChunkSealer {
   }
 
   /**
+   * Abandons the message without a final chunk (the receiver will see it as truncated) and drops
+   * the key material at once. Idempotent; after it nothing can be sealed.
+   */
+  destroy(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.onFinished();
+  }
+
+  /**
    * A TransformStream that seals each plaintext chunk the moment it arrives and closes with an empty
    * final chunk. `prefix` (the request header or response nonce) is written first, even before any data.
    */
