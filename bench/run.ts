@@ -15,6 +15,7 @@ import { createTransformersJsDriver } from './modes/transformers-js.js';
 import { round } from './stats.js';
 import { evaluateTargets } from './targets.js';
 import { MODES } from './types.js';
+import os from 'node:os';
 import process from 'node:process';
 import type { BenchReport, Completed, CpuRow, ModeDriver, ModeName, RequestSample, RunResult, Workload } from './types.js';
 
@@ -72,7 +73,8 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     runs: [],
     date: new Date().toISOString(),
     max_tokens: o.maxTokens,
-    extra: {},
+    // The machine's load when the run began and ended: numbers from a busy machine should say so.
+    extra: { load_avg_1m_start: round(os.loadavg()[0], 2) },
     targets: [],
   };
   const errors: NonNullable<BenchReport['errors']> = [];
@@ -186,6 +188,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     for (const driver of drivers) await driver.close().catch(() => undefined);
   }
   report.runs.sort((a: RunResult, b: RunResult) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.concurrency - b.concurrency);
+  report.extra.load_avg_1m_end = round(os.loadavg()[0], 2);
   report.targets = evaluateTargets(report.runs, report.session_setup_ms_p50);
   cpuRows.sort((a, b) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.concurrency - b.concurrency);
   if (cpuRows.length > 0) report.cpu = cpuRows;

@@ -44,7 +44,7 @@ export function formatReport(report: BenchReport): string {
   const lines = [
     `model ${report.model}, threads ${report.threads}, prompt ${report.prompt_tokens ?? '?'} tokens, max_tokens ${report.max_tokens}, greedy`,
     `machine: ${report.machine}`,
-    `date: ${report.date}`,
+    `date: ${report.date}${report.extra.load_avg_1m_start !== undefined ? `, load average (1 min) ${report.extra.load_avg_1m_start} at start, ${report.extra.load_avg_1m_end ?? '?'} at end` : ''}`,
     '',
     runsTable(report.runs),
     '',
