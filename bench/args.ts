@@ -6,8 +6,18 @@ import { BenchError } from './errors.js';
 import { MODES } from './types.js';
 import type { ModeName } from './types.js';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** True when running the compiled JS in dist/ (production has no tsx), false under tsx from the sources. */
+export const RUNNING_COMPILED = !import.meta.url.endsWith('.ts');
+/** The root the code runs from: the checkout, or its dist/. */
+export const CODE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The checkout (where models/ lives), whichever way the code runs. */
+export const REPO_ROOT = RUNNING_COMPILED ? path.resolve(CODE_ROOT, '..') : CODE_ROOT;
 export const DEFAULT_MODEL_DIR = path.join(REPO_ROOT, 'models', 'stories260K');
+
+/** Node arguments that run one of this code base's entry files (`rel` without extension) in a child process. */
+export function nodeEntry(rel: string): string[] {
+  return RUNNING_COMPILED ? [path.join(CODE_ROOT, `${rel}.js`)] : ['--import', 'tsx', path.join(CODE_ROOT, `${rel}.ts`)];
+}
 
 export interface BenchOptions {
   help: boolean;

@@ -2,9 +2,8 @@
 // and the real SDK in this one, over loopback: attestation and verification
 // of the simulated SEV-SNP evidence, then every request sealed with chunked
 // OHTTP and streamed back event by event.
-import path from 'node:path';
 import { SealedClient } from '../../client/sdk.js';
-import { REPO_ROOT } from '../args.js';
+import { nodeEntry } from '../args.js';
 import { startChildServer } from '../child.js';
 import type { ChildServer } from '../child.js';
 import { BenchError } from '../errors.js';
@@ -22,7 +21,7 @@ const SESSION_SAMPLES = 12;
  */
 export function serveArgs(o: { modelDir: string; threads: number; maxBatch: number }): string[] {
   return [
-    '--import', 'tsx', path.join(REPO_ROOT, 'cli', 'sealed.ts'), 'serve',
+    ...nodeEntry('cli/sealed'), 'serve',
     '--platform', 'simulated', '--host', '127.0.0.1', '--port', '0',
     '--model-dir', o.modelDir, '--threads', String(o.threads),
     '--max-concurrent', String(o.maxBatch), '--max-queue', String(Math.max(64, 4 * o.maxBatch)),

@@ -1,9 +1,8 @@
 // The server's inner OpenAI-compatible app served in plaintext on loopback by a
 // bench-only child process (bench/plaintext-twin.ts): the same HTTP and JSON
 // work as the product, minus attestation and encryption.
-import path from 'node:path';
 import { SseParser } from '../../client/sse.js';
-import { REPO_ROOT } from '../args.js';
+import { nodeEntry } from '../args.js';
 import { startChildServer } from '../child.js';
 import type { ChildServer } from '../child.js';
 import { BenchError } from '../errors.js';
@@ -57,7 +56,7 @@ export async function consumeCompletionStream(body: ReadableStream<Uint8Array>, 
 
 export async function createPlaintextHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
   const server = await startChildServer([
-    '--import', 'tsx', path.join(REPO_ROOT, 'bench', 'plaintext-twin.ts'),
+    ...nodeEntry('bench/plaintext-twin'),
     '--model', opts.modelDir, '--threads', String(opts.threads), '--max-batch', String(opts.maxBatch),
   ]);
   let modelId = 'model';
