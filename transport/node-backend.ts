@@ -7,6 +7,7 @@
  *   import * as nodeCrypto from 'node:crypto';
  *   useNodeCrypto(nodeCrypto);
  */
+import { bytesToHex, hexToBytes } from './bytes.js';
 import { TransportError } from './errors.js';
 import {
   AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, setAeadBackend, setX25519Backend,
@@ -133,9 +134,7 @@ export function createNodeX25519Backend(nodeCrypto: NodeKeyCryptoLike): X25519Ba
       return new Uint8Array(spki.subarray(SPKI_X25519.length));
     },
   };
-  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-  const sk = Uint8Array.from(SELF_TEST_SK.match(/../g)!, (h) => parseInt(h, 16));
-  if (hex(backend.publicKey(sk)) !== SELF_TEST_PK) {
+  if (bytesToHex(backend.publicKey(hexToBytes(SELF_TEST_SK))) !== SELF_TEST_PK) {
     throw new TransportError('invalid_argument', 'node:crypto X25519 self-test failed (RFC 7748 vector)');
   }
   return backend;
