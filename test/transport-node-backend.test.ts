@@ -168,3 +168,16 @@ test('useNodeCrypto installs both backends; the RFC 9458 exchange is unchanged u
     setX25519Backend(undefined);
   }
 });
+
+test('the X25519 backend refuses to start when the key import does not derive the RFC 7748 public key', () => {
+  // A node:crypto whose private-key import ignored "d" (e.g. honoured the placeholder "x") would
+  // derive the wrong public key: the self-test must catch that before any real key is used.
+  const wrong = {
+    createPrivateKey: () => ({}),
+    createPublicKey: () => ({ export: () => new Uint8Array(12 + 32) }),
+    diffieHellman: () => new Uint8Array(32),
+  };
+  assert.throws(() => createNodeX25519Backend(wrong as never), (e: unknown) => e instanceof TransportError && e.code === 'invalid_argument');
+  // The real module passes it.
+  assert.equal(createNodeX25519Backend(nodeCrypto).name, 'node:crypto');
+});
