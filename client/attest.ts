@@ -3,6 +3,7 @@
 // session: the key configuration to encrypt to, until when, and the report of what
 // was checked. Nothing here sends a prompt; callers send only after this resolves.
 import { bytesToHex, concatAll } from '../transport/bytes.js';
+import { toBase64Url } from '../enclave/encoding.js';
 import { verifyEvidence, type EvidenceVerification } from '../enclave/evidence.js';
 import { AttestationError } from '../enclave/errors.js';
 import type { Policy } from '../enclave/policy.js';
@@ -25,6 +26,8 @@ export interface AttestOptions {
 }
 
 export interface Session {
+  /** The session id this client chose; every request of the session goes under /v1/sessions/{id}/. */
+  id: string;
   key: SessionKeyConfig;
   expiresAtMs: number;
   report: VerificationReport;
@@ -34,10 +37,24 @@ export function randomNonce(): Uint8Array {
   return globalThis.crypto.getRandomValues(new Uint8Array(32));
 }
 
-/** Fetches and verifies evidence for a fresh nonce. Throws SealedClientError; sends nothing else. */
+/** A fresh session id: 16 random bytes, base64url without padding (22 characters). */
+export function randomSessionId(): string {
+  return toBase64Url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/** The URL of a session's route (`attestation` or `ohttp`) under the server's base URL. */
+export function sessionUrl(base: URL, sid: string, route: 'attestation' | 'ohttp'): URL {
+  return new URL(`v1/sessions/${sid}/${route}`, base);
+}
+
+/**
+ * Fetches and verifies evidence for a new session with a fresh id and nonce. Throws
+ * SealedClientError; sends nothing else.
+ */
 export async function attest(base: URL, opts: AttestOptions): Promise<Session> {
   const nonce = randomNonce();
-  const url = new URL('v1/attestation', base);
+  const sid = randomSessionId();
+  const url = sessionUrl(base, sid, 'attestation');
   url.searchParams.set('nonce', bytesToHex(nonce));
   let res: Response;
   try {
@@ -55,7 +72,7 @@ export async function attest(base: URL, opts: AttestOptions): Promise<Session> {
     throw new SealedClientError('attestation_unavailable', 'attestation is not application/json');
   }
   const evidence = parseEvidenceJson(await readBounded(res, MAX_EVIDENCE_BYTES));
-  return verifySessionEvidence(evidence, nonce, base, opts);
+  return verifySessionEvidence(evidence, nonce, sid, base, opts);
 }
 
 async function readBounded(res: Response, max: number): Promise<Uint8Array> {
@@ -101,6 +118,7 @@ function parseEvidenceJson(bytes: Uint8Array): Record<string, unknown> {
 export async function verifySessionEvidence(
   evidence: Record<string, unknown>,
   nonce: Uint8Array,
+  sid: string,
   base: URL,
   opts: { policy?: Policy; pinned: string[]; allowSimulation: boolean; now?: number },
 ): Promise<Session> {
@@ -111,6 +129,7 @@ export async function verifySessionEvidence(
     // nonce/key/model binding, the platform signature chain and policy, and REPORT_DATA.
     verified = (await verifyEvidence(evidence, {
       nonce,
+      session: sid,
       policy: opts.policy,
       allowSimulation: opts.allowSimulation,
       now: new Date(now),
@@ -122,10 +141,7 @@ export async function verifySessionEvidence(
 
   // What the session needs beyond the verifier's verdict.
   const key = parseKeyConfig(verified.keyConfig);
-  if (key.keyId !== verified.keyId) {
-    throw new SealedClientError('attestation_rejected', 'keyId does not match the attested key configuration', { reason: 'key_id_mismatch' });
-  }
-  checks.push(`attested key configuration ${key.keyId} offers a suite this client supports`);
+  checks.push('attested key configuration offers a suite this client supports');
   const expiresAtMs = verified.expiresAt.getTime();
   if (expiresAtMs - EXPIRY_MARGIN_MS <= now) {
     throw new SealedClientError('attestation_rejected', 'the session key expires too soon to use', { reason: 'evidence_expired' });
@@ -137,7 +153,7 @@ export async function verifySessionEvidence(
     measurement: verified.measurement,
     tcb: flatTcb(verified.tcb, verified.product),
     model: { ...verified.model },
-    keyId: key.keyId,
+    session: sid,
     expiresAt: verified.expiresAt.toISOString(),
     verifiedAt: new Date(now).toISOString(),
     nonce: bytesToHex(nonce),
@@ -146,7 +162,7 @@ export async function verifySessionEvidence(
   };
   // The report is what callers show and log: nobody may edit it after verification.
   for (const v of [report.tcb, report.model, report.pinned, report.checks]) Object.freeze(v);
-  return { key, expiresAtMs, report: Object.freeze(report) };
+  return { id: sid, key, expiresAtMs, report: Object.freeze(report) };
 }
 
 /** AttestationError -> SealedClientError, keeping the verifier's code as `reason`. */

@@ -4,7 +4,7 @@
 export type SealedClientErrorCode =
   | 'bad_options' //        the caller gave an invalid URL, policy or parameter
   | 'network' //            fetch failed (connection refused, reset, aborted)
-  | 'attestation_unavailable' // GET /v1/attestation did not answer 200 JSON
+  | 'attestation_unavailable' // GET /v1/sessions/{sid}/attestation did not answer 200 JSON
   | 'evidence_malformed' // the evidence document is not what CONTRACT.md describes
   | 'simulation_refused' // a simulated server, and allowSimulation was not given
   | 'attestation_rejected' // verification failed; `reason` holds the verifier's code

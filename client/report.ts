@@ -11,7 +11,8 @@ export interface VerificationReport {
   /** Trusted computing base the hardware reported (SEV-SNP: SPL per component; TDX: TEE TCB SVN and status). */
   tcb: Record<string, string | number>;
   model: { id: string; digest: string };
-  keyId: number;
+  /** The session id this client chose (it names the session in every request path). */
+  session: string;
   /** When the session key is destroyed (RFC 3339). */
   expiresAt: string;
   /** When this client verified the evidence (RFC 3339). */
@@ -32,7 +33,7 @@ export function formatSummary(r: VerificationReport): string {
     `  measurement ${r.measurement}`,
     `  tcb         ${tcb || '(none reported)'}`,
     `  model       ${r.model.id} sha256:${r.model.digest}`,
-    `  session key ${r.keyId}, expires ${r.expiresAt}`,
+    `  session ${r.session}, key expires ${r.expiresAt}`,
     `  policy      ${r.pinned.length ? 'pinned ' + r.pinned.join(', ') : 'strict defaults only (nothing pinned)'}`,
     `  checks      ${r.checks.length} passed:`,
     ...r.checks.map((c) => `    - ${c}`),
@@ -59,7 +60,7 @@ export function reportHtml(r: VerificationReport): string {
     row('measurement', r.measurement),
     row('TCB', tcb || '(none reported)'),
     row('model', `${r.model.id} (sha256 ${r.model.digest})`),
-    row('session key', `id ${r.keyId}, expires ${r.expiresAt}`),
+    row('session', `${r.session}, key expires ${r.expiresAt}`),
     row('verified at', r.verifiedAt),
     row('nonce', r.nonce),
     row('policy', r.pinned.length ? `pinned: ${r.pinned.join(', ')}` : 'strict defaults only'),

@@ -3,7 +3,7 @@
 // anything, encrypts every request to the attested session key, and re-attests once
 // when the server says that key is gone.
 import { parsePolicy, type Policy } from '../enclave/policy.js';
-import { attest, EXPIRY_MARGIN_MS, type Session } from './attest.js';
+import { attest, EXPIRY_MARGIN_MS, sessionUrl, type Session } from './attest.js';
 import { SealedClientError } from './errors.js';
 import type { VerificationReport } from './report.js';
 import { openAiChunks } from './sse.js';
@@ -180,7 +180,7 @@ export class SealedClient {
       const sealed = seal(session.key, inner);
       let res: Response;
       try {
-        res = await this.opts.fetch(new URL('v1/ohttp', this.url), {
+        res = await this.opts.fetch(sessionUrl(this.url, session.id, 'ohttp'), {
           method: 'POST',
           headers: { 'content-type': mediaType[0] },
           body: sealed.bytes as BufferSource,

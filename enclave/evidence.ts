@@ -1,6 +1,6 @@
-// The evidence document of CONTRACT.md ("GET /v1/attestation"): building it on the server and
-// verifying it on the client (binding + platform evidence + policy, in one call).
-import { computeReportData } from './binding.js';
+// The evidence document of contract version 2 ("GET /v1/sessions/{sid}/attestation"): building it
+// on the server and verifying it on the client (binding + platform evidence + policy, in one call).
+import { computeReportData, isSessionId } from './binding.js';
 import { AttestationError } from './errors.js';
 import { bytesEqual, fromBase64, fromBase64Url, fromHex, pemBlocks, toBase64, toBase64Url, toHex } from './encoding.js';
 import { toPolicy, type Policy } from './policy.js';
@@ -9,10 +9,11 @@ import { verifySevSnpReport } from './sev-snp/verify.js';
 import { verifyTdxQuote } from './tdx/verify.js';
 
 export interface EvidenceJson {
-  version: 1;
+  version: 2;
+  /** The session id the client chose (base64url, 22 characters). */
+  session: string;
   platform: Platform;
   simulated: boolean;
-  keyId: number;
   /** base64url, no padding: one OHTTP key configuration (RFC 9458 section 3). */
   keyConfig: string;
   /** RFC 3339 UTC. */
@@ -30,8 +31,9 @@ export interface EvidenceJson {
 
 export interface BuildEvidenceInput {
   provider: EvidenceProvider;
-  keyId: number;
+  session: string;
   keyConfig: Uint8Array;
+  /** Whole seconds: the binding signs Unix seconds, so a fraction would not survive the round trip. */
   expiresAt: Date | string;
   model: { id: string; digest: string };
   nonce: Uint8Array;
@@ -56,12 +58,22 @@ function embeddedReportData(platform: Platform, report: Uint8Array): Uint8Array 
 }
 
 export async function buildEvidence(input: BuildEvidenceInput): Promise<EvidenceJson> {
-  const { provider, keyId, keyConfig, model, nonce } = input;
-  if (!Number.isInteger(keyId) || keyId < 0 || keyId > 255) throw new AttestationError('bad_key_id', 'keyId must be 0..255');
+  const { provider, session, keyConfig, model, nonce } = input;
+  if (!isSessionId(session)) throw new AttestationError('bad_session', 'session must be 16 bytes in base64url (22 characters)');
   if (typeof model?.id !== 'string' || model.id.length === 0) throw new AttestationError('bad_model', 'model id required');
   const digest = fromHex(model.digest, 'bad_model_digest', 32);
-  const expiresAt = formatRfc3339(typeof input.expiresAt === 'string' ? new Date(input.expiresAt) : input.expiresAt);
-  const reportData = computeReportData(nonce, keyConfig, digest);
+  const expiry = typeof input.expiresAt === 'string' ? new Date(input.expiresAt) : input.expiresAt;
+  if (expiry.getTime() % 1000 !== 0) throw new AttestationError('bad_expiry', 'expiresAt must be whole seconds');
+  const expiresAt = formatRfc3339(expiry);
+  const reportData = computeReportData({
+    nonce,
+    session,
+    keyConfig,
+    modelDigest: digest,
+    modelId: model.id,
+    expiresAt: expiry.getTime() / 1000,
+    simulated: provider.simulated,
+  });
   const pe = await provider.getEvidence(reportData);
   // Fail closed if a provider ever returned evidence for other data.
   const embedded = embeddedReportData(provider.platform, pe.report);
@@ -73,10 +85,10 @@ export async function buildEvidence(input: BuildEvidenceInput): Promise<Evidence
   if (pe.certChain) evidence.certChain = pe.certChain;
   if (pe.collateral) evidence.collateral = { ...pe.collateral };
   return {
-    version: 1,
+    version: 2,
+    session,
     platform: provider.platform,
     simulated: provider.simulated,
-    keyId,
     keyConfig: toBase64Url(keyConfig),
     expiresAt,
     model: { id: model.id, digest: toHex(digest) },
@@ -90,6 +102,8 @@ export async function buildEvidence(input: BuildEvidenceInput): Promise<Evidence
 export interface VerifyEvidenceOptions {
   /** The nonce the client sent: 32 bytes or 64 hex digits. */
   nonce: Uint8Array | string;
+  /** The session id the client asked evidence for; when given, the document must name it. */
+  session?: string;
   /** Parsed policy, or a policy JSON object/string (CONTRACT keys); default: strict defaults. */
   policy?: Policy | unknown;
   /** Accept `simulated: true` evidence, verified against the chain it carries and nothing else. */
@@ -101,9 +115,9 @@ export interface VerifyEvidenceOptions {
 }
 
 export interface EvidenceVerification {
+  session: string;
   platform: Platform;
   simulated: boolean;
-  keyId: number;
   /** The OHTTP key configuration the report vouches for (decoded keyConfig). */
   keyConfig: Uint8Array;
   expiresAt: Date;
@@ -120,9 +134,10 @@ export interface EvidenceVerification {
   platformResult: unknown;
 }
 
-const TOP_KEYS = ['version', 'platform', 'simulated', 'keyId', 'keyConfig', 'expiresAt', 'model', 'reportData', 'evidence'];
+const TOP_KEYS = ['version', 'session', 'platform', 'simulated', 'keyConfig', 'expiresAt', 'model', 'reportData', 'evidence'];
 const EVIDENCE_KEYS = ['report', 'vcek', 'certChain', 'collateral'];
-const RFC3339_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z$/;
+// Whole seconds only: the binding signs Unix seconds, and a fraction would be an unsigned field.
+const RFC3339_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 // Upper bounds keep a hostile document from making us allocate or hash without limit.
 const MAX_REPORT_B64 = 64 * 1024;
 const MAX_TEXT = 256 * 1024;
@@ -147,9 +162,9 @@ function toUnixMs(v: Date | number | undefined): number {
 }
 
 interface ParsedEvidence {
+  session: string;
   platform: Platform;
   simulated: boolean;
-  keyId: number;
   keyConfig: Uint8Array;
   expiresAt: Date;
   model: { id: string; digest: Uint8Array };
@@ -176,10 +191,10 @@ export function parseEvidenceJson(input: unknown): ParsedEvidence {
   if (!isObject(doc)) malformed('evidence must be a JSON object');
   onlyKeys(doc, TOP_KEYS, 'evidence');
   for (const k of TOP_KEYS) if (!(k in doc)) malformed(`missing field '${k}'`);
-  if (doc.version !== 1) malformed('unsupported evidence version');
+  if (doc.version !== 2) malformed('unsupported evidence version (this client speaks version 2)');
+  if (!isSessionId(doc.session)) malformed('session must be 22 base64url characters (16 bytes)');
   if (doc.platform !== 'sev-snp' && doc.platform !== 'tdx') malformed('unknown platform');
   if (typeof doc.simulated !== 'boolean') malformed('simulated must be a boolean');
-  if (typeof doc.keyId !== 'number' || !Number.isInteger(doc.keyId) || doc.keyId < 0 || doc.keyId > 255) malformed('keyId must be 0..255');
   if (typeof doc.keyConfig !== 'string' || doc.keyConfig.length === 0 || doc.keyConfig.length > MAX_TEXT) malformed('keyConfig must be base64url');
   const keyConfig = wrap(() => fromBase64Url(doc.keyConfig, 'evidence_malformed'));
   if (keyConfig.length === 0 || keyConfig.length > 0xffff) malformed('keyConfig length out of range');
@@ -189,13 +204,16 @@ export function parseEvidenceJson(input: unknown): ParsedEvidence {
   const expiresAt = new Date(doc.expiresAt);
   // Date parsing normalises out-of-range fields (Feb 30); refuse anything that did not round-trip.
   if (Number.isNaN(expiresAt.getTime()) || expiresAt.getUTCFullYear() !== Number(m[1]) || expiresAt.getUTCMonth() + 1 !== Number(m[2]) ||
-      expiresAt.getUTCDate() !== Number(m[3]) || expiresAt.getUTCHours() !== Number(m[4]) || expiresAt.getUTCMinutes() !== Number(m[5])) {
+      expiresAt.getUTCDate() !== Number(m[3]) || expiresAt.getUTCHours() !== Number(m[4]) || expiresAt.getUTCMinutes() !== Number(m[5]) ||
+      expiresAt.getUTCSeconds() !== Number(m[6])) {
     malformed('expiresAt is not a valid time');
   }
   const model = doc.model;
   if (!isObject(model)) malformed('model must be an object');
   onlyKeys(model, ['id', 'digest'], 'model');
-  if (typeof model.id !== 'string' || model.id.length === 0 || model.id.length > 256) malformed('model.id must be a non-empty string');
+  if (typeof model.id !== 'string' || model.id.length === 0 || new TextEncoder().encode(model.id).length > 255) {
+    malformed('model.id must be 1..255 bytes of UTF-8');
+  }
   if (typeof model.digest !== 'string' || !/^[0-9a-f]{64}$/.test(model.digest)) malformed('model.digest must be 64 lowercase hex digits');
   if (typeof doc.reportData !== 'string' || !/^[0-9a-f]{128}$/.test(doc.reportData)) malformed('reportData must be 128 lowercase hex digits');
   const ev = doc.evidence;
@@ -203,9 +221,9 @@ export function parseEvidenceJson(input: unknown): ParsedEvidence {
   onlyKeys(ev, EVIDENCE_KEYS, 'evidence.evidence');
   if (typeof ev.report !== 'string' || ev.report.length === 0 || ev.report.length > MAX_REPORT_B64) malformed('evidence.report must be base64');
   const out: ParsedEvidence = {
+    session: doc.session,
     platform: doc.platform,
     simulated: doc.simulated,
-    keyId: doc.keyId,
     keyConfig,
     expiresAt,
     model: { id: model.id, digest: fromHex(model.digest, 'evidence_malformed', 32) },
@@ -284,14 +302,22 @@ export async function verifyEvidence(input: unknown, opts: VerifyEvidenceOptions
   }
   if (policy.modelDigest) checks.push('model digest pinned');
 
-  // keyId is not inside the binding on its own: it is bound as the first byte of the key configuration
-  // (RFC 9458 section 3), so the two must agree.
-  if (e.keyConfig[0] !== e.keyId) throw new AttestationError('key_id_mismatch', 'keyId differs from the key configuration\'s key id');
-  const expected = computeReportData(nonce, e.keyConfig, e.model.digest);
-  if (!bytesEqual(expected, e.reportData)) {
-    throw new AttestationError('binding_mismatch', 'reportData does not bind this nonce, key configuration and model');
+  if (opts.session !== undefined && e.session !== opts.session) {
+    throw new AttestationError('session_mismatch', 'evidence names another session than the one requested');
   }
-  checks.push('binding SHA-512(label || nonce || keyConfig || model digest)');
+  const expected = computeReportData({
+    nonce,
+    session: e.session,
+    keyConfig: e.keyConfig,
+    modelDigest: e.model.digest,
+    modelId: e.model.id,
+    expiresAt: e.expiresAt.getTime() / 1000,
+    simulated: e.simulated,
+  });
+  if (!bytesEqual(expected, e.reportData)) {
+    throw new AttestationError('binding_mismatch', 'reportData does not bind this nonce, session, key configuration, model, expiry and simulation flag');
+  }
+  checks.push('binding v2: SHA-512(label || nonce || session || keyConfig || model digest || model id || expiry || simulated)');
 
   let measurement: string;
   let tcb: Record<string, unknown>;
@@ -341,9 +367,9 @@ export async function verifyEvidence(input: unknown, opts: VerifyEvidenceOptions
   return {
     ok: true,
     report: {
+      session: e.session,
       platform: e.platform,
       simulated: e.simulated,
-      keyId: e.keyId,
       keyConfig: e.keyConfig,
       expiresAt: e.expiresAt,
       model: { id: e.model.id, digest: toHex(e.model.digest) },

@@ -12,9 +12,10 @@
 // - evidence.collateral (TDX) is Record<string,string> with exactly the keys tcbInfo, qeIdentity (the PCS JSON
 //   bodies as text), tcbInfoIssuerChain, qeIdentityIssuerChain, pckCrlIssuerChain (PEM text), pckCrl, rootCrl
 //   (base64 DER). verifyEvidence hands them to enclave/tdx's verifyTdxQuote (CRLs decoded to DER bytes).
-// - verifyEvidence also requires keyId === keyConfig[0] (the key id inside the bound key configuration),
-//   code `key_id_mismatch`. model.id and expiresAt are not bound by CONTRACT's binding (labels only).
-// - EvidenceVerification = { platform, simulated, keyId, keyConfig: Uint8Array, expiresAt: Date, model {id, digest},
+// - Evidence version 2: the binding (binding.ts) signs session, keyConfig, model digest and id, expiry and the
+//   simulated flag; `verifyEvidence(json, { session })` also requires the document to name the session asked for
+//   (`session_mismatch`).
+// - EvidenceVerification = { session, platform, simulated, keyConfig: Uint8Array, expiresAt: Date, model {id, digest},
 //   measurement (SEV-SNP MEASUREMENT / TDX MRTD, hex), tcb (SEV-SNP: {bootloader, tee, snp, microcode[, fmc]};
 //   TDX: {teeTcbSvn, status?, tdxModuleStatus?, tcbEvaluationDataNumber?, advisoryIds?}), product? (SEV-SNP),
 //   checks: string[], platformResult (SevSnpVerified | TdxVerified) }.
@@ -38,7 +39,7 @@
 //   import './evidence.js', './binding.js', './policy.js' and './sev-snp/verify.js' directly.
 // - All failures throw AttestationError { code } (enclave/errors.ts).
 export { AttestationError, isAttestationError } from './errors.js';
-export { computeReportData, BINDING_LABEL } from './binding.js';
+export { computeReportData, isSessionId, BINDING_LABEL, SESSION_ID_RE, type BindingInput } from './binding.js';
 export {
   buildEvidence, verifyEvidence, parseEvidenceJson, formatRfc3339, COLLATERAL_KEYS,
   type EvidenceJson, type BuildEvidenceInput, type VerifyEvidenceOptions, type EvidenceVerification,

@@ -1,12 +1,15 @@
-// The public HTTP surface, exactly CONTRACT.md's: GET /v1/attestation, POST /v1/ohttp,
-// GET /healthz (plus CORS preflights for them). Every other method and path is a 404 problem
-// document. Nothing here reads or logs what is inside the encryption.
+// The public HTTP surface of contract version 2, exactly: GET /v1/sessions/{sid}/attestation,
+// POST /v1/sessions/{sid}/ohttp, GET /healthz, GET /readyz (plus CORS preflights for them). Every
+// other method and path is a 404 problem document. Nothing here reads or logs what is inside the
+// encryption, and the session id never reaches the log.
 import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
+import { isSessionId } from '../enclave/binding.js';
 import { buildEvidence } from '../enclave/evidence.js';
 import { hexToBytes } from '../transport/bytes.js';
 import type { EvidenceProvider } from '../enclave/providers/types.js';
 import { declaredLength } from './body.js';
+import { requestAddressKey, type ProxyTrust } from './client-address.js';
 import type { InferenceEngine } from './engine.js';
 import { isServerError } from './errors.js';
 import { handleChunked, handlePlain, MEDIA, type GatewayDeps } from './gateway.js';
@@ -15,30 +18,37 @@ import type { Limits } from './limits.js';
 import { silentLogger, type Logger, type RequestLogRecord } from './log.js';
 import { ohttp, type OhttpKeyConfig } from './ohttp.js';
 import { PROBLEM_HEADERS, problemJson, problemStatus, type ProblemKind } from './problem.js';
-import { ReplayCache } from './replay.js';
+import { AttestationRateLimiter } from './rate.js';
 import { SessionStore } from './sessions.js';
 import { counter, watchStream } from './streams.js';
 import { RequestTracker } from './tracker.js';
 
-/** The mutable state one server owns: sessions (keys), replay cache, requests in flight. */
+/** The mutable state one server owns: sessions (keys), attestation limits, requests in flight. */
 export interface ServerRuntime {
   sessions: SessionStore<OhttpKeyConfig>;
-  replay: ReplayCache;
+  attestationRate: AttestationRateLimiter;
   tracker: RequestTracker;
+  /** False until the server accepts requests; /readyz answers 503 meanwhile and while draining. */
+  ready: boolean;
 }
 
-export function createRuntime(limits: Limits, now?: () => number): ServerRuntime {
-  const replay = new ReplayCache(limits.maxRequestsPerSession);
+export function createRuntime(limits: Limits, opts: { now?: () => number; sweepIntervalMs?: number } = {}): ServerRuntime {
   const sessions = new SessionStore<OhttpKeyConfig>({
     generateKey: ohttp.generateKey,
-    replay,
     maxSessions: limits.maxSessions,
-    lifetimeMs: limits.keyLifetimeSeconds * 1000,
-    sessionsPerSecond: limits.sessionsPerSecond,
-    sessionBurst: limits.sessionBurst,
-    ...(now && { now }),
+    lifetimeMs: limits.sessionLifetimeSeconds * 1000,
+    unusedTimeoutMs: limits.sessionUnusedTimeoutSeconds * 1000,
+    maxRequestsPerSession: limits.maxRequestsPerSession,
+    ...(opts.now && { now: opts.now }),
+    ...(opts.sweepIntervalMs !== undefined && { sweepIntervalMs: opts.sweepIntervalMs }),
   });
-  return { sessions, replay, tracker: new RequestTracker() };
+  const attestationRate = new AttestationRateLimiter({
+    perAddressRate: limits.attestationRate,
+    perAddressBurst: limits.attestationBurst,
+    totalRate: limits.attestationRateTotal,
+    ...(opts.now && { now: opts.now }),
+  });
+  return { sessions, attestationRate, tracker: new RequestTracker(), ready: true };
 }
 
 export interface AppDeps {
@@ -48,11 +58,17 @@ export interface AppDeps {
   logger?: Logger;
   /** Made from `limits` when absent; pass one to control it from outside (lifecycle, tests). */
   runtime?: ServerRuntime;
+  /** Set when the server sits behind a proxy whose client-address header is to be believed. */
+  proxyTrust?: ProxyTrust;
 }
 
-type Env = { Variables: { rec: RequestLogRecord; deferLog: boolean; start: number } };
+/** What @hono/node-server passes as the environment: the Node request (for the peer address). */
+type Bindings = { incoming?: { socket?: { remoteAddress?: string } } };
+type Env = { Bindings: Bindings; Variables: { rec: RequestLogRecord; deferLog: boolean; start: number; sid: string } };
 
-const ROUTES = new Set(['/v1/attestation', '/v1/ohttp', '/healthz']);
+const PLAIN_ROUTES = new Set(['/healthz', '/readyz']);
+/** The session routes; the log names the template, never the session. */
+const SESSION_ROUTE = /^\/v1\/sessions\/([^/]*)\/(attestation|ohttp)$/;
 const NONCE_RE = /^[0-9a-fA-F]{64}$/;
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 const enc = new TextEncoder();
@@ -65,8 +81,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const inner = createInnerApp({ engine, limits });
   const gatewayDeps: GatewayDeps = {
     sessions,
-    replay: runtime.replay,
-    inner: { fetch: (req) => inner.fetch(req) },
+    inner: { fetch: (req, env) => inner.fetch(req, env) },
     maxBodyBytes: limits.maxBodyBytes,
   };
   // Encapsulated requests admitted at once (opened, being served): every generation slot and
@@ -91,47 +106,79 @@ export function createApp(deps: AppDeps): Hono<Env> {
     logger.request(rec);
   });
 
-  // Only CONTRACT's routes exist: HEAD (which Hono would answer as GET) and any other path are 404.
+  // Only the contract's routes exist: HEAD (which Hono would answer as GET) and any other path are 404.
   app.use('*', async (c, next) => {
-    if (c.req.method === 'HEAD' || !ROUTES.has(c.req.path)) return problem(c, 'not_found');
-    c.get('rec').route = c.req.path;
+    if (c.req.method === 'HEAD') return problem(c, 'not_found');
+    const path = c.req.path;
+    if (PLAIN_ROUTES.has(path)) {
+      c.get('rec').route = path;
+      return next();
+    }
+    const m = SESSION_ROUTE.exec(path);
+    if (!m) return problem(c, 'not_found');
+    c.get('rec').route = `/v1/sessions/{sid}/${m[2]}`;
+    if (c.req.method !== 'OPTIONS' && !isSessionId(m[1])) return problem(c, 'bad_session');
+    c.set('sid', m[1]!);
     await next();
   });
 
   app.use(
     '*',
-    cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['content-type'], maxAge: 600 }),
+    cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['content-type'], exposeHeaders: ['retry-after'], maxAge: 600 }),
   );
 
   app.get('/healthz', (c) => send(c, 200, JSON.stringify({ status: 'ok' }), JSON_HEADERS));
 
-  app.get('/v1/attestation', async (c) => {
+  app.get('/readyz', (c) => {
+    if (!runtime.ready || tracker.draining || sessions.closed) return problem(c, tracker.draining ? 'shutting_down' : 'not_ready');
+    return send(c, 200, JSON.stringify({ status: 'ready' }), JSON_HEADERS);
+  });
+
+  app.get('/v1/sessions/:sid/attestation', async (c) => {
+    if (!runtime.ready) return problem(c, 'not_ready');
     if (tracker.draining) return problem(c, 'shutting_down');
     const nonces = c.req.queries('nonce');
     if (!nonces || nonces.length !== 1 || !NONCE_RE.test(nonces[0]!)) return problem(c, 'bad_nonce');
-    const nonce = hexToBytes(nonces[0]!);
-    let session;
+    const nonceHex = nonces[0]!.toLowerCase();
+    const sid = c.get('sid');
+
+    const rate = runtime.attestationRate.check(requestAddressKey(c.env?.incoming?.socket?.remoteAddress, c.req.raw.headers, deps.proxyTrust));
+    if (!rate.ok) return problem(c, rate.scope === 'address' ? 'attestation_rate' : 'attestation_rate_total', rate.retryAfterSeconds);
+
+    let begun;
     try {
-      session = sessions.create();
+      begun = sessions.begin(sid, nonceHex);
     } catch (e) {
-      if (isServerError(e, 'too_many_sessions')) return problem(c, 'too_many_sessions');
-      if (isServerError(e, 'session_rate')) return problem(c, 'session_rate');
+      if (isServerError(e, 'session_live')) return problem(c, 'session_live');
+      if (isServerError(e, 'too_many_sessions')) {
+        return problem(c, 'too_many_sessions', (e as { retryAfterSeconds?: number }).retryAfterSeconds ?? 1);
+      }
       if (isServerError(e, 'closed')) return problem(c, 'shutting_down');
       return problem(c, 'internal');
     }
+    if (begun.kind === 'retry') {
+      try {
+        return send(c, 200, await begun.evidence, JSON_HEADERS);
+      } catch {
+        return problem(c, 'internal');
+      }
+    }
+    const session = begun.session;
+    const evidence = buildEvidence({
+      provider,
+      session: sid,
+      keyConfig: session.encodedConfig,
+      expiresAt: new Date(session.expiresAt),
+      model: { id: engine.model.id, digest: modelDigest },
+      nonce: hexToBytes(nonceHex),
+    }).then((doc) => JSON.stringify(doc));
+    // A retry of this same GET (same nonce) while the evidence is made waits for this one.
+    begun.setEvidence(evidence);
     try {
-      const evidence = await buildEvidence({
-        provider,
-        keyId: session.keyId,
-        keyConfig: session.encodedConfig,
-        expiresAt: new Date(session.expiresAt),
-        model: { id: engine.model.id, digest: modelDigest },
-        nonce,
-      });
-      return send(c, 200, JSON.stringify(evidence), JSON_HEADERS);
+      return send(c, 200, await evidence, JSON_HEADERS);
     } catch (e) {
       // A session whose evidence could not be made is useless to the client: destroy it now.
-      sessions.destroy(session.keyId);
+      sessions.destroy(sid);
       // The code is a fixed identifier (e.g. a provider failure), safe for the operator's log.
       const code = (e as { code?: unknown }).code;
       logger.info(`attestation failed: ${typeof code === 'string' && /^[a-z0-9_]{1,64}$/.test(code) ? code : 'internal'}`);
@@ -139,7 +186,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
   });
 
-  app.post('/v1/ohttp', async (c) => {
+  app.post('/v1/sessions/:sid/ohttp', async (c) => {
     if (tracker.draining) return problem(c, 'shutting_down');
     const type = mediaType(c.req.header('content-type'));
     if (type !== MEDIA.req && type !== MEDIA.chunkedReq) return problem(c, 'media_type');
@@ -152,6 +199,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (declared !== null && declared > limits.maxBodyBytes) return problem(c, 'too_large');
     // Cheap early refusal when every place is already taken; the gateway admits for real.
     if (tracker.admitted >= maxInflight) return problem(c, 'overloaded');
+    // Unknown, ended or expired: 422 before any body is read, so the client attests anew at once.
+    const session = sessions.get(c.get('sid'));
+    if (!session) return problem(c, 'unknown_key');
 
     const rec = c.get('rec');
     const tracked = tracker.track(c.req.raw.signal);
@@ -161,8 +211,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     try {
       result =
         type === MEDIA.req
-          ? await handlePlain(gatewayDeps, body, greq)
-          : await handleChunked(gatewayDeps, body, greq);
+          ? await handlePlain(gatewayDeps, session, body, greq)
+          : await handleChunked(gatewayDeps, session, body, greq);
     } catch {
       tracked.done();
       return problem(c, 'internal');
@@ -201,10 +251,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return new Response(bytes as Uint8Array<ArrayBuffer>, { status, headers });
   }
 
-  function problem(c: Context<Env>, kind: ProblemKind): Response {
-    return send(c, problemStatus(kind), problemJson(kind), { ...PROBLEM_HEADERS });
+  function problem(c: Context<Env>, kind: ProblemKind, retryAfterSeconds?: number): Response {
+    const retry = retryAfterSeconds ?? RETRY_AFTER_DEFAULT[kind];
+    const headers: Record<string, string> = { ...PROBLEM_HEADERS };
+    if (retry !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retry)));
+    return send(c, problemStatus(kind), problemJson(kind), headers);
   }
 }
+
+/** Retry-After for refusals whose wait the server cannot compute exactly (seconds). */
+const RETRY_AFTER_DEFAULT: Partial<Record<ProblemKind, number>> = {
+  overloaded: 1,
+  shutting_down: 5,
+  not_ready: 5,
+  session_request_limit: 1,
+};
 
 function mediaType(v: string | undefined): string {
   return (v ?? '').split(';')[0]!.trim().toLowerCase();

@@ -31,11 +31,16 @@ interface LimitFlag {
 }
 
 export const LIMIT_FLAGS: readonly LimitFlag[] = [
-  { flag: 'key-lifetime', env: 'SEALED_KEY_LIFETIME', key: 'keyLifetimeSeconds', help: 'session key lifetime, seconds' },
-  { flag: 'max-sessions', env: 'SEALED_MAX_SESSIONS', key: 'maxSessions', help: 'live sessions (1..256: one-byte key ids)' },
-  { flag: 'session-rate', env: 'SEALED_SESSION_RATE', key: 'sessionsPerSecond', help: 'new sessions per second, sustained', real: true },
-  { flag: 'session-burst', env: 'SEALED_SESSION_BURST', key: 'sessionBurst', help: 'new sessions allowed in a burst' },
-  { flag: 'max-requests-per-session', env: 'SEALED_MAX_REQUESTS_PER_SESSION', key: 'maxRequestsPerSession', help: 'requests one session key accepts' },
+  { flag: 'session-lifetime', env: 'SEALED_SESSION_LIFETIME', key: 'sessionLifetimeSeconds', help: 'session (and key) lifetime, seconds' },
+  { flag: 'session-unused-timeout', env: 'SEALED_SESSION_UNUSED_TIMEOUT', key: 'sessionUnusedTimeoutSeconds', help: 'a session with no request this long after attestation ends, seconds' },
+  { flag: 'max-sessions', env: 'SEALED_MAX_SESSIONS', key: 'maxSessions', help: 'live sessions (memory); when full the oldest never-used one is evicted' },
+  { flag: 'attestation-rate', env: 'SEALED_ATTESTATION_RATE', key: 'attestationRate', help: 'attestations per second per client address', real: true },
+  { flag: 'attestation-burst', env: 'SEALED_ATTESTATION_BURST', key: 'attestationBurst', help: 'attestations one client address may make at once' },
+  { flag: 'attestation-rate-total', env: 'SEALED_ATTESTATION_RATE_TOTAL', key: 'attestationRateTotal', help: 'attestations per second, all addresses together', real: true },
+  { flag: 'max-requests-per-session', env: 'SEALED_MAX_REQUESTS_PER_SESSION', key: 'maxRequestsPerSession', help: 'requests one session accepts' },
+  { flag: 'max-concurrent-per-session', env: 'SEALED_MAX_CONCURRENT_PER_SESSION', key: 'maxConcurrentPerSession', help: 'generations one session may run or queue at once' },
+  { flag: 'max-connections', env: 'SEALED_MAX_CONNECTIONS', key: 'maxConnections', help: 'open connections at once' },
+  { flag: 'max-buffered-bytes', env: 'SEALED_MAX_BUFFERED_BYTES', key: 'maxBufferedBytes', help: 'request bytes buffered across all connections' },
   { flag: 'max-body-bytes', env: 'SEALED_MAX_BODY_BYTES', key: 'maxBodyBytes', help: 'largest request body, bytes' },
   { flag: 'max-tokens', env: 'SEALED_MAX_TOKENS', key: 'maxTokensCeiling', help: 'largest max_tokens a request may ask for' },
   { flag: 'max-concurrent', env: 'SEALED_MAX_CONCURRENT', key: 'maxConcurrentGenerations', help: 'generations running at once' },
@@ -49,8 +54,9 @@ export const LIMIT_FLAGS: readonly LimitFlag[] = [
 
 export const SERVE_HELP = `usage: sealed serve [options]
 
-Serves the model through the attested, encrypted HTTP surface of CONTRACT.md:
-  GET /v1/attestation?nonce=HEX64, POST /v1/ohttp, GET /healthz
+Serves the model through the attested, encrypted HTTP surface of CONTRACT.md (version 2):
+  GET /v1/sessions/{sid}/attestation?nonce=HEX64, POST /v1/sessions/{sid}/ohttp,
+  GET /healthz, GET /readyz
 
 options (environment variable in brackets; a flag wins):
   --port N               port, 0 for any free one [PORT] (default ${DEFAULT_PORT})

@@ -5,13 +5,12 @@ export type ServerErrorCode =
   | 'too_large'
   | 'bad_body'
   | 'too_many_sessions'
-  | 'session_rate'
+  | 'session_live'
   | 'session_request_limit'
   | 'closed'
   | 'overloaded'
   | 'queue_timeout'
-  | 'inner_stream_failed'
-  | 'key_id_exhausted';
+  | 'inner_stream_failed';
 
 export class ServerError extends Error {
   readonly code: ServerErrorCode;

@@ -19,15 +19,19 @@ import { isEventStream, responseFields, toInnerRequest } from './bridge.js';
 import { isServerError, ServerError } from './errors.js';
 import { errorBody } from './inner/openai.js';
 import type { ProblemKind } from './problem.js';
-import type { ReplayCache, ReplayVerdict } from './replay.js';
+import type { ReplayVerdict } from './replay.js';
 import type { Session, SessionStore } from './sessions.js';
 import { ohttp, type OhttpKeyConfig } from './ohttp.js';
 
 export interface GatewayDeps {
   sessions: SessionStore<OhttpKeyConfig>;
-  replay: ReplayCache;
-  inner: { fetch(req: Request): Response | Promise<Response> };
+  /** The inner app; `env.sessionId` says whose request it is (fairness), never taken from the request itself. */
+  inner: { fetch(req: Request, env: InnerEnv): Response | Promise<Response> };
   maxBodyBytes: number;
+}
+
+export interface InnerEnv {
+  sessionId: string;
 }
 
 /** Per request: its cancellation signal, and admission once its body has arrived and opened. */
@@ -63,35 +67,22 @@ function outerProblem(e: unknown): ProblemKind {
 }
 
 /**
- * A key lookup for the transport that remembers which session it handed out, so the gateway
- * can confirm that session is still the live one before recording the request for replay.
+ * The transport's key lookup for one session: its key, under its key id, while the session is
+ * live. A request sealed to another key id (an old session's key, say) is unknown: 422.
  */
-function lookup(deps: GatewayDeps) {
-  let used: Session<OhttpKeyConfig> | undefined;
-  return {
-    find: (keyId: number) => {
-      used = deps.sessions.get(keyId);
-      return used ? { config: used.config, privateKey: used.privateKey } : undefined;
-    },
-    /** Whether the session found is still live (it may expire while a chunked header arrives). */
-    stillLive: (keyId: number) => used !== undefined && deps.sessions.get(keyId) === used,
-  };
+function lookup(deps: GatewayDeps, session: Session<OhttpKeyConfig>) {
+  return (keyId: number) =>
+    keyId === session.keyId && deps.sessions.isLive(session) ? { config: session.config, privateKey: session.privateKey } : undefined;
 }
 
 /**
  * Records the request for replay protection (provisionally while it is not yet authenticated);
  * a verdict other than 'fresh' is the problem to answer.
  */
-function recordOnce(
-  deps: GatewayDeps,
-  keys: ReturnType<typeof lookup>,
-  keyId: number,
-  enc: Uint8Array,
-  provisional = false,
-): ProblemKind | null {
-  // An entry for a destroyed key would outlive it and hold its id; refuse instead.
-  if (!keys.stillLive(keyId)) return 'unknown_key';
-  return problemOf(deps.replay.record(keyId, enc, { provisional }));
+function recordOnce(deps: GatewayDeps, session: Session<OhttpKeyConfig>, enc: Uint8Array, provisional = false): ProblemKind | null {
+  // The session may have ended while the request arrived: its entries are gone, refuse instead.
+  if (!deps.sessions.isLive(session)) return 'unknown_key';
+  return problemOf(session.replay.record(enc, { provisional }));
 }
 
 function problemOf(verdict: ReplayVerdict): ProblemKind | null {
@@ -99,7 +90,12 @@ function problemOf(verdict: ReplayVerdict): ProblemKind | null {
   return verdict === 'replay' ? 'replay' : 'session_request_limit';
 }
 
-export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8Array> | null, req: GatewayRequest): Promise<GatewayResult> {
+export async function handlePlain(
+  deps: GatewayDeps,
+  session: Session<OhttpKeyConfig>,
+  body: ReadableStream<Uint8Array> | null,
+  req: GatewayRequest,
+): Promise<GatewayResult> {
   let bytes: Uint8Array;
   try {
     bytes = await readLimited(body, deps.maxBodyBytes);
@@ -108,24 +104,24 @@ export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8A
   }
   const header = ohttp.peekHeader(bytes);
   if (!header) return fail('bad_request');
-  if (!deps.sessions.get(header.keyId)) return fail('unknown_key');
+  if (header.keyId !== session.keyId || !deps.sessions.isLive(session)) return fail('unknown_key');
   // A cheap refusal before any public-key work; the authoritative check is record() below.
-  if (deps.replay.has(header.keyId, header.enc)) return fail('replay');
+  if (session.replay.has(header.enc)) return fail('replay');
 
-  const keys = lookup(deps);
   let opened;
   try {
-    opened = await ohttp.decapsulate(keys.find, bytes, deps.maxBodyBytes);
+    opened = await ohttp.decapsulate(lookup(deps, session), bytes, deps.maxBodyBytes);
   } catch (e) {
     return fail(outerProblem(e));
   }
   try {
     // Never processed, so not recorded: the request may come again once there is room.
     if (!req.admit()) return fail('overloaded');
-    const refused = recordOnce(deps, keys, opened.keyId, opened.enc);
+    const refused = recordOnce(deps, session, opened.enc);
     if (refused) return fail(refused);
+    deps.sessions.markUsed(session);
 
-    const res = await callInner(deps, opened.request, req.signal);
+    const res = await callInner(deps, session, opened.request, req.signal);
     opened.request.fill(0);
     const plain = await encodeWhole(res);
     const sealed = opened.sealResponse(plain);
@@ -141,14 +137,14 @@ export async function handlePlain(deps: GatewayDeps, body: ReadableStream<Uint8A
 
 export async function handleChunked(
   deps: GatewayDeps,
+  session: Session<OhttpKeyConfig>,
   body: ReadableStream<Uint8Array> | null,
   req: GatewayRequest,
 ): Promise<GatewayResult> {
   if (body === null) return fail('bad_request');
-  const keys = lookup(deps);
   let opened;
   try {
-    opened = await ohttp.decapsulateChunked(keys.find, body, deps.maxBodyBytes);
+    opened = await ohttp.decapsulateChunked(lookup(deps, session), body, deps.maxBodyBytes);
   } catch (e) {
     return fail(outerProblem(e));
   }
@@ -161,7 +157,7 @@ export async function handleChunked(
   // The header is not authenticated yet, so the record made now is provisional (it does not
   // spend the session's request allowance) and undone if the body fails to open; recording
   // before reading the body keeps two concurrent copies from both passing.
-  const refused = recordOnce(deps, keys, opened.keyId, opened.enc, true);
+  const refused = recordOnce(deps, session, opened.enc, true);
   if (refused) {
     opened.request.cancel().catch(() => {});
     return refuse(refused);
@@ -171,26 +167,27 @@ export async function handleChunked(
     // The decrypted chunks are the gateway's alone: wiped once copied.
     plaintext = await readLimited(opened.request, deps.maxBodyBytes, { wipeChunks: true });
   } catch (e) {
-    deps.replay.unrecord(opened.keyId, opened.enc);
+    session.replay.unrecord(opened.enc);
     return refuse(outerProblem(e));
   }
   // The whole request is open and the response key was derived with it: the request's HPKE
   // secrets have no further use.
   opened.context.destroy();
   // Authenticated: now it counts against the session's allowance.
-  const spent = problemOf(deps.replay.confirm(opened.keyId, opened.enc));
+  const spent = problemOf(session.replay.confirm(opened.enc));
   if (spent) {
-    deps.replay.unrecord(opened.keyId, opened.enc);
+    session.replay.unrecord(opened.enc);
     plaintext.fill(0);
     return refuse(spent);
   }
   if (!req.admit()) {
-    deps.replay.unrecord(opened.keyId, opened.enc);
+    session.replay.unrecord(opened.enc);
     plaintext.fill(0);
     return refuse('overloaded');
   }
+  deps.sessions.markUsed(session);
 
-  const res = await callInner(deps, plaintext, req.signal);
+  const res = await callInner(deps, session, plaintext, req.signal);
   plaintext.fill(0);
   if (!isEventStream(res) || res.body === null) {
     const plain = await encodeWhole(res);
@@ -202,7 +199,7 @@ export async function handleChunked(
 }
 
 /** Decodes the Binary HTTP request and runs it through the inner app. Never throws. */
-async function callInner(deps: GatewayDeps, plaintext: Uint8Array, signal: AbortSignal): Promise<Response> {
+async function callInner(deps: GatewayDeps, session: Session<OhttpKeyConfig>, plaintext: Uint8Array, signal: AbortSignal): Promise<Response> {
   let req: BhttpRequest;
   try {
     req = decodeRequest(plaintext, { maxRequestSize: Math.max(deps.maxBodyBytes, 1) });
@@ -213,7 +210,7 @@ async function callInner(deps: GatewayDeps, plaintext: Uint8Array, signal: Abort
   req.content.fill(0);
   if (!webReq) return innerError(400, 'The encapsulated request is not a valid HTTP request.', 'invalid_request_error', 'invalid_request');
   try {
-    return await deps.inner.fetch(webReq);
+    return await deps.inner.fetch(webReq, { sessionId: session.id });
   } catch {
     return innerError(500, 'The server had an error while processing the request.', 'server_error', 'internal_error');
   }

@@ -2,12 +2,14 @@
 export { createApp, createRuntime, type AppDeps, type ServerRuntime } from './app.js';
 export { createInnerApp, type InnerAppOptions, type InnerLimits } from './inner/app.js';
 export { startServer, type StartOptions, type RunningServer } from './lifecycle.js';
-export { DEFAULT_LIMITS, MAX_KEY_IDS, resolveLimits, limitsSchema, type Limits } from './limits.js';
+export { DEFAULT_LIMITS, resolveLimits, limitsSchema, type Limits } from './limits.js';
 export { parseServeConfig, SERVE_HELP, type ServeConfig, type PlatformChoice } from './config.js';
 export { createLogger, formatRequestLog, silentLogger, type Logger, type RequestLogRecord } from './log.js';
 export { GenerationLimiter, type Permit } from './limiter.js';
 export { SessionStore, type Session } from './sessions.js';
-export { ReplayCache, type ReplayVerdict } from './replay.js';
+export { ReplayGuard, type ReplayVerdict } from './replay.js';
 export { ServerError, isServerError, type ServerErrorCode } from './errors.js';
 export { OHTTP_KEY_PROBLEM_TYPE } from './problem.js';
 export type { InferenceEngine, GenerateRequest, GenerateEvent, ChatMessage, EngineModelInfo } from './engine.js';
+export { AttestationRateLimiter, RateBucket, clientAddressKey } from './rate.js';
+export { requestAddressKey, type ProxyTrust } from './client-address.js';

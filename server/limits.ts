@@ -3,9 +3,6 @@
 import { z } from 'zod';
 import { ServerError } from './errors.js';
 
-/** OHTTP key ids are one byte: at most 256 keys can be live at once. */
-export const MAX_KEY_IDS = 256;
-
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 export const limitsSchema = z.strictObject({
@@ -25,14 +22,24 @@ export const limitsSchema = z.strictObject({
   requestTimeoutMs: int(100, 3_600_000),
   /** Time allowed to receive the request headers (ms). */
   headersTimeoutMs: int(100, 3_600_000),
-  /** Live attested sessions (each holds one OHTTP key id). */
-  maxSessions: int(1, MAX_KEY_IDS),
-  /** Lifetime of a session key (seconds). */
-  keyLifetimeSeconds: int(1, 7 * 24 * 3600),
-  /** Sustained rate of new sessions (per second) and the burst allowed above it. */
-  sessionsPerSecond: z.number().positive().max(100_000),
-  sessionBurst: int(1, 100_000),
-  /** Encapsulated requests one session key accepts (bounds the replay cache). */
+  /** Live attested sessions (memory: each holds a key pair, its replay entries, and its evidence until used). */
+  maxSessions: int(1, 10_000_000),
+  /** Lifetime of a session and its key (seconds). */
+  sessionLifetimeSeconds: int(1, 7 * 24 * 3600),
+  /** A session that has carried no authenticated request this long after its creation ends (seconds). */
+  sessionUnusedTimeoutSeconds: int(1, 7 * 24 * 3600),
+  /** Attestations per client address: sustained per second, and the burst above it. */
+  attestationRate: z.number().positive().max(1_000_000),
+  attestationBurst: int(1, 1_000_000),
+  /** Attestations per second from every address together. */
+  attestationRateTotal: z.number().positive().max(1_000_000),
+  /** Generations one session may have running or waiting at once. */
+  maxConcurrentPerSession: int(1, 1024),
+  /** Open connections at once; more are closed as they arrive. */
+  maxConnections: int(1, 1_000_000),
+  /** Request bytes buffered across all connections at once; beyond it requests get 503 before more is read. */
+  maxBufferedBytes: int(64 * 1024, 16 * 1024 * 1024 * 1024),
+  /** Encapsulated requests one session accepts (bounds its replay entries). */
   maxRequestsPerSession: int(1, 1_000_000),
   /** Grace period for running requests on shutdown before they are cancelled (ms). */
   shutdownGraceMs: int(0, 3_600_000),
@@ -49,10 +56,15 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   generationTimeoutMs: 300_000,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
-  maxSessions: MAX_KEY_IDS,
-  keyLifetimeSeconds: 600,
-  sessionsPerSecond: 10,
-  sessionBurst: 64,
+  maxSessions: 20_000,
+  sessionLifetimeSeconds: 600,
+  sessionUnusedTimeoutSeconds: 60,
+  attestationRate: 2,
+  attestationBurst: 10,
+  attestationRateTotal: 100,
+  maxConcurrentPerSession: 4,
+  maxConnections: 2048,
+  maxBufferedBytes: 64 * 1024 * 1024,
   maxRequestsPerSession: 1024,
   shutdownGraceMs: 10_000,
 });

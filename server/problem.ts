@@ -6,6 +6,12 @@ const PROBLEMS = {
   not_found: { type: 'about:blank', title: 'Not Found', status: 404 },
   bad_request: { type: 'about:blank', title: 'Bad Request', status: 400, detail: 'The request is malformed.' },
   bad_nonce: { type: 'about:blank', title: 'Bad Request', status: 400, detail: 'nonce must be 64 hexadecimal digits.' },
+  bad_session: {
+    type: 'about:blank',
+    title: 'Bad Request',
+    status: 400,
+    detail: 'The session id must be 16 random bytes in base64url without padding (22 characters).',
+  },
   too_large: { type: 'about:blank', title: 'Content Too Large', status: 413 },
   request_timeout: { type: 'about:blank', title: 'Request Timeout', status: 408, detail: 'The request did not arrive in time.' },
   headers_too_large: { type: 'about:blank', title: 'Request Header Fields Too Large', status: 431 },
@@ -19,11 +25,33 @@ const PROBLEMS = {
     type: OHTTP_KEY_PROBLEM_TYPE,
     title: 'key identifier unknown',
     status: 422,
-    detail: 'The key id is unknown or its session has expired; fetch a new attestation.',
+    detail: 'The session is unknown, has ended, or its key does not match; attest a new session.',
   },
   replay: { type: 'about:blank', title: 'Conflict', status: 409, detail: 'This encapsulated request was already received.' },
-  too_many_sessions: { type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'Too many live sessions.' },
-  session_rate: { type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'New sessions are rate limited.' },
+  session_live: {
+    type: 'about:blank',
+    title: 'Conflict',
+    status: 409,
+    detail: 'This session id is already live; choose a new random session id.',
+  },
+  too_many_sessions: {
+    type: 'about:blank',
+    title: 'Too Many Requests',
+    status: 429,
+    detail: 'Every live session is in use; retry after the time given.',
+  },
+  attestation_rate: {
+    type: 'about:blank',
+    title: 'Too Many Requests',
+    status: 429,
+    detail: 'Attestations from this address are rate limited; retry after the time given.',
+  },
+  attestation_rate_total: {
+    type: 'about:blank',
+    title: 'Too Many Requests',
+    status: 429,
+    detail: 'Attestations are rate limited; a place is held for this address after the time given.',
+  },
   session_request_limit: {
     type: 'about:blank',
     title: 'Too Many Requests',
@@ -32,6 +60,7 @@ const PROBLEMS = {
   },
   overloaded: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'The server is overloaded.' },
   shutting_down: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'The server is shutting down.' },
+  not_ready: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'The server is starting.' },
   internal: { type: 'about:blank', title: 'Internal Server Error', status: 500 },
 } as const satisfies Record<string, { status: number; type: string; title: string; detail?: string }>;
 

@@ -1,34 +1,192 @@
-// A token bucket: `burst` tokens, refilled at `perSecond`. Pure apart from the injected clock.
-export class TokenBucket {
-  readonly #perMs: number;
-  readonly #burst: number;
+// Rate limits for attestations, per client address and in total. Pure apart from the injected
+// clock.
+//
+// Both use GCRA (the generic cell rate algorithm): one "theoretical arrival time" per bucket
+// instead of a token count, which gives the exact time until the next request would pass, so
+// every refusal carries an honest Retry-After.
+//
+// The total limit is where strangers compete with everyone else, so a refusal there is also a
+// reservation: the address is given the next free place in time and told when to come back,
+// and it holds that place until then. Strangers on many addresses then queue beside a new
+// client instead of winning every race for each freed place: a newcomer waits at most one
+// place per address ahead of it, and gets in within the Retry-After it was given.
+
+/** One GCRA bucket: `perSecond` sustained, `burst` at once. */
+export class RateBucket {
+  readonly #intervalMs: number;
+  readonly #toleranceMs: number;
+  /** Theoretical arrival time: when the bucket would be empty-but-allowed again, in ms. */
+  #tat = -Infinity;
+
+  constructor(perSecond: number, burst: number) {
+    if (!(perSecond > 0) || !Number.isFinite(perSecond) || !(burst >= 1)) {
+      throw new RangeError('a rate bucket needs perSecond > 0 and burst >= 1');
+    }
+    this.#intervalMs = 1000 / perSecond;
+    this.#toleranceMs = (burst - 1) * this.#intervalMs;
+  }
+
+  /** Takes one place now if there is one; otherwise how many ms until there is. */
+  take(now: number): { ok: true } | { ok: false; waitMs: number } {
+    const earliest = this.#tat - this.#toleranceMs;
+    if (now < earliest) return { ok: false, waitMs: earliest - now };
+    this.#tat = Math.max(this.#tat, now) + this.#intervalMs;
+    return { ok: true };
+  }
+
+  /** Takes the next place whether or not it is free yet; returns when it is (ms since the epoch). */
+  reserve(now: number): number {
+    const at = Math.max(now, this.#tat - this.#toleranceMs);
+    this.#tat = Math.max(this.#tat, now) + this.#intervalMs;
+    return at;
+  }
+
+  /** Undoes one take() for a request that was then not served. */
+  giveBack(): void {
+    this.#tat -= this.#intervalMs;
+  }
+
+  /** The earliest time a place is free (ms since the epoch). */
+  nextFree(now: number): number {
+    return Math.max(now, this.#tat - this.#toleranceMs);
+  }
+
+  /** Whether the bucket has refilled completely: then it is no different from a new one. */
+  isFull(now: number): boolean {
+    return now >= this.#tat;
+  }
+}
+
+export interface AttestationRateOptions {
+  /** Per client address: sustained per second, and the burst above it. */
+  perAddressRate: number;
+  perAddressBurst: number;
+  /** Every address together, per second (burst: one second's worth, at least 1). */
+  totalRate: number;
+  /** Longest a reservation may lie ahead; past it refusals carry a hint but reserve nothing. */
+  maxReservationAheadMs?: number;
+  /** How long after its time a reservation is held before it lapses. */
+  reservationGraceMs?: number;
+  /** Addresses remembered at once (buckets and reservations); the oldest full ones go first. */
+  maxAddresses?: number;
+  now?: () => number;
+}
+
+export type RateVerdict = { ok: true } | { ok: false; retryAfterSeconds: number; scope: 'address' | 'total' };
+
+interface AddressState {
+  bucket: RateBucket;
+  /** A place reserved in the total limit, ms since the epoch. */
+  reservedAt?: number;
+}
+
+export class AttestationRateLimiter {
+  readonly #opts: Required<Omit<AttestationRateOptions, 'now'>>;
   readonly #now: () => number;
-  #tokens: number;
-  #last: number;
+  readonly #total: RateBucket;
+  /** Least recently touched first. */
+  readonly #addresses = new Map<string, AddressState>();
 
-  constructor(perSecond: number, burst: number, now: () => number = Date.now) {
-    if (!(perSecond > 0) || !(burst >= 1)) throw new RangeError('token bucket needs perSecond > 0 and burst >= 1');
-    this.#perMs = perSecond / 1000;
-    this.#burst = burst;
-    this.#now = now;
-    this.#tokens = burst;
-    this.#last = now();
+  constructor(opts: AttestationRateOptions) {
+    this.#opts = {
+      maxReservationAheadMs: 60_000,
+      reservationGraceMs: 10_000,
+      maxAddresses: 100_000,
+      ...opts,
+    };
+    this.#now = opts.now ?? Date.now;
+    this.#total = new RateBucket(opts.totalRate, Math.max(1, Math.floor(opts.totalRate)));
+    // Validates the per-address parameters once, up front.
+    new RateBucket(opts.perAddressRate, opts.perAddressBurst);
   }
 
-  /** Takes one token if there is one. */
-  tryTake(): boolean {
-    const t = this.#now();
-    // A clock that goes backwards refills nothing rather than draining the bucket.
-    const elapsed = Math.max(0, t - this.#last);
-    this.#last = Math.max(this.#last, t);
-    this.#tokens = Math.min(this.#burst, this.#tokens + elapsed * this.#perMs);
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
+  /** Admits one attestation from `address` (already reduced by clientAddressKey) or says when to retry. */
+  check(address: string): RateVerdict {
+    const now = this.#now();
+    const state = this.#state(address, now);
+
+    if (state.reservedAt !== undefined) {
+      if (now < state.reservedAt) return refuse(state.reservedAt - now, 'total');
+      // The place was paid for, in the address's own bucket and in the total, when it was reserved.
+      const lapsed = now > state.reservedAt + this.#opts.reservationGraceMs;
+      state.reservedAt = undefined;
+      if (!lapsed) return { ok: true };
+    }
+
+    const own = state.bucket.take(now);
+    if (!own.ok) return refuse(own.waitMs, 'address');
+    if (this.#total.take(now).ok) return { ok: true };
+    const at = this.#total.nextFree(now);
+    if (at - now > this.#opts.maxReservationAheadMs) {
+      state.bucket.giveBack(); // not served and nothing reserved: the address is not charged
+      return refuse(at - now, 'total');
+    }
+    state.reservedAt = this.#total.reserve(now);
+    return refuse(state.reservedAt - now, 'total');
   }
 
-  /** Gives back a token taken for an attempt that then failed for another reason. */
-  refund(): void {
-    this.#tokens = Math.min(this.#burst, this.#tokens + 1);
+  /** Addresses currently remembered (for tests and metrics). */
+  get trackedAddresses(): number {
+    return this.#addresses.size;
   }
+
+  #state(address: string, now: number): AddressState {
+    let state = this.#addresses.get(address);
+    if (state) {
+      // Most recently touched last.
+      this.#addresses.delete(address);
+    } else {
+      state = { bucket: new RateBucket(this.#opts.perAddressRate, this.#opts.perAddressBurst) };
+      this.#prune(now);
+    }
+    this.#addresses.set(address, state);
+    return state;
+  }
+
+  /** Keeps the table bounded: first forgets what a fresh entry would equal, then the oldest. */
+  #prune(now: number): void {
+    if (this.#addresses.size < this.#opts.maxAddresses) return;
+    for (const [a, s] of this.#addresses) {
+      if (this.#addresses.size < this.#opts.maxAddresses) return;
+      if (s.reservedAt === undefined && s.bucket.isFull(now)) this.#addresses.delete(a);
+    }
+    while (this.#addresses.size >= this.#opts.maxAddresses) {
+      const oldest = this.#addresses.keys().next().value!;
+      this.#addresses.delete(oldest);
+    }
+  }
+}
+
+function refuse(waitMs: number, scope: 'address' | 'total'): RateVerdict {
+  return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), scope };
+}
+
+/**
+ * The key an address is limited under: an IPv4 address as it is, an IPv6 address by its /64
+ * (one subscriber's usual allocation, which a stranger can otherwise walk through at will).
+ * IPv4-mapped IPv6 addresses count as IPv4.
+ */
+export function clientAddressKey(address: string | undefined): string {
+  if (!address) return 'unknown';
+  const a = address.trim().toLowerCase();
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(a);
+  if (mapped) return mapped[1]!;
+  if (!a.includes(':')) return a;
+  const groups = expandIpv6(a.split('%')[0]!);
+  return groups ? `${groups.slice(0, 4).join(':')}::/64` : 'unknown';
+}
+
+function expandIpv6(a: string): string[] | undefined {
+  const halves = a.split('::');
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(':') : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
+  // An embedded IPv4 tail takes two groups.
+  const last = tail.length ? tail : head;
+  if (last.length && last[last.length - 1]!.includes('.')) last.splice(last.length - 1, 1, '0', '0');
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
+  if (groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return undefined;
+  return groups.map((g) => g.replace(/^0+(?=.)/, ''));
 }

@@ -1,12 +1,20 @@
-// Attested sessions: each one is an X25519 key pair under its own one-byte OHTTP key id,
-// generated in memory, living `lifetime` and then destroyed: the private key is overwritten
-// with zeros and dropped, and its replay entries with it. Only then does its key id return
-// to the pool, at the back of the queue, so an id is reused as late as possible and a client
-// holding an expired key meets "unknown key" rather than someone else's session.
+// Attested sessions, named by the client (`sid` in the path, contract version 2). Each session
+// owns one X25519 key pair under a random one-byte OHTTP key id, generated in memory when the
+// session is attested and wiped (overwritten with zeros, then dropped) when the session ends:
+// at its expiry, when it has carried no authenticated request within the unused timeout, when the
+// store is full and it is the oldest session never used, or when the server stops.
+//
+// The store is bounded by `maxSessions` (memory), not by the key id's byte. A stranger who
+// attests without ever sending a request can only fill it with never-used sessions, and those
+// are the first to go: a new attestation evicts the oldest of them, so the attack keeps no one
+// out for longer than it lasts and never touches a session in use. Only when every live session
+// has carried a request is a new one refused (429, with the time until the first one expires).
+//
+// Sessions live in two insertion-ordered maps (creation order = expiry order, since every
+// session has the same lifetime), so expiry, the unused timeout and eviction each cost O(1) per
+// session ended, with no timer per session.
 import { ServerError } from './errors.js';
-import { MAX_KEY_IDS } from './limits.js';
-import { TokenBucket } from './rate.js';
-import type { ReplayCache } from './replay.js';
+import { ReplayGuard } from './replay.js';
 
 /** What a key generator returns for one key id (transport's generateKeyConfig has this shape). */
 export interface GeneratedKey<C> {
@@ -17,141 +25,197 @@ export interface GeneratedKey<C> {
 }
 
 export interface Session<C> {
+  /** The client-chosen session id. */
+  readonly id: string;
   readonly keyId: number;
   readonly config: C;
   readonly encodedConfig: Uint8Array;
   /** Zeroed when the session ends; never copied elsewhere by the server. */
   readonly privateKey: Uint8Array;
+  /** The nonce the session was attested with (lowercase hex): a retry with it gets the same evidence. */
+  readonly nonce: string;
   readonly createdAt: number;
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch, a whole second (the evidence signs Unix seconds). */
   readonly expiresAt: number;
+  /** This session's encapsulated requests seen so far (replay protection). */
+  readonly replay: ReplayGuard;
 }
 
 export interface SessionStoreOptions<C> {
   generateKey(keyId: number): GeneratedKey<C>;
-  replay: ReplayCache;
   maxSessions: number;
   lifetimeMs: number;
-  sessionsPerSecond: number;
-  sessionBurst: number;
+  unusedTimeoutMs: number;
+  maxRequestsPerSession: number;
   now?: () => number;
+  randomByte?: () => number;
+  /** How often keys past their time are wiped when no traffic triggers it (ms); 0 turns it off (tests). */
+  sweepIntervalMs?: number;
 }
 
 interface Entry<C> {
   session: Session<C>;
-  timer: ReturnType<typeof setTimeout>;
+  used: boolean;
+  /** The evidence document, kept while the session is unused so a retried GET gets it again. */
+  evidence: Promise<string> | undefined;
 }
+
+export type BeginResult<C> =
+  | { kind: 'new'; session: Session<C>; setEvidence(evidence: Promise<string>): void }
+  | { kind: 'retry'; session: Session<C>; evidence: Promise<string> };
 
 export class SessionStore<C> {
   readonly #opts: SessionStoreOptions<C>;
   readonly #now: () => number;
-  readonly #live = new Map<number, Entry<C>>();
-  /** Free key ids, least recently used first. */
-  readonly #free: number[] = [];
-  readonly #bucket: TokenBucket;
+  readonly #randomByte: () => number;
+  /** Every live session, oldest first. */
+  readonly #live = new Map<string, Entry<C>>();
+  /** The live sessions that have carried no authenticated request yet, oldest first. */
+  readonly #unused = new Map<string, Entry<C>>();
   #closed = false;
+  readonly #sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(opts: SessionStoreOptions<C>) {
-    if (!Number.isInteger(opts.maxSessions) || opts.maxSessions < 1 || opts.maxSessions > MAX_KEY_IDS) {
-      throw new ServerError('bad_config', `maxSessions must be 1..${MAX_KEY_IDS}`);
-    }
-    if (!(opts.lifetimeMs > 0)) throw new ServerError('bad_config', 'session lifetime must be positive');
+    if (!Number.isInteger(opts.maxSessions) || opts.maxSessions < 1) throw new ServerError('bad_config', 'maxSessions must be a positive integer');
+    if (!(opts.lifetimeMs >= 1000)) throw new ServerError('bad_config', 'session lifetime must be at least one second');
+    if (!(opts.unusedTimeoutMs > 0)) throw new ServerError('bad_config', 'session unused timeout must be positive');
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
-    this.#bucket = new TokenBucket(opts.sessionsPerSecond, opts.sessionBurst, this.#now);
-    for (let id = 0; id < MAX_KEY_IDS; id++) this.#free.push(id);
+    this.#randomByte = opts.randomByte ?? (() => globalThis.crypto.getRandomValues(new Uint8Array(1))[0]!);
+    // "The key is destroyed at expiresAt at the latest" must hold on an idle server too.
+    const every = opts.sweepIntervalMs ?? 1000;
+    if (every > 0) {
+      this.#sweeper = setInterval(() => this.sweep(), every);
+      this.#sweeper.unref?.();
+    }
   }
 
   /**
-   * A new session, or ServerError: 'too_many_sessions' when the live limit is reached,
-   * 'session_rate' when new sessions come faster than allowed, 'closed' after close().
+   * Starts session `sid` attested with `nonce` (lowercase hex), or finds the one a retried request
+   * already started. ServerError: 'session_live' (409) when `sid` is live and this is not a safe
+   * retry; 'too_many_sessions' (429, `retryAfterSeconds`) when full of sessions in use; 'closed'.
    */
-  create(): Session<C> {
+  begin(sid: string, nonce: string): BeginResult<C> {
     if (this.#closed) throw new ServerError('closed', 'the session store is closed');
-    this.#sweep();
-    if (this.#live.size >= this.#opts.maxSessions) throw new ServerError('too_many_sessions', 'too many live sessions');
-    if (!this.#bucket.tryTake()) throw new ServerError('session_rate', 'new sessions are rate limited');
-    const keyId = this.#takeFreeId();
-    if (keyId === undefined) {
-      this.#bucket.refund();
-      throw new ServerError('too_many_sessions', 'no free key id');
+    this.sweep();
+    const existing = this.#live.get(sid);
+    if (existing) {
+      // Safe to retry only as the same attestation (same nonce) of a session nobody has used yet.
+      if (!existing.used && existing.evidence && existing.session.nonce === nonce) {
+        return { kind: 'retry', session: existing.session, evidence: existing.evidence };
+      }
+      throw new ServerError('session_live', 'this session id is live');
     }
-    let key: GeneratedKey<C>;
-    try {
-      key = this.#opts.generateKey(keyId);
-    } catch (e) {
-      this.#free.unshift(keyId);
-      this.#bucket.refund();
-      throw e;
+    if (this.#live.size >= this.#opts.maxSessions) {
+      const oldestUnused = this.#unused.keys().next();
+      if (oldestUnused.done) {
+        const first = this.#live.values().next().value!;
+        const seconds = Math.max(1, Math.ceil((first.session.expiresAt - this.#now()) / 1000));
+        throw Object.assign(new ServerError('too_many_sessions', 'every live session is in use'), { retryAfterSeconds: seconds });
+      }
+      this.destroy(oldestUnused.value);
     }
+    const keyId = this.#randomByte() & 0xff;
+    const key = this.#opts.generateKey(keyId);
     const createdAt = this.#now();
     const session: Session<C> = Object.freeze({
+      id: sid,
       keyId,
       config: key.config,
       encodedConfig: key.encoded,
       privateKey: key.privateKey,
+      nonce,
       createdAt,
-      expiresAt: createdAt + this.#opts.lifetimeMs,
+      // Rounded down: the evidence states whole seconds and the key must be gone by then.
+      expiresAt: Math.floor((createdAt + this.#opts.lifetimeMs) / 1000) * 1000,
+      replay: new ReplayGuard(this.#opts.maxRequestsPerSession),
     });
-    const timer = setTimeout(() => this.destroy(keyId), this.#opts.lifetimeMs);
-    // An expiry timer must not keep the process alive on its own.
-    timer.unref?.();
-    this.#live.set(keyId, { session, timer });
-    return session;
+    const entry: Entry<C> = { session, used: false, evidence: undefined };
+    this.#live.set(sid, entry);
+    this.#unused.set(sid, entry);
+    return {
+      kind: 'new',
+      session,
+      setEvidence: (evidence) => {
+        if (this.#live.get(sid) === entry && !entry.used) entry.evidence = evidence;
+      },
+    };
   }
 
-  /** The live session for a key id, or undefined when none is live (never created, expired, destroyed). */
-  get(keyId: number): Session<C> | undefined {
-    const entry = this.#live.get(keyId);
+  /** The live session named `sid`, or undefined (never attested, ended, or past its time). */
+  get(sid: string): Session<C> | undefined {
+    const entry = this.#live.get(sid);
     if (!entry) return undefined;
-    // The timer may fire late; the clock is the authority on expiry.
-    if (this.#now() >= entry.session.expiresAt) {
-      this.destroy(keyId);
+    if (this.#ended(entry, this.#now())) {
+      this.destroy(sid);
       return undefined;
     }
     return entry.session;
   }
 
-  /** Ends a session: wipes its private key, forgets its replay entries, frees the key id. */
-  destroy(keyId: number): void {
-    const entry = this.#live.get(keyId);
+  /**
+   * Marks a session as carrying an authenticated request: from now on it is never evicted for
+   * room nor ended as unused, and its evidence is no longer kept for retries.
+   */
+  markUsed(session: Session<C>): void {
+    const entry = this.#live.get(session.id);
+    if (!entry || entry.session !== session || entry.used) return;
+    entry.used = true;
+    entry.evidence = undefined;
+    this.#unused.delete(session.id);
+  }
+
+  /** Whether `session` is still the live session under its id. */
+  isLive(session: Session<C>): boolean {
+    return this.get(session.id) === session;
+  }
+
+  /** Ends a session: wipes its private key and forgets its replay entries. */
+  destroy(sid: string): void {
+    const entry = this.#live.get(sid);
     if (!entry) return;
-    clearTimeout(entry.timer);
-    this.#live.delete(keyId);
+    this.#live.delete(sid);
+    this.#unused.delete(sid);
+    entry.evidence = undefined;
     entry.session.privateKey.fill(0);
-    this.#opts.replay.forget(keyId);
-    this.#free.push(keyId);
+    entry.session.replay.clear();
+  }
+
+  /** Ends every session past its expiry or unused timeout. */
+  sweep(): void {
+    const t = this.#now();
+    for (const [sid, entry] of this.#unused) {
+      if (t < entry.session.createdAt + this.#opts.unusedTimeoutMs) break;
+      this.destroy(sid);
+    }
+    for (const [sid, entry] of this.#live) {
+      if (t < entry.session.expiresAt) break;
+      this.destroy(sid);
+    }
   }
 
   /** Destroys every session and refuses new ones. */
   close(): void {
     this.#closed = true;
-    for (const keyId of [...this.#live.keys()]) this.destroy(keyId);
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    for (const sid of [...this.#live.keys()]) this.destroy(sid);
   }
 
   get size(): number {
     return this.#live.size;
   }
 
+  /** Live sessions that have carried no request yet. */
+  get unusedCount(): number {
+    return this.#unused.size;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
 
-  #sweep(): void {
-    const t = this.#now();
-    for (const [keyId, entry] of this.#live) if (t >= entry.session.expiresAt) this.destroy(keyId);
-  }
-
-  #takeFreeId(): number | undefined {
-    // An id is only in the free list once its key is wiped and its replay entries are gone;
-    // the extra check keeps that true even if the replay cache were shared and misused.
-    for (let i = 0; i < this.#free.length; i++) {
-      const id = this.#free[i]!;
-      if (!this.#opts.replay.holds(id)) {
-        this.#free.splice(i, 1);
-        return id;
-      }
-    }
-    return undefined;
+  #ended(entry: Entry<C>, t: number): boolean {
+    // Timers are not used: the clock is the authority on both limits.
+    return t >= entry.session.expiresAt || (!entry.used && t >= entry.session.createdAt + this.#opts.unusedTimeoutMs);
   }
 }

@@ -106,8 +106,8 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
   io.stdout.write(
     `sealed-inference listening on ${running.url}\n` +
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
-      `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, key lifetime ${config.limits.keyLifetimeSeconds} s, ` +
-      `${config.limits.maxSessions} sessions, ${config.limits.maxConcurrentGenerations} concurrent generations\n`,
+      `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${config.limits.sessionLifetimeSeconds} s, ` +
+      `up to ${config.limits.maxSessions} sessions, ${config.limits.maxConcurrentGenerations} concurrent generations\n`,
   );
 
   return new Promise<number>((resolve) => {

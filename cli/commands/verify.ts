@@ -17,7 +17,7 @@ const USAGE = {
 Verifies attestation evidence offline against the embedded roots of trust.
   sev-snp   a raw AMD SEV-SNP attestation report and its VCEK
   tdx       an Intel TDX quote and its collateral
-  evidence  the JSON the server returns from GET /v1/attestation
+  evidence  the JSON the server returns from GET /v1/sessions/{sid}/attestation
 
 Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.
 Run 'sealed verify <kind> --help' for the options of each.`,
@@ -36,7 +36,7 @@ Run 'sealed verify <kind> --help' for the options of each.`,
 Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.`,
   evidence: `usage: sealed verify evidence --file FILE --nonce HEX [--policy FILE] [--allow-simulation] [--at UNIX_SECONDS] [--json]
 
-  --file FILE          the evidence JSON from GET /v1/attestation
+  --file FILE          the evidence JSON from GET /v1/sessions/{sid}/attestation
   --nonce HEX          the 32-byte nonce (64 hex digits) the evidence must be bound to
   --policy FILE        policy JSON (CONTRACT.md keys)
   --allow-simulation   accept simulated evidence (verified against the chain it carries only)
@@ -186,7 +186,7 @@ function runEvidence(argv: string[], io: Io): Promise<number> {
       platform: report.platform,
       simulated: report.simulated,
       product: report.product,
-      keyId: report.keyId,
+      session: report.session,
       expiresAt: report.expiresAt.toISOString(),
       model: report.model,
       measurement: report.measurement,
