@@ -405,11 +405,11 @@ describe('a stranger cannot spend another client\'s session', () => {
       assert.equal(s.runtime.replay.size, 5, 'the attacker\'s headers are recorded (a copy would be refused)');
       // The victim still has its whole allowance, over both framings, and no more.
       const models = { method: 'GET' as const, path: '/v1/models' };
-      assert.equal((await sendPlain(s.url, victim.config, models)).inner?.status, 200);
-      assert.equal((await sendChunked(s.url, victim.config, models)).inner?.status, 200);
-      assert.equal((await sendChunked(s.url, victim.config, models)).inner?.status, 200);
-      assert.equal((await sendChunked(s.url, victim.config, models)).outer.status, 429);
-      assert.equal((await sendPlain(s.url, victim.config, models)).outer.status, 429);
+      assert.equal((await sendPlain(s.url, victim, models)).inner?.status, 200);
+      assert.equal((await sendChunked(s.url, victim, models)).inner?.status, 200);
+      assert.equal((await sendChunked(s.url, victim, models)).inner?.status, 200);
+      assert.equal((await sendChunked(s.url, victim, models)).outer.status, 429);
+      assert.equal((await sendPlain(s.url, victim, models)).outer.status, 429);
     } finally {
       for (const sock of sockets) sock.destroy();
       await s.close();

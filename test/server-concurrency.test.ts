@@ -51,7 +51,7 @@ test(`${N} concurrent streamed sessions give the outputs of their prompts run al
     prompts.map(async (content) => {
       const a = await attest(server.url);
       assert.ok(bindingHolds(a));
-      const { outer, inner } = await sendChunked(server.url, a.config, {
+      const { outer, inner } = await sendChunked(server.url, a, {
         method: 'POST',
         path: '/v1/chat/completions',
         json: { model: 'stories260K', messages: [{ role: 'user', content }], max_tokens: MAX_TOKENS, temperature: 0, stream: true },

@@ -106,7 +106,7 @@ describe('completions through OHTTP', () => {
 
   test('chat completion over plain OHTTP equals the greedy engine output, with usage', async () => {
     const prompt = 'Once upon a time, a little dog';
-    const { outer, inner } = await sendPlain(base, a.config, { method: 'POST', path: '/v1/chat/completions', json: chat(prompt) });
+    const { outer, inner } = await sendPlain(base, a, { method: 'POST', path: '/v1/chat/completions', json: chat(prompt) });
     assert.equal(outer.status, 200);
     assert.equal(outer.headers.get('content-type'), 'message/ohttp-res');
     assert.equal(inner!.status, 200);
@@ -124,7 +124,7 @@ describe('completions through OHTTP', () => {
 
   test('streamed chat over chunked OHTTP: one sealed chunk per SSE event, ending [DONE]', async () => {
     const prompt = 'The cat sat on the mat';
-    const { outer, inner } = await sendChunked(base, a.config, {
+    const { outer, inner } = await sendChunked(base, a, {
       method: 'POST',
       path: '/v1/chat/completions',
       json: chat(prompt, { stream: true, stream_options: { include_usage: true } }),
@@ -153,7 +153,7 @@ describe('completions through OHTTP', () => {
 
   test('streamed chat over plain OHTTP arrives whole, same text', async () => {
     const prompt = 'The cat sat on the mat';
-    const { inner } = await sendPlain(base, a.config, { method: 'POST', path: '/v1/chat/completions', json: chat(prompt, { stream: true }) });
+    const { inner } = await sendPlain(base, a, { method: 'POST', path: '/v1/chat/completions', json: chat(prompt, { stream: true }) });
     assert.equal(inner!.status, 200);
     const events = sseData(inner!.text);
     assert.equal(events.at(-1), '[DONE]');
@@ -164,19 +164,19 @@ describe('completions through OHTTP', () => {
   test('text completions (plain and streamed, chunked) and models', async () => {
     const prompt = 'Lily went to the park';
     const req = { model: 'stories260K', prompt, max_tokens: 25, temperature: 0 };
-    const plain = await sendPlain(base, a.config, { method: 'POST', path: '/v1/completions', json: req });
+    const plain = await sendPlain(base, a, { method: 'POST', path: '/v1/completions', json: req });
     const body = JSON.parse(plain.inner!.text);
     assert.equal(body.object, 'text_completion');
     const expected = await greedyAlone(prompt, 25);
     assert.equal(body.choices[0].text, expected);
     assert.equal(body.usage.completion_tokens, 25);
-    const streamed = await sendChunked(base, a.config, { method: 'POST', path: '/v1/completions', json: { ...req, stream: true } });
+    const streamed = await sendChunked(base, a, { method: 'POST', path: '/v1/completions', json: { ...req, stream: true } });
     assert.equal(streamedText(sseData(streamed.inner!.text)), expected);
     // Default max_tokens for /v1/completions is OpenAI's 16.
-    const dflt = await sendPlain(base, a.config, { method: 'POST', path: '/v1/completions', json: { model: 'stories260K', prompt, temperature: 0 } });
+    const dflt = await sendPlain(base, a, { method: 'POST', path: '/v1/completions', json: { model: 'stories260K', prompt, temperature: 0 } });
     assert.equal(JSON.parse(dflt.inner!.text).usage.completion_tokens, 16);
 
-    const models = await sendPlain(base, a.config, { method: 'GET', path: '/v1/models' });
+    const models = await sendPlain(base, a, { method: 'GET', path: '/v1/models' });
     assert.equal(models.inner!.status, 200);
     const list = JSON.parse(models.inner!.text);
     assert.equal(list.object, 'list');
@@ -198,7 +198,7 @@ describe('completions through OHTTP', () => {
       { req: { method: 'POST', path: '/v1/models' }, status: 404, code: 'unknown_url' },
     ];
     for (const c of cases) {
-      const { outer, inner } = await sendPlain(base, a.config, c.req);
+      const { outer, inner } = await sendPlain(base, a, c.req);
       assert.equal(outer.status, 200, 'the outer request succeeded; the error is inside');
       assert.equal(inner!.status, c.status, JSON.stringify(c.req.json ?? c.req.path));
       const err = JSON.parse(inner!.text).error;
@@ -244,7 +244,7 @@ describe('outer errors (problem documents)', () => {
 
   test('replay 409, unknown key 422, garbage 400, media type 415, too large 413', async () => {
     const a = await attest(base);
-    const first = await sendPlain(base, a.config, { method: 'POST', path: '/v1/chat/completions', json: chat('hi', { max_tokens: 2 }) });
+    const first = await sendPlain(base, a, { method: 'POST', path: '/v1/chat/completions', json: chat('hi', { max_tokens: 2 }) });
     assert.equal(first.outer.status, 200);
     const post = (body: Uint8Array, type = 'message/ohttp-req') =>
       fetch(`${base}/v1/ohttp`, { method: 'POST', headers: { 'content-type': type }, body: body as Uint8Array<ArrayBuffer> });
@@ -300,16 +300,16 @@ describe('outer errors (problem documents)', () => {
     });
     try {
       const a = await attest(short.url);
-      const ok = await sendPlain(short.url, a.config, { method: 'GET', path: '/v1/models' });
+      const ok = await sendPlain(short.url, a, { method: 'GET', path: '/v1/models' });
       assert.equal(ok.outer.status, 200);
       const session = short.runtime.sessions.get(a.evidence.keyId)!;
       const key = session.privateKey;
       await new Promise((r) => setTimeout(r, 1100));
       assert.ok(key.every((b) => b === 0), 'private key overwritten at expiry');
-      const late = await sendPlain(short.url, a.config, { method: 'GET', path: '/v1/models' });
+      const late = await sendPlain(short.url, a, { method: 'GET', path: '/v1/models' });
       assert.equal(late.outer.status, 422);
       assert.equal(JSON.parse(late.outerBody!).type, 'https://iana.org/assignments/http-problem-types#ohttp-key');
-      const lateChunked = await sendChunked(short.url, a.config, { method: 'GET', path: '/v1/models' });
+      const lateChunked = await sendChunked(short.url, a, { method: 'GET', path: '/v1/models' });
       assert.equal(lateChunked.outer.status, 422);
     } finally {
       await short.close();
@@ -383,7 +383,7 @@ describe('outer errors (problem documents)', () => {
     assert.equal(h.status, 200);
     assert.deepEqual(await h.json(), { status: 'ok' });
     const a = await attest(base);
-    const r = await sendPlain(base, a.config, { method: 'POST', path: '/v1/chat/completions', json: chat(MARKER, { max_tokens: 5 }) });
+    const r = await sendPlain(base, a, { method: 'POST', path: '/v1/chat/completions', json: chat(MARKER, { max_tokens: 5 }) });
     assert.equal(r.inner!.status, 200);
     assert.ok(logLines.length > 20);
     for (const line of logLines) {
@@ -401,7 +401,7 @@ describe('shutdown', () => {
     const b = await attest(s.url);
     const keys = [a, b].map((x) => s.runtime.sessions.get(x.evidence.keyId)!.privateKey);
     // A streamed generation running at shutdown is given the grace period and finishes.
-    const running = sendChunked(s.url, a.config, {
+    const running = sendChunked(s.url, a, {
       method: 'POST', path: '/v1/completions', json: { model: 'stories260K', prompt: 'Once', max_tokens: 60, temperature: 0, stream: true },
     });
     await new Promise((r) => setTimeout(r, 30));
@@ -438,12 +438,12 @@ describe('limits and lifecycle', () => {
       while (s.runtime.tracker.size === 0 && Date.now() - w0 < 5000) await new Promise((r) => setTimeout(r, 5));
       assert.equal(s.runtime.tracker.size, 1);
       assert.equal(s.runtime.tracker.admitted, 0);
-      assert.equal((await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' })).outer.status, 200);
+      assert.equal((await sendPlain(s.url, a, { method: 'GET', path: '/v1/models' })).outer.status, 200);
 
       // A running generation holds the only place: the next request is refused outside the encryption.
       let second: Awaited<ReturnType<typeof sendPlain>> | undefined;
-      const first = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
-        if (i === 0) void sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' }).then((r) => (second = r));
+      const first = await sendChunked(s.url, a, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
+        if (i === 0) void sendPlain(s.url, a, { method: 'GET', path: '/v1/models' }).then((r) => (second = r));
         return true;
       });
       assert.equal(first.inner!.status, 200);
@@ -467,10 +467,10 @@ describe('limits and lifecycle', () => {
     try {
       const a = await attest(s.url);
       const { max_tokens, prompt, model } = longStream;
-      const collected = await sendPlain(s.url, a.config, { method: 'POST', path: '/v1/completions', json: { model, prompt, max_tokens, temperature: 0 } });
+      const collected = await sendPlain(s.url, a, { method: 'POST', path: '/v1/completions', json: { model, prompt, max_tokens, temperature: 0 } });
       assert.equal(collected.inner!.status, 504);
       assert.equal(JSON.parse(collected.inner!.text).error.code, 'timeout');
-      const streamed = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream });
+      const streamed = await sendChunked(s.url, a, { method: 'POST', path: '/v1/completions', json: longStream });
       assert.equal(streamed.inner!.complete, true);
       const events = sseData(streamed.inner!.text);
       assert.notEqual(events.at(-1), '[DONE]');
@@ -485,7 +485,7 @@ describe('limits and lifecycle', () => {
     const s = await startServer({ engine, provider, limits: resolveLimits({ shutdownGraceMs: 0 }), host: '127.0.0.1', port: 0 });
     const a = await attest(s.url);
     let closing: Promise<void> | undefined;
-    const r = await sendChunked(s.url, a.config, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
+    const r = await sendChunked(s.url, a, { method: 'POST', path: '/v1/completions', json: longStream }, (_t, i) => {
       if (i === 2) closing = s.close();
       return true;
     });
@@ -516,7 +516,7 @@ describe('compatibility and the inner app on its own', () => {
     const { default: OpenAI } = await import('openai');
     const { ohttpFetch } = await import('./fixtures/server/client.js');
     const a = await attest(base);
-    const client = new OpenAI({ baseURL: 'https://sealed.invalid/v1', apiKey: 'unused', fetch: ohttpFetch(base, a.config), maxRetries: 0 });
+    const client = new OpenAI({ baseURL: 'https://sealed.invalid/v1', apiKey: 'unused', fetch: ohttpFetch(base, a), maxRetries: 0 });
     const prompt = 'A frog jumped';
     const expected = await greedyAlone(engine.chatPrompt([{ role: 'user', content: prompt }]), 20);
     const r = await client.chat.completions.create({ model: 'stories260K', messages: [{ role: 'user', content: prompt }], max_tokens: 20, temperature: 0 });
@@ -588,13 +588,13 @@ describe('more of the gateway', () => {
     const s = await startServer({ engine, provider, limits: resolveLimits({ maxRequestsPerSession: 2 }), host: '127.0.0.1', port: 0 });
     try {
       const a = await attest(s.url);
-      for (let i = 0; i < 2; i++) assert.equal((await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' })).outer.status, 200);
-      const third = await sendPlain(s.url, a.config, { method: 'GET', path: '/v1/models' });
+      for (let i = 0; i < 2; i++) assert.equal((await sendPlain(s.url, a, { method: 'GET', path: '/v1/models' })).outer.status, 200);
+      const third = await sendPlain(s.url, a, { method: 'GET', path: '/v1/models' });
       assert.equal(third.outer.status, 429);
       assert.equal(s.runtime.replay.size, 2);
       // A new session is not affected.
       const b = await attest(s.url);
-      assert.equal((await sendPlain(s.url, b.config, { method: 'GET', path: '/v1/models' })).outer.status, 200);
+      assert.equal((await sendPlain(s.url, b, { method: 'GET', path: '/v1/models' })).outer.status, 200);
     } finally {
       await s.close();
     }

@@ -87,12 +87,12 @@ test('sealed serve under strace writes no file and prints no prompt', { skip: ha
     const a = await attest(base);
     assert.ok(bindingHolds(a));
     const chat = { model: 'stories260K', messages: [{ role: 'user', content: `Tell a story about ${MARKER}` }], max_tokens: 20, temperature: 0 };
-    const plain = await sendPlain(base, a.config, { method: 'POST', path: '/v1/chat/completions', json: chat });
+    const plain = await sendPlain(base, a, { method: 'POST', path: '/v1/chat/completions', json: chat });
     assert.equal(plain.inner!.status, 200);
-    const streamed = await sendChunked(base, a.config, { method: 'POST', path: '/v1/chat/completions', json: { ...chat, stream: true } });
+    const streamed = await sendChunked(base, a, { method: 'POST', path: '/v1/chat/completions', json: { ...chat, stream: true } });
     assert.equal(streamed.inner!.complete, true);
     assert.equal(streamedText(sseData(streamed.inner!.text)), JSON.parse(plain.inner!.text).choices[0].message.content);
-    const bad = await sendPlain(base, a.config, { method: 'POST', path: '/v1/chat/completions', json: { ...chat, model: MARKER } });
+    const bad = await sendPlain(base, a, { method: 'POST', path: '/v1/chat/completions', json: { ...chat, model: MARKER } });
     assert.equal(bad.inner!.status, 404);
     const outerBad = await fetch(`${base}/${MARKER}?q=${MARKER}`, { method: 'POST', body: MARKER });
     assert.equal(outerBad.status, 404);
