@@ -63,7 +63,8 @@ describe('attestation', () => {
   test('evidence has the CONTRACT shape, binds nonce, key and model, and verifies', async () => {
     const a = await attest(base);
     const ev = a.evidence;
-    assert.equal(ev.version, 1);
+    assert.equal(ev.version, 2);
+    assert.equal(ev.session, a.sid);
     assert.equal(ev.platform, 'sev-snp');
     assert.equal(ev.simulated, true);
     assert.equal(ev.model.id, 'stories260K');
@@ -72,9 +73,9 @@ describe('attestation', () => {
     const ttl = Date.parse(ev.expiresAt) - Date.now();
     assert.ok(ttl > 590_000 && ttl <= 600_000, 'default lifetime is 10 minutes');
     assert.equal(Buffer.from(ev.evidence.report, 'base64').length, 1184);
-    assert.ok(bindingHolds(a), 'reportData = SHA-512(label || nonce || len || keyConfig || digest), and in the report');
-    // The whole check a client makes: signature chain, policy, binding, model pin.
-    const v = await verifyEvidence(ev, { nonce: a.nonce, allowSimulation: true, policy: { modelDigest: engine.model.digest } });
+    assert.ok(bindingHolds(a), 'reportData = the v2 binding of every field, and in the report');
+    // The whole check a client makes: signature chain, policy, binding, model pin, session.
+    const v = await verifyEvidence(ev, { nonce: a.nonce, session: a.sid, allowSimulation: true, policy: { modelDigest: engine.model.digest } });
     assert.equal(v.ok, true);
     // Evidence for another nonce must not verify.
     const other = crypto.getRandomValues(new Uint8Array(32));
@@ -83,14 +84,15 @@ describe('attestation', () => {
     await assert.rejects(verifyEvidence(ev, { nonce: a.nonce }), (e: { code?: string }) => e.code === 'simulation_not_allowed');
     // A fresh key pair per session.
     const b = await attest(base);
-    assert.notEqual(b.evidence.keyId, ev.keyId);
+    assert.notEqual(b.evidence.session, ev.session);
     assert.notEqual(hex(b.config.publicKey), hex(a.config.publicKey));
+    await assert.rejects(verifyEvidence(ev, { nonce: a.nonce, session: b.sid, allowSimulation: true }), (e: { code?: string }) => e.code === 'session_mismatch');
     assert.deepEqual(a.config.suites.map((s) => s.aeadId), [1, 2, 3]);
   });
 
   test('nonce is required and must be 64 hex digits', async () => {
     for (const q of ['', '?nonce=', '?nonce=abc', `?nonce=${'g'.repeat(64)}`, `?nonce=${'a'.repeat(66)}`, `?nonce=${'a'.repeat(64)}&nonce=${'b'.repeat(64)}`]) {
-      const r = await fetch(`${base}/v1/attestation${q}`);
+      const r = await fetch(`${base}/v1/sessions/${Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url')}/attestation${q}`);
       assert.equal(r.status, 400, q);
       assert.equal(r.headers.get('content-type'), 'application/problem+json');
       assert.ok(!(await r.text()).includes('abc'));
@@ -213,7 +215,7 @@ describe('completions through OHTTP', () => {
     let activeAtFirstChunk = -1;
     const { inner } = await sendChunked(
       base,
-      a.config,
+      a,
       { method: 'POST', path: '/v1/completions', json: { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 480, temperature: 0, stream: true } },
       (_t, i) => {
         if (i < 3) return true;
@@ -247,14 +249,25 @@ describe('outer errors (problem documents)', () => {
     const first = await sendPlain(base, a, { method: 'POST', path: '/v1/chat/completions', json: chat('hi', { max_tokens: 2 }) });
     assert.equal(first.outer.status, 200);
     const post = (body: Uint8Array, type = 'message/ohttp-req') =>
-      fetch(`${base}/v1/ohttp`, { method: 'POST', headers: { 'content-type': type }, body: body as Uint8Array<ArrayBuffer> });
+      fetch(`${base}/v1/sessions/${a.sid}/ohttp`, { method: 'POST', headers: { 'content-type': type }, body: body as Uint8Array<ArrayBuffer> });
 
     await expectProblem(await post(first.encapsulated), 409);
 
-    // Unknown key id: a valid encapsulation to a key id no session holds.
-    const unknownId = { ...a.config, keyId: (a.config.keyId + 128) % 256 };
-    const doc = await expectProblem(await post(encapsulateRequest(unknownId, new Uint8Array(8)).bytes), 422);
+    // Mismatched key: a valid encapsulation to another key id than the session's.
+    const otherId = { ...a.config, keyId: (a.config.keyId + 128) % 256 };
+    const doc = await expectProblem(await post(encapsulateRequest(otherId, new Uint8Array(8)).bytes), 422);
     assert.equal(doc.type, 'https://iana.org/assignments/http-problem-types#ohttp-key');
+    // Unknown session: a well-formed sid nobody attested, and a request sealed to a live session's key sent there.
+    const stranger = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
+    const unknown = await fetch(`${base}/v1/sessions/${stranger}/ohttp`, {
+      method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: encapsulateRequest(a.config, new Uint8Array(8)).bytes as Uint8Array<ArrayBuffer>,
+    });
+    assert.equal((await expectProblem(unknown, 422)).type, 'https://iana.org/assignments/http-problem-types#ohttp-key');
+    // A malformed sid is 400, not 422: the client has a bug, not an old session.
+    for (const bad of ['', 'short', 'A'.repeat(23), `${'A'.repeat(21)}B`, `${'A'.repeat(21)}%`]) {
+      const r = await fetch(`${base}/v1/sessions/${bad}/ohttp`, { method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: MARKER });
+      await expectProblem(r, 400);
+    }
 
     // Garbage: random bytes under a live key id, too-short bodies, an empty body.
     const garbage = crypto.getRandomValues(new Uint8Array(200));
@@ -276,7 +289,7 @@ describe('outer errors (problem documents)', () => {
     for (const type of ['application/json', 'text/plain', 'message/ohttp-res', 'message/bhttp']) {
       await expectProblem(await post(first.encapsulated, type), 415);
     }
-    await expectProblem(await fetch(`${base}/v1/ohttp`, { method: 'POST', body: first.encapsulated as Uint8Array<ArrayBuffer> }), 415);
+    await expectProblem(await fetch(`${base}/v1/sessions/${a.sid}/ohttp`, { method: 'POST', body: first.encapsulated as Uint8Array<ArrayBuffer> }), 415);
 
     // Too large: declared, and streamed without a declared length.
     await expectProblem(await post(new Uint8Array(64 * 1024 + 1)), 413);
@@ -288,7 +301,7 @@ describe('outer errors (problem documents)', () => {
         c.close();
       },
     });
-    const res = await fetch(`${base}/v1/ohttp`, {
+    const res = await fetch(`${base}/v1/sessions/${a.sid}/ohttp`, {
       method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: big, duplex: 'half',
     } as RequestInit);
     await expectProblem(res, 413);
@@ -296,15 +309,16 @@ describe('outer errors (problem documents)', () => {
 
   test('an expired key is 422 (short lifetime) and wiped', async () => {
     const short = await startServer({
-      engine, provider, limits: resolveLimits({ keyLifetimeSeconds: 1 }), host: '127.0.0.1', port: 0,
+      engine, provider, limits: resolveLimits({ sessionLifetimeSeconds: 2 }), host: '127.0.0.1', port: 0,
     });
     try {
       const a = await attest(short.url);
       const ok = await sendPlain(short.url, a, { method: 'GET', path: '/v1/models' });
       assert.equal(ok.outer.status, 200);
-      const session = short.runtime.sessions.get(a.evidence.keyId)!;
+      const session = short.runtime.sessions.get(a.sid)!;
       const key = session.privateKey;
-      await new Promise((r) => setTimeout(r, 1100));
+      // The sweep wipes it at expiresAt even with no traffic to trigger it.
+      await new Promise((r) => setTimeout(r, Date.parse(a.evidence.expiresAt) - Date.now() + 1100));
       assert.ok(key.every((b) => b === 0), 'private key overwritten at expiry');
       const late = await sendPlain(short.url, a, { method: 'GET', path: '/v1/models' });
       assert.equal(late.outer.status, 422);
@@ -316,25 +330,32 @@ describe('outer errors (problem documents)', () => {
     }
   });
 
-  test('every route outside CONTRACT.md is 404', async () => {
+  test('every route outside the contract (version 1 included) is 404', async () => {
+    const sid = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
     const cases: Array<[string, string]> = [
       ['GET', '/'],
       ['GET', `/${MARKER}`],
-      ['GET', '/v1/ohttp'],
-      ['PUT', '/v1/ohttp'],
-      ['POST', '/v1/attestation'],
-      ['DELETE', '/v1/attestation'],
+      ['POST', '/v1/ohttp'],
+      ['GET', `/v1/attestation?nonce=${'a'.repeat(64)}`],
+      ['GET', `/v1/sessions/${sid}/ohttp`],
+      ['PUT', `/v1/sessions/${sid}/ohttp`],
+      ['POST', `/v1/sessions/${sid}/attestation`],
+      ['DELETE', `/v1/sessions/${sid}/attestation`],
+      ['HEAD', `/v1/sessions/${sid}/attestation`],
+      ['GET', `/v1/sessions/${sid}`],
+      ['GET', `/v1/sessions/${sid}/attestation/`],
+      ['GET', `/v1/sessions/${sid}/models`],
+      ['GET', `/v1/sessions/a/b/attestation`],
+      ['GET', `/V1/SESSIONS/${sid}/ATTESTATION`],
       ['POST', '/healthz'],
       ['HEAD', '/healthz'],
-      ['HEAD', '/v1/attestation'],
+      ['POST', '/readyz'],
       ['GET', '/healthz/'],
       ['GET', '/v1/models'],
       ['POST', '/v1/chat/completions'],
       ['POST', '/v1/completions'],
-      ['GET', '/v1/attestation/'],
       ['OPTIONS', '/v1/models'],
       ['PATCH', '/healthz'],
-      ['GET', '/V1/ATTESTATION'],
     ];
     for (const [method, path] of cases) {
       const res = await fetch(base + path, { method, ...(method === 'POST' || method === 'PUT' ? { body: MARKER } : {}) });
@@ -344,7 +365,8 @@ describe('outer errors (problem documents)', () => {
   });
 
   test('CORS: any origin, preflight for the routes', async () => {
-    for (const path of ['/v1/ohttp', '/v1/attestation', '/healthz']) {
+    const sid = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
+    for (const path of [`/v1/sessions/${sid}/ohttp`, `/v1/sessions/${sid}/attestation`, '/healthz', '/readyz']) {
       const pre = await fetch(base + path, {
         method: 'OPTIONS',
         headers: { origin: 'https://example.org', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
@@ -358,23 +380,67 @@ describe('outer errors (problem documents)', () => {
     assert.equal(h.headers.get('access-control-allow-origin'), '*');
   });
 
-  test('session limits: live sessions and rate of new ones are 429', async () => {
+  test('sessions: a retried GET gets the same evidence; 409 for a live sid; eviction of the never-used; 429 only when all are in use', async () => {
     const limited = await startServer({
-      engine, provider, limits: resolveLimits({ maxSessions: 2, sessionBurst: 3, sessionsPerSecond: 0.001 }), host: '127.0.0.1', port: 0,
+      engine, provider, limits: resolveLimits({ maxSessions: 2 }), host: '127.0.0.1', port: 0,
     });
     try {
-      const nonce = () => `${limited.url}/v1/attestation?nonce=${hex(crypto.getRandomValues(new Uint8Array(32)))}`;
-      assert.equal((await fetch(nonce())).status, 200);
-      const second = await fetch(nonce());
-      assert.equal(second.status, 200);
-      const third = await fetch(nonce());
-      await expectProblem(third, 429);
-      limited.runtime.sessions.destroy(((await second.json()) as { keyId: number }).keyId);
-      assert.equal((await fetch(nonce())).status, 200, 'a slot freed by destruction');
-      limited.runtime.sessions.destroy(0);
-      await expectProblem(await fetch(nonce()), 429); // burst of 3 spent, refill is slow
+      const nonce = crypto.getRandomValues(new Uint8Array(32));
+      const a = await attest(limited.url, nonce);
+      const again = await attest(limited.url, nonce, a.sid);
+      assert.deepEqual(again.evidence, a.evidence, 'safe to retry: the same evidence again');
+      assert.ok(bindingHolds(again));
+      const url = (sid: string) => `${limited.url}/v1/sessions/${sid}/attestation?nonce=${hex(crypto.getRandomValues(new Uint8Array(32)))}`;
+      await expectProblem(await fetch(url(a.sid)), 409); // another nonce for a live sid
+      const b = await attest(limited.url);
+      // Full (2). b is used, a is not: a third attestation evicts a, the oldest never used.
+      assert.equal((await sendPlain(limited.url, b, { method: 'GET', path: '/v1/models' })).outer.status, 200);
+      const c = await attest(limited.url);
+      assert.equal((await sendPlain(limited.url, a, { method: 'GET', path: '/v1/models' })).outer.status, 422, 'a was evicted');
+      assert.equal((await sendPlain(limited.url, b, { method: 'GET', path: '/v1/models' })).outer.status, 200, 'b, in use, stays');
+      assert.equal((await sendPlain(limited.url, c, { method: 'GET', path: '/v1/models' })).outer.status, 200);
+      // Now every live session has carried a request: a new one is 429 with the wait until the first expires.
+      const full = await fetch(url(Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url')));
+      await expectProblem(full, 429);
+      const retry = Number(full.headers.get('retry-after'));
+      assert.ok(retry > 500 && retry <= 600, `Retry-After ${retry} is the time until b expires`);
     } finally {
       await limited.close();
+    }
+  });
+
+  test('attestation rate limits answer 429 with Retry-After, per address', async () => {
+    const limited = await startServer({
+      engine, provider, limits: resolveLimits({ attestationRate: 0.5, attestationBurst: 2 }), host: '127.0.0.1', port: 0,
+    });
+    try {
+      const url = () =>
+        `${limited.url}/v1/sessions/${Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url')}/attestation?nonce=${hex(crypto.getRandomValues(new Uint8Array(32)))}`;
+      assert.equal((await fetch(url())).status, 200);
+      assert.equal((await fetch(url())).status, 200);
+      const refused = await fetch(url());
+      const doc = await expectProblem(refused, 429);
+      assert.match(doc.detail, /this address/);
+      assert.equal(refused.headers.get('retry-after'), '2', 'one place every 2 s');
+      assert.equal(refused.headers.get('access-control-expose-headers'), 'retry-after', 'a web page can read the hint');
+    } finally {
+      await limited.close();
+    }
+  });
+
+  test('/readyz is 200 when serving and 503 when not ready', async () => {
+    const r = await fetch(`${base}/readyz`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { status: 'ready' });
+    server.runtime.ready = false;
+    try {
+      const n = await fetch(`${base}/readyz`);
+      await expectProblem(n, 503);
+      assert.ok(Number(n.headers.get('retry-after')) >= 1);
+      const sid = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
+      await expectProblem(await fetch(`${base}/v1/sessions/${sid}/attestation?nonce=${'a'.repeat(64)}`), 503);
+    } finally {
+      server.runtime.ready = true;
     }
   });
 
@@ -387,9 +453,10 @@ describe('outer errors (problem documents)', () => {
     assert.equal(r.inner!.status, 200);
     assert.ok(logLines.length > 20);
     for (const line of logLines) {
-      assert.match(line, /^\S+Z (GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|OTHER) (\/v1\/attestation|\/v1\/ohttp|\/healthz|-) \d{3} in=\d+ out=\d+ ms=\d+\.\d( aborted)?$/);
+      assert.match(line, /^\S+Z (GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|OTHER) (\/v1\/sessions\/\{sid\}\/attestation|\/v1\/sessions\/\{sid\}\/ohttp|\/healthz|\/readyz|-) \d{3} in=\d+ out=\d+ ms=\d+\.\d( aborted)?$/);
       assert.ok(!line.includes(MARKER));
       assert.ok(!line.includes('nonce'));
+      assert.ok(!/[A-Za-z0-9_-]{22}/.test(line.replace(/^\S+Z /, '')), 'no session id in the log');
     }
   });
 });
@@ -399,7 +466,7 @@ describe('shutdown', () => {
     const s = await startServer({ engine, provider, limits: resolveLimits({ shutdownGraceMs: 2000 }), host: '127.0.0.1', port: 0 });
     const a = await attest(s.url);
     const b = await attest(s.url);
-    const keys = [a, b].map((x) => s.runtime.sessions.get(x.evidence.keyId)!.privateKey);
+    const keys = [a, b].map((x) => s.runtime.sessions.get(x.sid)!.privateKey);
     // A streamed generation running at shutdown is given the grace period and finishes.
     const running = sendChunked(s.url, a, {
       method: 'POST', path: '/v1/completions', json: { model: 'stories260K', prompt: 'Once', max_tokens: 60, temperature: 0, stream: true },
@@ -427,7 +494,7 @@ describe('limits and lifecycle', () => {
       const { encapsulateChunkedRequest } = await import('../transport/chunked-ohttp.js');
       const e = encapsulateChunkedRequest(a.config);
       const hold = new AbortController();
-      const held = fetch(`${s.url}/v1/ohttp`, {
+      const held = fetch(`${s.url}/v1/sessions/${a.sid}/ohttp`, {
         method: 'POST',
         headers: { 'content-type': 'message/ohttp-chunked-req' },
         body: new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(e.header) }),
@@ -451,7 +518,7 @@ describe('limits and lifecycle', () => {
       assert.equal(second!.outer.status, 503);
       assert.equal(second!.outer.headers.get('content-type'), 'application/problem+json');
       // Refused before it was served, so it was not recorded: the same bytes are accepted later.
-      const retry = await fetch(`${s.url}/v1/ohttp`, {
+      const retry = await fetch(`${s.url}/v1/sessions/${a.sid}/ohttp`, {
         method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: second!.encapsulated as Uint8Array<ArrayBuffer>,
       });
       assert.equal(retry.status, 200);
@@ -502,7 +569,7 @@ describe('limits and lifecycle', () => {
     const { encapsulateChunkedRequest } = await import('../transport/chunked-ohttp.js');
     const e = encapsulateChunkedRequest(a.config);
     const body = Buffer.concat([e.header, e.sealFinal(encodeRequest({ method: 'GET', scheme: 'https', authority: 'x', path: '/v1/models' }))]);
-    const post = () => fetch(`${base}/v1/ohttp`, { method: 'POST', headers: { 'content-type': 'message/ohttp-chunked-req' }, body });
+    const post = () => fetch(`${base}/v1/sessions/${a.sid}/ohttp`, { method: 'POST', headers: { 'content-type': 'message/ohttp-chunked-req' }, body });
     const ok = await post();
     assert.equal(ok.status, 200);
     await ok.arrayBuffer();
@@ -569,7 +636,7 @@ describe('more of the gateway', () => {
     const { encapsulateRequest: enc } = await import('../transport/ohttp.js');
     const json = new TextEncoder().encode(JSON.stringify({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 480, temperature: 0 }));
     const e = enc(a.config, encodeRequest({ method: 'POST', scheme: 'https', authority: 'x', path: '/v1/completions', headers: [['content-type', 'application/json']], content: json }));
-    const pending = fetch(`${base}/v1/ohttp`, {
+    const pending = fetch(`${base}/v1/sessions/${a.sid}/ohttp`, {
       method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: e.bytes as Uint8Array<ArrayBuffer>, signal: abort.signal,
     }).catch(() => 'aborted');
     const w0 = performance.now();
@@ -591,7 +658,7 @@ describe('more of the gateway', () => {
       for (let i = 0; i < 2; i++) assert.equal((await sendPlain(s.url, a, { method: 'GET', path: '/v1/models' })).outer.status, 200);
       const third = await sendPlain(s.url, a, { method: 'GET', path: '/v1/models' });
       assert.equal(third.outer.status, 429);
-      assert.equal(s.runtime.replay.size, 2);
+      assert.equal(s.runtime.sessions.get(a.sid)!.replay.size, 2);
       // A new session is not affected.
       const b = await attest(s.url);
       assert.equal((await sendPlain(s.url, b, { method: 'GET', path: '/v1/models' })).outer.status, 200);
@@ -620,7 +687,7 @@ describe('more of the gateway', () => {
         c.close();
       },
     });
-    const res = await fetch(`${base}/v1/ohttp`, {
+    const res = await fetch(`${base}/v1/sessions/${a.sid}/ohttp`, {
       method: 'POST', headers: { 'content-type': 'message/ohttp-chunked-req' }, body, duplex: 'half',
     } as RequestInit);
     assert.equal(res.status, 200);

@@ -1,5 +1,5 @@
-// Unit tests of the server's pure parts: replay cache, sessions (key ids, expiry, wipe, limits),
-// token bucket, generation limiter, configuration, access log and problem documents.
+// Unit tests of the server's pure parts: replay guard, sessions (ids, key ids, expiry, unused
+// timeout, eviction, wipe), attestation rate limits, client addresses, generation limiter, configuration, access log and problem documents.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseServeConfig } from '../server/config.js';
@@ -8,118 +8,239 @@ import { GenerationLimiter } from '../server/limiter.js';
 import { DEFAULT_LIMITS, resolveLimits } from '../server/limits.js';
 import { formatRequestLog } from '../server/log.js';
 import { OHTTP_KEY_PROBLEM_TYPE, problemJson, problemStatus } from '../server/problem.js';
-import { TokenBucket } from '../server/rate.js';
-import { ReplayCache } from '../server/replay.js';
+import { AttestationRateLimiter, clientAddressKey, RateBucket } from '../server/rate.js';
+import { ReplayGuard } from '../server/replay.js';
+import { requestAddressKey } from '../server/client-address.js';
 import { SessionStore } from '../server/sessions.js';
 import { ohttp } from '../server/ohttp.js';
 
 const enc = (n: number) => new Uint8Array(32).fill(n);
 
-test('replay cache: fresh, replay, full, forget, unrecord', () => {
-  const r = new ReplayCache(2);
-  assert.equal(r.record(5, enc(1)), 'fresh');
-  assert.equal(r.record(5, enc(1)), 'replay');
-  assert.equal(r.has(5, enc(1)), true);
-  // Same enc under another key id is a different request.
-  assert.equal(r.record(6, enc(1)), 'fresh');
-  assert.equal(r.record(5, enc(2)), 'fresh');
+test('replay guard: fresh, replay, full, provisional, unrecord, clear', () => {
+  const r = new ReplayGuard(2);
+  assert.equal(r.record(enc(1)), 'fresh');
+  assert.equal(r.record(enc(1)), 'replay');
+  assert.equal(r.has(enc(1)), true);
+  assert.equal(r.record(enc(2)), 'fresh');
   // Full: refuses rather than forgetting (which would reopen old requests to replay).
-  assert.equal(r.record(5, enc(3)), 'full');
-  assert.equal(r.record(5, enc(1)), 'replay');
-  r.unrecord(5, enc(2));
-  assert.equal(r.record(5, enc(3)), 'fresh');
-  assert.equal(r.size, 3);
-  r.forget(5);
-  assert.equal(r.holds(5), false);
-  assert.equal(r.has(5, enc(1)), false);
-  assert.equal(r.holds(6), true);
+  assert.equal(r.record(enc(3)), 'full');
+  assert.equal(r.record(enc(1)), 'replay');
+  // Provisional records (unauthenticated headers) never count against the bound until confirmed.
+  assert.equal(r.record(enc(4), { provisional: true }), 'fresh');
+  assert.equal(r.record(enc(4)), 'replay', 'a concurrent copy of a provisional request is a replay');
+  assert.equal(r.confirm(enc(4)), 'full');
+  r.unrecord(enc(2));
+  assert.equal(r.confirm(enc(4)), 'fresh');
+  assert.equal(r.confirmed, 2);
+  assert.equal(r.size, 2);
+  r.clear();
+  assert.equal(r.has(enc(1)), false);
+  assert.equal(r.size, 0);
 });
 
-function store(opts: { max?: number; lifetimeMs?: number; rate?: number; burst?: number; now: () => number; replay?: ReplayCache }) {
-  const replay = opts.replay ?? new ReplayCache(16);
-  return {
-    replay,
-    sessions: new SessionStore({
-      generateKey: ohttp.generateKey,
-      replay,
-      maxSessions: opts.max ?? 256,
-      lifetimeMs: opts.lifetimeMs ?? 60_000,
-      sessionsPerSecond: opts.rate ?? 1000,
-      sessionBurst: opts.burst ?? 1000,
-      now: opts.now,
-    }),
-  };
+const SID = (n: number) => Buffer.from(new Uint8Array(16).fill(n)).toString('base64url');
+const NONCE = 'ab'.repeat(32);
+
+function store(opts: { max?: number; lifetimeMs?: number; unusedMs?: number; now: () => number; maxRequests?: number; bytes?: number[] }) {
+  const bytes = opts.bytes ?? [];
+  return new SessionStore({
+    generateKey: ohttp.generateKey,
+    maxSessions: opts.max ?? 100,
+    lifetimeMs: opts.lifetimeMs ?? 60_000,
+    unusedTimeoutMs: opts.unusedMs ?? 10_000,
+    maxRequestsPerSession: opts.maxRequests ?? 16,
+    now: opts.now,
+    sweepIntervalMs: 0,
+    ...(bytes.length > 0 && { randomByte: () => bytes.shift()! }),
+  });
 }
 
-test('sessions: distinct key ids, real X25519 keys, expiry by the clock wipes the key', () => {
-  let now = 1_000_000;
-  const { sessions, replay } = store({ now: () => now, lifetimeMs: 1000 });
-  const a = sessions.create();
-  const b = sessions.create();
-  assert.notEqual(a.keyId, b.keyId);
+function begin<C>(s: SessionStore<C>, sid: string, nonce = NONCE) {
+  const r = s.begin(sid, nonce);
+  assert.equal(r.kind, 'new');
+  return r.session;
+}
+
+test('sessions: named by the client, real X25519 keys under a random key id, expiry (whole seconds) wipes the key', () => {
+  let now = 1_000_500;
+  const sessions = store({ now: () => now, lifetimeMs: 2000, bytes: [200, 7] });
+  const a = begin(sessions, SID(1));
+  const b = begin(sessions, SID(2));
+  assert.equal(a.id, SID(1));
+  assert.equal(a.keyId, 200, 'the key id is the random byte drawn, not a counter');
+  assert.equal(b.keyId, 7);
   assert.equal(a.config.keyId, a.keyId);
   assert.equal(a.encodedConfig[0], a.keyId);
   assert.equal(a.privateKey.length, 32);
-  assert.equal(a.expiresAt, 1_001_000);
   assert.ok(a.privateKey.some((x) => x !== 0));
-  replay.record(a.keyId, enc(9));
-  now += 999;
-  assert.equal(sessions.get(a.keyId), a);
-  now += 1;
-  assert.equal(sessions.get(a.keyId), undefined, 'expired at expiresAt');
+  // 1_000_500 + 2000, rounded down to a whole second: the evidence signs seconds and the key must be gone by then.
+  assert.equal(a.expiresAt, 1_002_000);
+  sessions.markUsed(a);
+  a.replay.record(enc(9));
+  now = 1_001_999;
+  assert.equal(sessions.get(SID(1)), a);
+  now = 1_002_000;
+  assert.equal(sessions.get(SID(1)), undefined, 'expired at expiresAt');
   assert.ok(a.privateKey.every((x) => x === 0), 'private key wiped');
-  assert.equal(replay.holds(a.keyId), false, 'replay entries dropped with the key');
+  assert.equal(a.replay.size, 0, 'replay entries dropped with the key');
   sessions.close();
   assert.ok(b.privateKey.every((x) => x === 0), 'close wipes every key');
-  assert.throws(() => sessions.create(), (e) => isServerError(e, 'closed'));
+  assert.throws(() => sessions.begin(SID(3), NONCE), (e) => isServerError(e, 'closed'));
 });
 
-test('sessions: live limit (429 kind) and the key id space is reused last-freed-last', () => {
-  const now = 0;
-  const { sessions } = store({ now: () => now, max: 3 });
-  const ids = [sessions.create(), sessions.create(), sessions.create()].map((s) => s.keyId);
-  assert.deepEqual(ids, [0, 1, 2]);
-  assert.throws(() => sessions.create(), (e) => isServerError(e, 'too_many_sessions'));
-  sessions.destroy(1);
-  // A free id is reused only after all never-used ones: 3, not the just-freed 1.
-  assert.equal(sessions.create().keyId, 3);
+test('sessions: a retried attestation (same sid, same nonce, unused) gets the same evidence; anything else is 409', async () => {
+  const sessions = store({ now: () => 0 });
+  const first = sessions.begin(SID(1), NONCE);
+  assert.equal(first.kind, 'new');
+  if (first.kind !== 'new') return;
+  // Before the evidence exists a retry cannot be answered with it: the sid is simply live.
+  assert.throws(() => sessions.begin(SID(1), NONCE), (e) => isServerError(e, 'session_live'));
+  first.setEvidence(Promise.resolve('{"doc":1}'));
+  const retry = sessions.begin(SID(1), NONCE);
+  assert.equal(retry.kind, 'retry');
+  if (retry.kind === 'retry') {
+    assert.equal(retry.session, first.session);
+    assert.equal(await retry.evidence, '{"doc":1}');
+  }
+  assert.throws(() => sessions.begin(SID(1), 'cd'.repeat(32)), (e) => isServerError(e, 'session_live'), 'another nonce');
+  sessions.markUsed(first.session);
+  assert.throws(() => sessions.begin(SID(1), NONCE), (e) => isServerError(e, 'session_live'), 'after use');
+  assert.equal(sessions.size, 1);
   sessions.close();
 });
 
-test('sessions: all 256 key ids, then an id comes back only after destruction', () => {
-  const { sessions } = store({ now: () => 0, max: 256 });
-  const seen = new Set<number>();
-  for (let i = 0; i < 256; i++) seen.add(sessions.create().keyId);
-  assert.equal(seen.size, 256);
-  assert.throws(() => sessions.create(), (e) => isServerError(e, 'too_many_sessions'));
-  sessions.destroy(77);
-  assert.equal(sessions.create().keyId, 77);
-  sessions.close();
-  assert.throws(() => new SessionStore({ generateKey: ohttp.generateKey, replay: new ReplayCache(1), maxSessions: 257, lifetimeMs: 1, sessionsPerSecond: 1, sessionBurst: 1 }), (e) => isServerError(e, 'bad_config'));
-});
-
-test('sessions: rate of new sessions (token bucket) refills with time', () => {
+test('sessions: unused sessions end after the unused timeout; used ones live to their expiry', () => {
   let now = 0;
-  const { sessions } = store({ now: () => now, rate: 2, burst: 2 });
-  sessions.create();
-  sessions.create();
-  assert.throws(() => sessions.create(), (e) => isServerError(e, 'session_rate'));
-  now += 500; // one token at 2/s
-  sessions.create();
-  assert.throws(() => sessions.create(), (e) => isServerError(e, 'session_rate'));
+  const sessions = store({ now: () => now, unusedMs: 5000, lifetimeMs: 60_000 });
+  const unused = begin(sessions, SID(1));
+  const used = begin(sessions, SID(2));
+  sessions.markUsed(used);
+  assert.equal(sessions.unusedCount, 1);
+  now = 4999;
+  assert.equal(sessions.get(SID(1)), unused);
+  now = 5000;
+  sessions.sweep();
+  assert.equal(sessions.get(SID(1)), undefined);
+  assert.ok(unused.privateKey.every((x) => x === 0));
+  assert.equal(sessions.get(SID(2)), used);
+  now = 59_999;
+  assert.equal(sessions.get(SID(2)), used);
+  now = 60_000;
+  sessions.sweep();
+  assert.equal(sessions.size, 0);
+  assert.ok(used.privateKey.every((x) => x === 0));
   sessions.close();
 });
 
-test('token bucket: burst, refill, clock going backwards refills nothing', () => {
-  let now = 10_000;
-  const b = new TokenBucket(1, 3, () => now);
-  assert.ok(b.tryTake() && b.tryTake() && b.tryTake());
-  assert.equal(b.tryTake(), false);
-  now -= 5000;
-  assert.equal(b.tryTake(), false);
-  now += 6000;
-  assert.equal(b.tryTake(), true);
-  assert.equal(b.tryTake(), false);
+test('sessions: when full, the oldest never-used session is evicted; full of used sessions is 429 with the wait', () => {
+  let now = 0;
+  const sessions = store({ now: () => now, max: 3, lifetimeMs: 30_000, unusedMs: 20_000 });
+  const a = begin(sessions, SID(1));
+  now = 1;
+  const b = begin(sessions, SID(2));
+  now = 2;
+  const c = begin(sessions, SID(3));
+  sessions.markUsed(a);
+  now = 3;
+  const d = begin(sessions, SID(4));
+  assert.equal(sessions.get(SID(2)), undefined, 'b, the oldest never used, made room');
+  assert.ok(b.privateKey.every((x) => x === 0));
+  assert.equal(sessions.get(SID(1)), a, 'a is in use and stays, though older');
+  sessions.markUsed(c);
+  sessions.markUsed(d);
+  now = 10_000;
+  assert.throws(
+    () => sessions.begin(SID(5), NONCE),
+    (e) => isServerError(e, 'too_many_sessions') && (e as { retryAfterSeconds?: number }).retryAfterSeconds === 20,
+    'every session in use: refused, with the seconds until the first one (a) expires',
+  );
+  assert.equal(sessions.size, 3);
+  sessions.close();
+});
+
+test('sessions: bad configuration refused', () => {
+  const base = { generateKey: ohttp.generateKey, maxSessions: 1, lifetimeMs: 1000, unusedTimeoutMs: 1, maxRequestsPerSession: 1, sweepIntervalMs: 0 };
+  assert.throws(() => new SessionStore({ ...base, maxSessions: 0 }), (e) => isServerError(e, 'bad_config'));
+  assert.throws(() => new SessionStore({ ...base, lifetimeMs: 999 }), (e) => isServerError(e, 'bad_config'));
+  assert.throws(() => new SessionStore({ ...base, unusedTimeoutMs: 0 }), (e) => isServerError(e, 'bad_config'));
+});
+
+test('rate bucket (GCRA): burst, exact wait, refill, reservation', () => {
+  const b = new RateBucket(2, 3); // one place every 500 ms, 3 at once
+  assert.ok(b.take(0).ok && b.take(0).ok && b.take(0).ok);
+  assert.deepEqual(b.take(0), { ok: false, waitMs: 500 });
+  assert.deepEqual(b.take(400), { ok: false, waitMs: 100 });
+  assert.ok(b.take(500).ok);
+  assert.equal(b.reserve(500), 1000, 'the next place, held ahead');
+  assert.deepEqual(b.take(1000), { ok: false, waitMs: 500 }, 'the reserved place is gone');
+  assert.equal(b.isFull(2499), false);
+  assert.equal(b.isFull(2500), true, 'every place taken has been earned back');
+  assert.throws(() => new RateBucket(0, 1), RangeError);
+  assert.throws(() => new RateBucket(1, 0), RangeError);
+});
+
+test('attestation limits: per address with Retry-After; addresses do not share a bucket', () => {
+  let now = 0;
+  const l = new AttestationRateLimiter({ perAddressRate: 1, perAddressBurst: 2, totalRate: 1000, now: () => now });
+  assert.ok(l.check('a').ok && l.check('a').ok);
+  assert.deepEqual(l.check('a'), { ok: false, retryAfterSeconds: 1, scope: 'address' });
+  assert.ok(l.check('b').ok, 'another address has its own allowance');
+  now = 1000;
+  assert.ok(l.check('a').ok);
+});
+
+test('attestation limits: over the total, each refused address holds the next place and gets it at its Retry-After', () => {
+  let now = 0;
+  // Total: 2 per second (burst 2). Per address: generous.
+  const l = new AttestationRateLimiter({ perAddressRate: 100, perAddressBurst: 100, totalRate: 2, now: () => now });
+  assert.ok(l.check('s1').ok && l.check('s2').ok);
+  // Strangers s1..s4 keep asking; each gets one reservation, later ones further ahead.
+  const hints = ['s1', 's2', 's3', 's4'].map((a) => l.check(a));
+  assert.deepEqual(hints.map((h) => (h.ok ? 0 : h.retryAfterSeconds)), [1, 1, 2, 2]);
+  // A newcomer queues behind them, not behind every future request of theirs.
+  const newcomer = l.check('new');
+  assert.ok(!newcomer.ok && newcomer.scope === 'total');
+  const wait = newcomer.ok ? 0 : newcomer.retryAfterSeconds;
+  assert.equal(wait, 3);
+  // Asking again early changes nothing: the same place, the remaining time.
+  now = 1000;
+  assert.deepEqual(l.check('new'), { ok: false, retryAfterSeconds: 2, scope: 'total' });
+  // The strangers come back at their times and get their places; asking again queues them behind.
+  assert.ok(l.check('s1').ok && l.check('s2').ok);
+  assert.ok(!l.check('s1').ok);
+  now = 3000;
+  assert.ok(l.check('new').ok, 'the newcomer gets in exactly at its Retry-After');
+});
+
+test('attestation limits: a reservation not claimed in time lapses; the table of addresses is bounded', () => {
+  let now = 0;
+  const l = new AttestationRateLimiter({
+    perAddressRate: 1, perAddressBurst: 1, totalRate: 1, reservationGraceMs: 1000, maxAddresses: 3, now: () => now,
+  });
+  assert.ok(l.check('x').ok);
+  assert.ok(!l.check('y').ok); // reserved at 1000
+  now = 5000;
+  assert.ok(l.check('y').ok, 'lapsed: served anew from the bucket, which has refilled');
+  for (const a of ['p', 'q', 'r', 's']) l.check(a);
+  assert.ok(l.trackedAddresses <= 3);
+});
+
+test('client address keys: IPv4 as is, IPv4-mapped as IPv4, IPv6 by its /64; proxy header only from a trusted peer', () => {
+  assert.equal(clientAddressKey('127.0.0.2'), '127.0.0.2');
+  assert.equal(clientAddressKey('::ffff:10.1.2.3'), '10.1.2.3');
+  assert.equal(clientAddressKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(clientAddressKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64');
+  assert.equal(clientAddressKey('::1'), '0:0:0:0::/64');
+  assert.equal(clientAddressKey(undefined), 'unknown');
+  assert.equal(clientAddressKey('not-an-address'), 'not-an-address'.includes(':') ? 'unknown' : 'not-an-address');
+  const h = new Headers({ 'x-forwarded-for': '203.0.113.9, 198.51.100.7' });
+  const trust = { proxies: ['10.0.0.5'], header: 'x-forwarded-for' };
+  assert.equal(requestAddressKey('10.0.0.5', h, trust), '198.51.100.7', 'the entry the trusted proxy appended');
+  assert.equal(requestAddressKey('::ffff:10.0.0.5', h, trust), '198.51.100.7');
+  assert.equal(requestAddressKey('192.0.2.1', h, trust), '192.0.2.1', 'anyone else: the header is not believed');
+  assert.equal(requestAddressKey('192.0.2.1', h, undefined), '192.0.2.1');
+  assert.equal(requestAddressKey('10.0.0.5', new Headers(), trust), 'proxy-without-address');
+  assert.equal(requestAddressKey('10.0.0.5', new Headers({ 'x-forwarded-for': 'evil<script>' }), trust), 'proxy-without-address');
 });
 
 test('generation limiter: concurrency, FIFO queue, overload, queue timeout, abort', async () => {
@@ -151,7 +272,8 @@ test('generation limiter: concurrency, FIFO queue, overload, queue timeout, abor
 
 test('limits: defaults valid; bad values refused with the key named', () => {
   assert.deepEqual(resolveLimits({}), { ...DEFAULT_LIMITS });
-  assert.throws(() => resolveLimits({ maxSessions: 257 }), (e) => isServerError(e, 'bad_config') && /maxSessions/.test(e.message));
+  assert.throws(() => resolveLimits({ maxSessions: 0 }), (e) => isServerError(e, 'bad_config') && /maxSessions/.test(e.message));
+  assert.equal(resolveLimits({ maxSessions: 100_000 }).maxSessions, 100_000, 'no one-byte ceiling any more');
   assert.throws(() => resolveLimits({ maxBodyBytes: 1.5 }), (e) => isServerError(e, 'bad_config'));
   assert.throws(() => resolveLimits({ headersTimeoutMs: 50_000, requestTimeoutMs: 40_000 }), (e) => isServerError(e, 'bad_config'));
 });
@@ -164,30 +286,39 @@ test('serve config: defaults, env, flags win over env, errors name the flag', ()
   assert.equal(d.modelDir, 'models/stories260K');
   assert.equal(d.platform, 'auto');
   assert.equal(d.threads, undefined);
-  assert.equal(d.limits.keyLifetimeSeconds, 600);
+  assert.equal(d.limits.sessionLifetimeSeconds, 600);
+  assert.equal(d.limits.maxSessions, 20_000);
 
-  const e = parseServeConfig(['--port', '9000', '--key-lifetime', '30'], {
+  const e = parseServeConfig(['--port', '9000', '--session-lifetime', '30', '--session-unused-timeout', '7', '--attestation-burst', '3'], {
     PORT: '7000',
     HOST: '0.0.0.0',
     SEALED_PLATFORM: 'simulated',
     SEALED_THREADS: '2',
-    SEALED_KEY_LIFETIME: '99',
+    SEALED_SESSION_LIFETIME: '99',
     SEALED_MAX_SESSIONS: '10',
-    SEALED_SESSION_RATE: '0.5',
+    SEALED_ATTESTATION_RATE: '0.5',
+    SEALED_ATTESTATION_RATE_TOTAL: '12.5',
+    SEALED_MAX_CONCURRENT_PER_SESSION: '2',
   });
   assert.ok(e !== 'help');
   assert.equal(e.port, 9000);
   assert.equal(e.host, '0.0.0.0');
   assert.equal(e.platform, 'simulated');
   assert.equal(e.threads, 2);
-  assert.equal(e.limits.keyLifetimeSeconds, 30);
+  assert.equal(e.limits.sessionLifetimeSeconds, 30);
+  assert.equal(e.limits.sessionUnusedTimeoutSeconds, 7);
   assert.equal(e.limits.maxSessions, 10);
-  assert.equal(e.limits.sessionsPerSecond, 0.5);
+  assert.equal(e.limits.attestationRate, 0.5);
+  assert.equal(e.limits.attestationBurst, 3);
+  assert.equal(e.limits.attestationRateTotal, 12.5);
+  assert.equal(e.limits.maxConcurrentPerSession, 2);
 
   assert.equal(parseServeConfig(['--help'], {}), 'help');
   assert.throws(() => parseServeConfig(['--platform', 'sgx'], {}), (x) => isServerError(x, 'bad_config') && /--platform/.test(x.message));
   assert.throws(() => parseServeConfig([], { PORT: '70000' }), (x) => isServerError(x, 'bad_config') && /PORT/.test(x.message));
-  assert.throws(() => parseServeConfig(['--max-sessions', '300'], {}), (x) => isServerError(x, 'bad_config') && /--max-sessions/.test(x.message));
+  assert.throws(() => parseServeConfig(['--max-sessions', '0'], {}), (x) => isServerError(x, 'bad_config') && /--max-sessions/.test(x.message));
+  // Version 1's flags are gone, not silently accepted.
+  assert.throws(() => parseServeConfig(['--key-lifetime', '30'], {}), (x) => isServerError(x, 'bad_config'));
   assert.throws(() => parseServeConfig(['--threads', '1e3'], {}), (x) => isServerError(x, 'bad_config'));
   assert.throws(() => parseServeConfig(['--bogus'], {}), (x) => isServerError(x, 'bad_config'));
   assert.throws(() => parseServeConfig(['positional'], {}), (x) => isServerError(x, 'bad_config'));
@@ -196,8 +327,8 @@ test('serve config: defaults, env, flags win over env, errors name the flag', ()
 test('access log line: fields only, unknown routes and methods not echoed', () => {
   const at = new Date('2026-11-27T00:00:00Z');
   assert.equal(
-    formatRequestLog({ method: 'POST', route: '/v1/ohttp', status: 200, bytesIn: 237, bytesOut: 482, durationMs: 12.345 }, at),
-    '2026-11-27T00:00:00.000Z POST /v1/ohttp 200 in=237 out=482 ms=12.3',
+    formatRequestLog({ method: 'POST', route: '/v1/sessions/{sid}/ohttp', status: 200, bytesIn: 237, bytesOut: 482, durationMs: 12.345 }, at),
+    '2026-11-27T00:00:00.000Z POST /v1/sessions/{sid}/ohttp 200 in=237 out=482 ms=12.3',
   );
   assert.equal(
     formatRequestLog({ method: 'BREW', route: null, status: 404, bytesIn: 0, bytesOut: 55, durationMs: 0.04, aborted: true }, at),
@@ -207,8 +338,9 @@ test('access log line: fields only, unknown routes and methods not echoed', () =
 
 test('problem documents: CONTRACT statuses and the ohttp-key type', () => {
   const expect: Record<string, number> = {
-    bad_request: 400, too_large: 413, media_type: 415, unknown_key: 422, replay: 409,
-    too_many_sessions: 429, session_rate: 429, overloaded: 503, not_found: 404,
+    bad_request: 400, bad_session: 400, too_large: 413, media_type: 415, unknown_key: 422, replay: 409, session_live: 409,
+    too_many_sessions: 429, attestation_rate: 429, attestation_rate_total: 429, overloaded: 503, shutting_down: 503,
+    not_ready: 503, not_found: 404,
   };
   for (const [kind, status] of Object.entries(expect)) {
     assert.equal(problemStatus(kind as never), status);
