@@ -13,16 +13,19 @@ import { AT, REAL_PCK_TCB, REAL_QUOTE, REAL_TEE_TCB_SVN, buildSynthetic, setLeve
 const nonce = new Uint8Array(32).fill(0x17);
 const keyConfig = Uint8Array.from({ length: 41 }, (_, i) => (i === 0 ? 3 : i));
 const digestHex = 'cd'.repeat(32);
-const reportData = computeReportData(nonce, keyConfig, Buffer.from(digestHex, 'hex'));
+const session = 'dGR4LXNlc3Npb24tMDAwMQ'; // 16 bytes: "tdx-session-0001"
+const bind = (kc: Uint8Array) =>
+  computeReportData({ nonce, session, keyConfig: kc, modelDigest: Buffer.from(digestHex, 'hex'), modelId: 'stories260K', expiresAt: Date.parse('2023-07-01T00:00:00Z') / 1000, simulated: false });
+const reportData = bind(keyConfig);
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
 function evidenceDoc(quote: Uint8Array, c: Record<string, Uint8Array>): EvidenceJson {
   return {
-    version: 1,
+    version: 2,
+    session,
     platform: 'tdx',
     simulated: false,
-    keyId: 3,
     keyConfig: Buffer.from(keyConfig).toString('base64url'),
     expiresAt: '2023-07-01T00:00:00Z',
     model: { id: 'stories260K', digest: digestHex },
@@ -78,7 +81,7 @@ test('binding and REPORT_DATA on TDX', async () => {
   const evil = Uint8Array.from({ length: 41 }, (_, i) => (i === 0 ? 3 : 0xee));
   const swapped = clone();
   swapped.keyConfig = Buffer.from(evil).toString('base64url');
-  swapped.reportData = Buffer.from(computeReportData(nonce, evil, Buffer.from(digestHex, 'hex'))).toString('hex');
+  swapped.reportData = Buffer.from(bind(evil)).toString('hex');
   assert.equal(await verdict(swapped), 'report_data_mismatch');
 });
 

@@ -14,8 +14,14 @@ const modelDigest = createHash('sha256').update('stories260K manifest').digest('
 const provider = await createSimulatedProvider({ modelDigest, codeDigest: new Uint8Array(32).fill(1) });
 const nonce = new Uint8Array(32).fill(0x42);
 const keyConfig = Uint8Array.from({ length: 41 }, (_, i) => (i === 0 ? 7 : i)); // first byte: the key id
-const expiresAt = new Date(Date.now() + 3600_000);
-const ev = await buildEvidence({ provider, keyId: 7, keyConfig, expiresAt, model: { id: 'stories260K', digest: modelDigest }, nonce });
+const session = 'c2VhbGVkLWluZmVyZW5jZQ'; // 16 bytes: "sealed-inference"
+const expiresAt = new Date(Math.floor(Date.now() / 1000) * 1000 + 3600_000);
+const ev = await buildEvidence({ provider, session, keyConfig, expiresAt, model: { id: 'stories260K', digest: modelDigest }, nonce });
+const binding = (over: Partial<Parameters<typeof computeReportData>[0]> = {}) =>
+  computeReportData({
+    nonce, session, keyConfig, modelDigest: Buffer.from(modelDigest, 'hex'), modelId: 'stories260K',
+    expiresAt: expiresAt.getTime() / 1000, simulated: true, ...over,
+  });
 
 const clone = (): EvidenceJson => JSON.parse(JSON.stringify(ev));
 async function verdict(doc: unknown, opts: Partial<Parameters<typeof verifyEvidence>[1]> = {}): Promise<string> {
@@ -29,15 +35,15 @@ async function verdict(doc: unknown, opts: Partial<Parameters<typeof verifyEvide
 }
 
 test('buildEvidence emits the CONTRACT document', () => {
-  assert.deepEqual(Object.keys(ev).sort(), ['evidence', 'expiresAt', 'keyConfig', 'keyId', 'model', 'platform', 'reportData', 'simulated', 'version']);
-  assert.equal(ev.version, 1);
+  assert.deepEqual(Object.keys(ev).sort(), ['evidence', 'expiresAt', 'keyConfig', 'model', 'platform', 'reportData', 'session', 'simulated', 'version']);
+  assert.equal(ev.version, 2);
+  assert.equal(ev.session, session);
   assert.equal(ev.platform, 'sev-snp');
   assert.equal(ev.simulated, true);
-  assert.equal(ev.keyId, 7);
   assert.equal(ev.keyConfig, Buffer.from(keyConfig).toString('base64url')); // no padding
   assert.ok(!ev.keyConfig.includes('='));
   assert.match(ev.expiresAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-  assert.equal(ev.reportData, Buffer.from(computeReportData(nonce, keyConfig, Buffer.from(modelDigest, 'hex'))).toString('hex'));
+  assert.equal(ev.reportData, Buffer.from(binding()).toString('hex'));
   const report = Buffer.from(ev.evidence.report, 'base64');
   assert.equal(report.length, 1184);
   assert.equal(report.subarray(0x50, 0x90).toString('hex'), ev.reportData);
@@ -54,9 +60,16 @@ test('buildEvidence refuses a provider whose evidence does not carry the request
     },
   };
   await assert.rejects(
-    buildEvidence({ provider: liar, keyId: 1, keyConfig, expiresAt, model: { id: 'm', digest: modelDigest }, nonce }),
+    buildEvidence({ provider: liar, session, keyConfig, expiresAt, model: { id: 'm', digest: modelDigest }, nonce }),
     (e: unknown) => e instanceof AttestationError && e.code === 'provider_report_data',
   );
+});
+
+test('buildEvidence refuses a bad session id and an expiry that is not whole seconds', async () => {
+  const build = (over: Record<string, unknown>) =>
+    buildEvidence({ provider, session, keyConfig, expiresAt, model: { id: 'm', digest: modelDigest }, nonce, ...over });
+  await assert.rejects(build({ session: 'short' }), (e: unknown) => e instanceof AttestationError && e.code === 'bad_session');
+  await assert.rejects(build({ expiresAt: new Date(expiresAt.getTime() + 1) }), (e: unknown) => e instanceof AttestationError && e.code === 'bad_expiry');
 });
 
 test('simulated evidence verifies with allowSimulation, with the same code as hardware', async () => {
@@ -65,7 +78,7 @@ test('simulated evidence verifies with allowSimulation, with the same code as ha
   assert.equal(report.platform, 'sev-snp');
   assert.equal(report.simulated, true);
   assert.equal(report.product, 'Milan');
-  assert.equal(report.keyId, 7);
+  assert.equal(report.session, session);
   assert.deepEqual(report.keyConfig, keyConfig);
   assert.equal(report.measurement, Buffer.from(provider.measurement).toString('hex'));
   assert.equal(report.model.digest, modelDigest);
@@ -85,11 +98,14 @@ test('simulated evidence is refused without allowSimulation', async () => {
 test('claiming hardware does not help: simulated:false is checked against the pinned AMD roots', async () => {
   const d = clone();
   d.simulated = false;
+  assert.equal(await verdict(d, { allowSimulation: false }), 'binding_mismatch', 'the flag is signed');
+  // Even with the binding recomputed for simulated:false, the chain must lead to AMD's pinned roots.
+  d.reportData = Buffer.from(binding({ simulated: false })).toString('hex');
   const c = await verdict(d, { allowSimulation: false });
   assert.match(c, /^sev_(chain_issuer_mismatch|ark_not_pinned)$/);
 });
 
-test('binding: another nonce, key configuration or model digest is rejected', async () => {
+test('binding: another nonce, session, key configuration, model, expiry or simulation flag is rejected', async () => {
   const other = nonce.slice();
   other[0] ^= 1;
   assert.equal(await verdict(ev, { nonce: other }), 'binding_mismatch');
@@ -106,10 +122,23 @@ test('binding: another nonce, key configuration or model digest is rejected', as
   r.reportData = '00'.repeat(64);
   assert.equal(await verdict(r), 'binding_mismatch');
 
-  // keyId is bound through the key configuration's first byte
+  // Version 2 signs every field a client acts on: none can be rewritten on the path.
+  const sid = clone();
+  sid.session = 'c2VhbGVkLWluZmVyZW5jZA';
+  assert.equal(await verdict(sid), 'binding_mismatch');
   const id = clone();
-  id.keyId = 8;
-  assert.equal(await verdict(id), 'key_id_mismatch');
+  id.model.id = 'gpt-5';
+  assert.equal(await verdict(id), 'binding_mismatch');
+  const later = clone();
+  later.expiresAt = new Date(expiresAt.getTime() + 86_400_000).toISOString().replace('.000Z', 'Z');
+  assert.equal(await verdict(later), 'binding_mismatch');
+  const earlier = clone();
+  earlier.expiresAt = new Date(expiresAt.getTime() - 1000).toISOString().replace('.000Z', 'Z');
+  assert.equal(await verdict(earlier), 'binding_mismatch');
+
+  // The session must be the one the client asked for, even with a valid binding.
+  assert.equal(await verdict(ev, { session }), 'accepted');
+  assert.equal(await verdict(ev, { session: 'c2VhbGVkLWluZmVyZW5jZA' }), 'session_mismatch');
 });
 
 test('a substituted key with a recomputed reportData is caught by the signed REPORT_DATA', async () => {
@@ -117,7 +146,7 @@ test('a substituted key with a recomputed reportData is caught by the signed REP
   const evil = Uint8Array.from({ length: 41 }, (_, i) => (i === 0 ? 7 : 0xee));
   const d = clone();
   d.keyConfig = Buffer.from(evil).toString('base64url');
-  d.reportData = Buffer.from(computeReportData(nonce, evil, Buffer.from(modelDigest, 'hex'))).toString('hex');
+  d.reportData = Buffer.from(binding({ keyConfig: evil })).toString('hex');
   assert.equal(await verdict(d), 'report_data_mismatch');
 });
 
@@ -135,7 +164,7 @@ test('expiry, platform allow-list and the model pin', async () => {
 
 test('a simulated report with another simulator\'s chain is rejected', async () => {
   const other = await createSimulatedProvider({ modelDigest, codeDigest: new Uint8Array(32) });
-  const ev2 = await buildEvidence({ provider: other, keyId: 7, keyConfig, expiresAt, model: { id: 'stories260K', digest: modelDigest }, nonce });
+  const ev2 = await buildEvidence({ provider: other, session, keyConfig, expiresAt, model: { id: 'stories260K', digest: modelDigest }, nonce });
   const swapChain = clone();
   swapChain.evidence.certChain = ev2.evidence.certChain;
   assert.match(await verdict(swapChain), /^sev_chain_(issuer_mismatch|signature_invalid)$/);
@@ -151,15 +180,22 @@ test('strict shape', async () => {
   const cases: Array<[string, (d: any) => void]> = [
     ['extra top-level key', (d) => { d.extra = 1; }],
     ['missing key', (d) => { delete d.model; }],
-    ['version 2', (d) => { d.version = 2; }],
+    ['version 1', (d) => { d.version = 1; }],
+    ['version 3', (d) => { d.version = 3; }],
+    ['a version 1 keyId', (d) => { d.keyId = 7; }],
+    ['session missing', (d) => { delete d.session; }],
+    ['session short', (d) => { d.session = d.session.slice(1); }],
+    ['session non-canonical', (d) => { d.session = d.session.slice(0, 21) + 'B'; }],
+    ['session number', (d) => { d.session = 7; }],
     ['platform', (d) => { d.platform = 'sgx'; }],
     ['simulated string', (d) => { d.simulated = 'true'; }],
-    ['keyId range', (d) => { d.keyId = 256; }],
-    ['keyId float', (d) => { d.keyId = 1.5; }],
     ['keyConfig padded', (d) => { d.keyConfig += '='; }],
     ['keyConfig std base64', (d) => { d.keyConfig = d.keyConfig.replace(/[-_]/g, '+') + '+'; }],
     ['expiresAt offset', (d) => { d.expiresAt = d.expiresAt.replace('Z', '+00:00'); }],
     ['expiresAt impossible', (d) => { d.expiresAt = '2030-02-30T00:00:00Z'; }],
+    ['expiresAt fraction', (d) => { d.expiresAt = d.expiresAt.replace('Z', '.5Z'); }],
+    ['expiresAt leap second', (d) => { d.expiresAt = '2030-06-30T23:59:60Z'; }],
+    ['model id over 255 bytes', (d) => { d.model.id = 'é'.repeat(128); }],
     ['model extra', (d) => { d.model.size = 1; }],
     ['model digest upper', (d) => { d.model.digest = d.model.digest.toUpperCase(); }],
     ['reportData short', (d) => { d.reportData = d.reportData.slice(2); }],
@@ -206,7 +242,7 @@ function mutant(next: () => number, i: number): unknown {
     case 3: { // a field replaced by a value of another type
       const d: any = clone();
       const values = [null, 0, -1, 1e300, '', 'x', [], {}, true, '0'.repeat(128), 'A'.repeat(10)];
-      const paths = [['version'], ['platform'], ['simulated'], ['keyId'], ['keyConfig'], ['expiresAt'], ['model'], ['model', 'id'],
+      const paths = [['version'], ['session'], ['platform'], ['simulated'], ['keyConfig'], ['expiresAt'], ['model'], ['model', 'id'],
         ['model', 'digest'], ['reportData'], ['evidence'], ['evidence', 'report'], ['evidence', 'vcek'], ['evidence', 'certChain']];
       const p = paths[next() % paths.length];
       let o = d;
@@ -238,14 +274,10 @@ test('10,000 random and mutated documents: the evidence parser gives Attestation
   assert.ok(accepted < 10_000);
 });
 
-// CONTRACT binds nonce, keyConfig (and with it keyId) and the model digest; model.id and expiresAt
-// are labels outside the signature (the server enforces its own expiry). A mutation confined to them
-// may verify; any other accepted mutation is a hole.
+// Version 2 binds every field of the document a client acts on; only the platform evidence's own
+// encodings could change without changing the meaning. Any accepted mutation is a hole.
 function boundView(doc: unknown): string {
-  const d = JSON.parse(typeof doc === 'string' ? doc : JSON.stringify(doc));
-  delete d.model.id;
-  delete d.expiresAt;
-  return JSON.stringify(d);
+  return JSON.stringify(JSON.parse(typeof doc === 'string' ? doc : JSON.stringify(doc)));
 }
 
 test('300 mutated documents through the full verifier: every change to a bound field is rejected', async () => {

@@ -177,17 +177,22 @@ test('production install: read-only tree, compiled JS, serves /healthz and /v1/a
     assert.deepEqual(await health.json(), { status: 'ok' });
 
     const nonce = Buffer.alloc(32, 7).toString('hex');
-    const att = await fetch(`${url}/v1/attestation?nonce=${nonce}`);
+    const sid = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
+    const att = await fetch(`${url}/v1/sessions/${sid}/attestation?nonce=${nonce}`);
     assert.equal(att.status, 200);
     assert.match(att.headers.get('content-type') ?? '', /^application\/json/);
-    const ev = (await att.json()) as { version: number; platform: string; simulated: boolean; keyConfig: string; reportData: string; model: { id: string; digest: string } };
-    assert.equal(ev.version, 1);
+    const ev = (await att.json()) as { version: number; session: string; platform: string; simulated: boolean; keyConfig: string; expiresAt: string; reportData: string; model: { id: string; digest: string } };
+    assert.equal(ev.version, 2);
+    assert.equal(ev.session, sid);
     assert.equal(ev.platform, 'sev-snp');
     assert.equal(ev.simulated, true);
     // The digest printed during the build is the one the server attests to.
     assert.deepEqual(ev.model, { id: model, digest: buildDigest });
     const { computeReportData } = await import('../enclave/binding.js');
-    const expected = computeReportData(Buffer.from(nonce, 'hex'), Buffer.from(ev.keyConfig, 'base64url'), Buffer.from(buildDigest, 'hex'));
+    const expected = computeReportData({
+      nonce: Buffer.from(nonce, 'hex'), session: sid, keyConfig: Buffer.from(ev.keyConfig, 'base64url'), modelDigest: Buffer.from(buildDigest, 'hex'),
+      modelId: ev.model.id, expiresAt: Date.parse(ev.expiresAt) / 1000, simulated: ev.simulated,
+    });
     assert.equal(ev.reportData, Buffer.from(expected).toString('hex'));
 
     server.child.kill('SIGTERM');

@@ -143,7 +143,7 @@ test('buildEvidence over the hardware provider binds the session as CONTRACT say
   const f = fakeTsm('sev_guest', sevProduce);
   const p = await createProvider('sev-snp', { root: f.root, ops: f.ops });
   const nonce = new Uint8Array(32).fill(3);
-  const ev = await buildEvidence({ provider: p, keyId: 1, keyConfig: Uint8Array.of(1, 0, 32), expiresAt: new Date(Date.now() + 60_000), model: { id: 'm', digest: '11'.repeat(32) }, nonce });
+  const ev = await buildEvidence({ provider: p, session: 'AAAAAAAAAAAAAAAAAAAAAA', keyConfig: Uint8Array.of(1, 0, 32), expiresAt: new Date(Math.floor(Date.now() / 1000) * 1000 + 60_000), model: { id: 'm', digest: '11'.repeat(32) }, nonce });
   assert.equal(ev.simulated, false);
   assert.equal(Buffer.from(ev.evidence.report, 'base64').subarray(0x50, 0x90).toString('hex'), ev.reportData);
   rmSync(f.root, { recursive: true });

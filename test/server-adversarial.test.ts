@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Engine } from '../engine/index.js';
+import { ReplayGuard } from '../server/replay.js';
 import { createRuntime } from '../server/app.js';
 import { toInnerRequest } from '../server/bridge.js';
 import { handleChunked, handlePlain, type GatewayDeps } from '../server/gateway.js';
@@ -13,7 +14,6 @@ import { createInnerApp } from '../server/inner/app.js';
 import { startServer } from '../server/lifecycle.js';
 import { resolveLimits } from '../server/limits.js';
 import { ohttp } from '../server/ohttp.js';
-import { ReplayCache } from '../server/replay.js';
 import { encodeRequest } from '../transport/bhttp.js';
 import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 import type { Context } from '../transport/hpke.js';
@@ -156,8 +156,9 @@ describe('plaintext does not outlive the request', () => {
   test('chunked OHTTP: every decrypted request chunk is wiped once read, served or refused', async () => {
     const limits = resolveLimits({ maxBodyBytes: 4096 });
     const runtime = createRuntime(limits);
-    const session = runtime.sessions.create();
-    const deps: GatewayDeps = { sessions: runtime.sessions, replay: runtime.replay, inner: { fetch: (r) => inner.fetch(r) }, maxBodyBytes: limits.maxBodyBytes };
+    const begun = runtime.sessions.begin(Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url'), 'ab'.repeat(32));
+    const session = begun.session;
+    const deps: GatewayDeps = { sessions: runtime.sessions, inner: { fetch: (r, env) => inner.fetch(r, env) }, maxBodyBytes: limits.maxBodyBytes };
     // Watch the plaintext chunks the gateway reads, by identity, as transport hands them over.
     const seen: Uint8Array[] = [];
     const original = ohttp.decapsulateChunked;
@@ -175,7 +176,7 @@ describe('plaintext does not outlive the request', () => {
       parts.push(e.sealFinal());
       const body = new ReadableStream<Uint8Array>({ start: (c) => (parts.forEach((p) => c.enqueue(p)), c.close()) });
       const ac = new AbortController();
-      return handleChunked(deps, body, { signal: ac.signal, admit: () => true });
+      return handleChunked(deps, session, body, { signal: ac.signal, admit: () => true });
     };
     try {
       const json = new TextEncoder().encode(JSON.stringify({ ...chat({}), messages: [{ role: 'user', content: 'a secret prompt' }] }));
@@ -234,8 +235,9 @@ describe('per-request secrets do not outlive the request', () => {
   test('the HPKE context and the response key are wiped: served, refused, or cancelled mid-stream', async () => {
     const limits = resolveLimits({ maxBodyBytes: 16 * 1024 });
     const runtime = createRuntime(limits);
-    const session = runtime.sessions.create();
-    const deps: GatewayDeps = { sessions: runtime.sessions, replay: runtime.replay, inner: { fetch: (r) => inner.fetch(r) }, maxBodyBytes: limits.maxBodyBytes };
+    const begun = runtime.sessions.begin(Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url'), 'ab'.repeat(32));
+    const session = begun.session;
+    const deps: GatewayDeps = { sessions: runtime.sessions, inner: { fetch: (r, env) => inner.fetch(r, env) }, maxBodyBytes: limits.maxBodyBytes };
     const contexts: Context[] = [];
     const sealers: Array<{ readonly finished: boolean }> = [];
     const plain0 = ohttp.decapsulate;
@@ -255,10 +257,10 @@ describe('per-request secrets do not outlive the request', () => {
       encodeRequest({ method: 'POST', scheme: 'https', authority: 'x', path: '/v1/completions', headers: [['content-type', 'application/json']],
         content: new TextEncoder().encode(JSON.stringify({ model: 'stories260K', prompt: 'Once', max_tokens: 100, temperature: 0, ...extra })) });
     const gr = (admit = true) => ({ signal: new AbortController().signal, admit: () => admit });
-    const plain = (admit = true) => handlePlain(deps, new Blob([encapsulateRequest(session.config, json({})).bytes as Uint8Array<ArrayBuffer>]).stream(), gr(admit));
+    const plain = (admit = true) => handlePlain(deps, session, new Blob([encapsulateRequest(session.config, json({})).bytes as Uint8Array<ArrayBuffer>]).stream(), gr(admit));
     const chunked = (extra: Record<string, unknown>, admit = true) => {
       const e = encapsulateChunkedRequest(session.config);
-      return handleChunked(deps, new Blob([e.header as Uint8Array<ArrayBuffer>, e.sealFinal(json(extra)) as Uint8Array<ArrayBuffer>]).stream(), gr(admit));
+      return handleChunked(deps, session, new Blob([e.header as Uint8Array<ArrayBuffer>, e.sealFinal(json(extra)) as Uint8Array<ArrayBuffer>]).stream(), gr(admit));
     };
     const expectWiped = (what: string) => {
       assert.equal(contexts.length, 1, what);
@@ -322,11 +324,11 @@ describe('slow clients', () => {
     const MARK = 'zz-marker-zz';
     try {
       const cases: Array<[string, number]> = [
-        [`POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${MARK}`, 400],
-        [`POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n${MARK}`, 400],
+        [`POST /v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${MARK}`, 400],
+        [`POST /v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n${MARK}`, 400],
         [`${MARK} /healthz HTTP/1.1\r\nHost: x\r\n\r\n`, 400],
         [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-${MARK}: a\x01b\r\n\r\n`, 400],
-        [`POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n${MARK}`, 400],
+        [`POST /v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/ohttp HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n${MARK}`, 400],
         [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${MARK}${'a'.repeat(20_000)}\r\n\r\n`, 431],
       ];
       for (const [req, status] of cases) {
@@ -346,10 +348,12 @@ describe('slow clients', () => {
     const provider = await createProvider('simulated', { simulation: { modelDigest: engine.model.digest } });
     const s = await startServer({ engine, provider, limits: resolveLimits({ requestTimeoutMs: 400, headersTimeoutMs: 200 }), host: '127.0.0.1', port: 0 });
     try {
+      // A live session, so that the stalled bodies are really being read.
+      const { sid } = await attest(s.url);
       const results = await Promise.all([
-        stall(s.port, 'POST /v1/ohttp HTTP/1.1\r\nHost: x\r\n'),
-        stall(s.port, 'POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-req\r\nContent-Length: 100\r\n\r\nabc'),
-        stall(s.port, 'POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-chunked-req\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\x00\x00\x20\r\n'),
+        stall(s.port, `POST /v1/sessions/${sid}/ohttp HTTP/1.1\r\nHost: x\r\n`),
+        stall(s.port, `POST /v1/sessions/${sid}/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-req\r\nContent-Length: 100\r\n\r\nabc`),
+        stall(s.port, `POST /v1/sessions/${sid}/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-chunked-req\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\x00\x00\x20\r\n`),
       ]);
       for (const r of results) {
         assert.ok(r.ms < 2000, `socket held ${r.ms} ms`);
@@ -366,23 +370,23 @@ describe('slow clients', () => {
 });
 
 describe('a stranger cannot spend another client\'s session', () => {
-  test('replay cache: unauthenticated (provisional) records never count against the bound until confirmed', () => {
-    const r = new ReplayCache(2);
+  test('replay guard: unauthenticated (provisional) records never count against the bound until confirmed', () => {
+    const r = new ReplayGuard(2);
     const enc = (n: number) => new Uint8Array(32).fill(n);
-    for (let i = 1; i <= 5; i++) assert.equal(r.record(7, enc(i), { provisional: true }), 'fresh');
-    assert.equal(r.record(7, enc(3), { provisional: true }), 'replay', 'a pending copy is still a replay');
-    assert.equal(r.record(7, enc(3)), 'replay');
-    assert.equal(r.record(7, enc(10)), 'fresh', 'five pending headers leave the bound of 2 untouched');
-    assert.equal(r.confirm(7, enc(1)), 'fresh');
-    assert.equal(r.confirm(7, enc(2)), 'full', 'two counted: no room');
-    assert.equal(r.record(7, enc(11)), 'full');
-    r.unrecord(7, enc(2));
-    assert.equal(r.has(7, enc(2)), false);
-    assert.equal(r.confirm(7, enc(2)), 'fresh', 'a record that is gone adds nothing');
-    assert.equal(r.has(7, enc(2)), false);
-    r.forget(7);
-    assert.equal(r.confirm(7, enc(4)), 'fresh');
-    assert.equal(r.holds(7), false, 'confirming after the key was destroyed does not bring the key id back');
+    for (let i = 1; i <= 5; i++) assert.equal(r.record(enc(i), { provisional: true }), 'fresh');
+    assert.equal(r.record(enc(3), { provisional: true }), 'replay', 'a pending copy is still a replay');
+    assert.equal(r.record(enc(3)), 'replay');
+    assert.equal(r.record(enc(10)), 'fresh', 'five pending headers leave the bound of 2 untouched');
+    assert.equal(r.confirm(enc(1)), 'fresh');
+    assert.equal(r.confirm(enc(2)), 'full', 'two counted: no room');
+    assert.equal(r.record(enc(11)), 'full');
+    r.unrecord(enc(2));
+    assert.equal(r.has(enc(2)), false);
+    assert.equal(r.confirm(enc(2)), 'fresh', 'a record that is gone adds nothing');
+    assert.equal(r.has(enc(2)), false);
+    r.clear();
+    assert.equal(r.confirm(enc(4)), 'fresh');
+    assert.equal(r.size, 0, 'confirming after the session ended adds nothing');
   });
 
   test('stalled chunked headers under a victim\'s key id do not use up its request limit', async () => {
@@ -391,18 +395,19 @@ describe('a stranger cannot spend another client\'s session', () => {
     const sockets: net.Socket[] = [];
     try {
       const victim = await attest(s.url);
-      // The attacker knows only the one-byte key id: headers with fresh random encs, then silence.
+      // The attacker knows the session id (it is in the path) and the key id: headers with fresh random encs, then silence.
       for (let i = 0; i < 5; i++) {
         const sock = net.connect(s.port, '127.0.0.1');
         sock.on('error', () => {});
         const head = Buffer.concat([Buffer.from([victim.config.keyId, 0, 0x20, 0, 1, 0, 1]), crypto.getRandomValues(new Uint8Array(32))]);
-        sock.write(`POST /v1/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-chunked-req\r\nContent-Length: 500\r\n\r\n`);
+        sock.write(`POST /v1/sessions/${victim.sid}/ohttp HTTP/1.1\r\nHost: x\r\nContent-Type: message/ohttp-chunked-req\r\nContent-Length: 500\r\n\r\n`);
         sock.write(head);
         sockets.push(sock);
       }
       const t0 = Date.now();
-      while (s.runtime.replay.size < 5 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(s.runtime.replay.size, 5, 'the attacker\'s headers are recorded (a copy would be refused)');
+      const replay = s.runtime.sessions.get(victim.sid)!.replay;
+      while (replay.size < 5 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(replay.size, 5, 'the attacker\'s headers are recorded (a copy would be refused)');
       // The victim still has its whole allowance, over both framings, and no more.
       const models = { method: 'GET' as const, path: '/v1/models' };
       assert.equal((await sendPlain(s.url, victim, models)).inner?.status, 200);

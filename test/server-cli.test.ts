@@ -26,7 +26,7 @@ test('sealed serve --help lists every flag with its environment variable', async
   const r = await run('--help');
   assert.equal(r.code, 0);
   for (const s of ['--port', 'PORT', '--host', 'HOST', '--model-dir', '--platform', 'SEALED_PLATFORM', 'auto | sev-snp | tdx | simulated',
-    '--threads', 'SEALED_THREADS', '--key-lifetime', 'SEALED_KEY_LIFETIME', '--max-sessions', '--session-rate', '--max-body-bytes',
+    '--threads', 'SEALED_THREADS', '--session-lifetime', 'SEALED_SESSION_LIFETIME', '--session-unused-timeout', '--max-sessions', '--attestation-rate', '--attestation-burst', '--attestation-rate-total', '--max-concurrent-per-session', '--max-concurrent', '--max-body-bytes',
     '--max-tokens', '--max-concurrent', '--max-queue', '--queue-timeout-ms', '--generation-timeout-ms', '--request-timeout-ms',
     '--shutdown-grace-ms']) {
     assert.ok(r.stdout.includes(s), s);
@@ -37,7 +37,7 @@ test('usage errors exit 2 and name the bad flag', async () => {
   const r = await run('--platform', 'sgx');
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--platform must be one of auto, sev-snp, tdx, simulated/);
-  const s = await run('--max-sessions', '1000');
+  const s = await run('--max-sessions', '0');
   assert.equal(s.code, 2);
   assert.match(s.stderr, /--max-sessions/);
 });

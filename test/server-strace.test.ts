@@ -107,7 +107,7 @@ test('sealed serve under strace writes no file and prints no prompt', { skip: ha
   rmSync(dir, { recursive: true, force: true });
   assert.ok(/openat\(/.test(trace) && trace.split('\n').length > 100, 'strace saw the process open its files');
   assert.deepEqual(writesIn(trace), [], 'no file opened for writing, created, renamed or removed');
-  assert.match(stderr, /POST \/v1\/ohttp 200/, 'the access log is there');
+  assert.match(stderr, /POST \/v1\/sessions\/{sid}\/ohttp 200/, 'the access log is there');
   assert.match(stderr, /session keys wiped/);
   assert.ok(!stdout.includes(MARKER) && !stderr.includes(MARKER), 'the prompt appears in nothing the server prints');
 });

@@ -112,7 +112,7 @@ test('evidence: simulated evidence needs --allow-simulation; binding is checked 
   const p = await createSimulatedProvider({ codeDigest: new Uint8Array(32) });
   const nonce = 'ab'.repeat(32);
   const ev = await buildEvidence({
-    provider: p, keyId: 1, keyConfig: Uint8Array.of(1, 0, 0x20, 9, 9), expiresAt: new Date(Date.now() + 600_000),
+    provider: p, session: 'AAAAAAAAAAAAAAAAAAAAAA', keyConfig: Uint8Array.of(1, 0, 0x20, 9, 9), expiresAt: new Date(Math.floor(Date.now() / 1000) * 1000 + 600_000),
     model: { id: 'stories260K', digest: '12'.repeat(32) }, nonce: Buffer.from(nonce, 'hex'),
   });
   const f = file('evidence.json', JSON.stringify(ev));
