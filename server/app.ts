@@ -142,6 +142,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const nonceHex = nonces[0]!.toLowerCase();
     const sid = c.get('sid');
 
+    // A retried GET (its answer was lost on the way) is answered from the session it already made,
+    // without spending the address's allowance again: it creates nothing.
+    const retry = sessions.retryEvidence(sid, nonceHex);
+    if (retry) {
+      try {
+        return send(c, 200, await retry, JSON_HEADERS);
+      } catch {
+        return problem(c, 'internal');
+      }
+    }
+
     const rate = runtime.attestationRate.check(requestAddressKey(c.env?.incoming?.socket?.remoteAddress, c.req.raw.headers, deps.proxyTrust));
     if (!rate.ok) return problem(c, rate.scope === 'address' ? 'attestation_rate' : 'attestation_rate_total', rate.retryAfterSeconds);
 

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { ServerError } from './errors.js';
 import { DEFAULT_LIMITS, resolveLimits, type Limits } from './limits.js';
+import type { ProxyTrust } from './client-address.js';
 
 export type PlatformChoice = 'auto' | 'sev-snp' | 'tdx' | 'simulated';
 const PLATFORMS: readonly PlatformChoice[] = ['auto', 'sev-snp', 'tdx', 'simulated'];
@@ -15,6 +16,8 @@ export interface ServeConfig {
   /** ONNX Runtime threads; undefined lets the engine choose (all cores). */
   threads: number | undefined;
   limits: Limits;
+  /** Set only when the operator names the proxies in front of the server. */
+  proxyTrust: ProxyTrust | undefined;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -65,6 +68,13 @@ options (environment variable in brackets; a flag wins):
   --platform P           auto | sev-snp | tdx | simulated [SEALED_PLATFORM] (default auto:
                          the TEE found through configfs-tsm; refuses to start without one)
   --threads N            ONNX Runtime threads [SEALED_THREADS] (default: all cores)
+  --trust-proxy ADDRS    comma-separated peer addresses of the reverse proxies in front of this
+                         server [SEALED_TRUST_PROXY]; only for connections from them is the client
+                         address (for the attestation limits) read from --proxy-address-header.
+                         Default: none, the connection's own peer address is used.
+  --proxy-address-header NAME
+                         header those proxies append the client address to [SEALED_PROXY_ADDRESS_HEADER]
+                         (default x-forwarded-for; its rightmost entry is used)
 ${LIMIT_FLAGS.map((f) => `  --${(f.flag + ' N').padEnd(28)} ${f.help} [${f.env}] (default ${String(DEFAULT_LIMITS[f.key])})`).join('\n')}
   -h, --help             this text
 
@@ -81,6 +91,8 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     'model-dir': { type: 'string' },
     platform: { type: 'string' },
     threads: { type: 'string' },
+    'trust-proxy': { type: 'string' },
+    'proxy-address-header': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const f of LIMIT_FLAGS) options[f.flag] = { type: 'string' };
@@ -104,11 +116,26 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
   const modelDir = pick('model-dir', 'SEALED_MODEL_DIR');
   const platform = pick('platform', 'SEALED_PLATFORM');
   const threads = pick('threads', 'SEALED_THREADS');
+  const trustProxy = pick('trust-proxy', 'SEALED_TRUST_PROXY');
+  const proxyHeader = pick('proxy-address-header', 'SEALED_PROXY_ADDRESS_HEADER');
 
   if (platform && !(PLATFORMS as readonly string[]).includes(platform.value)) {
     throw new ServerError('bad_config', `${platform.from} must be one of ${PLATFORMS.join(', ')}`);
   }
   if (host && !/^[0-9A-Za-z.:\-[\]%]+$/.test(host.value)) throw new ServerError('bad_config', `${host.from} is not a host name or address`);
+
+  let proxyTrust: ProxyTrust | undefined;
+  if (trustProxy) {
+    const proxies = trustProxy.value.split(',').map((a) => a.trim().toLowerCase()).filter((a) => a.length > 0);
+    if (proxies.length === 0 || proxies.some((a) => !/^[0-9a-f.:]{2,45}$/.test(a))) {
+      throw new ServerError('bad_config', `${trustProxy.from} must be a comma-separated list of IP addresses`);
+    }
+    const header = (proxyHeader?.value ?? 'x-forwarded-for').trim().toLowerCase();
+    if (!/^[a-z0-9-]{1,64}$/.test(header)) throw new ServerError('bad_config', `${proxyHeader!.from} is not a header name`);
+    proxyTrust = { proxies, header };
+  } else if (proxyHeader) {
+    throw new ServerError('bad_config', `${proxyHeader.from} needs --trust-proxy (a header is believed only from named proxies)`);
+  }
 
   const overrides: Partial<Limits> = {};
   for (const f of LIMIT_FLAGS) {
@@ -122,6 +149,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     platform: (platform?.value as PlatformChoice | undefined) ?? 'auto',
     threads: threads ? number(threads, 'int', 1, 1024) : undefined,
     limits: limitsWithFlagNames(overrides),
+    proxyTrust,
   };
 }
 

@@ -10,6 +10,7 @@ import { useNodeCrypto } from '../transport/node-backend.js';
 import { createApp, createRuntime, type ServerRuntime } from './app.js';
 import type { InferenceEngine } from './engine.js';
 import type { Limits } from './limits.js';
+import type { ProxyTrust } from './client-address.js';
 import { silentLogger, type Logger } from './log.js';
 import { rawProblemResponse, type ProblemKind } from './problem.js';
 
@@ -21,6 +22,8 @@ export interface StartOptions {
   /** 0 picks a free port. */
   port: number;
   logger?: Logger;
+  /** Set when the server sits behind proxies whose client-address header is to be believed. */
+  proxyTrust?: ProxyTrust;
 }
 
 export interface RunningServer {
@@ -46,7 +49,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   useNodeCrypto(nodeCrypto);
   const logger = opts.logger ?? silentLogger;
   const runtime = createRuntime(opts.limits);
-  const app = createApp({ engine: opts.engine, provider: opts.provider, limits: opts.limits, logger, runtime });
+  const app = createApp({
+    engine: opts.engine, provider: opts.provider, limits: opts.limits, logger, runtime,
+    ...(opts.proxyTrust && { proxyTrust: opts.proxyTrust }),
+  });
   const server = createAdaptorServer({
     fetch: app.fetch,
     serverOptions: {

@@ -142,6 +142,16 @@ export class SessionStore<C> {
     };
   }
 
+  /**
+   * The evidence of a safe retry: `sid` is live, unused, was attested with this nonce and its
+   * evidence exists. A retry costs nothing to answer, so the caller need not rate-limit it.
+   */
+  retryEvidence(sid: string, nonce: string): Promise<string> | undefined {
+    const entry = this.#live.get(sid);
+    if (!entry || entry.used || entry.session.nonce !== nonce || this.#ended(entry, this.#now())) return undefined;
+    return entry.evidence;
+  }
+
   /** The live session named `sid`, or undefined (never attested, ended, or past its time). */
   get(sid: string): Session<C> | undefined {
     const entry = this.#live.get(sid);

@@ -313,6 +313,17 @@ test('serve config: defaults, env, flags win over env, errors name the flag', ()
   assert.equal(e.limits.attestationRateTotal, 12.5);
   assert.equal(e.limits.maxConcurrentPerSession, 2);
 
+  assert.equal(e.proxyTrust, undefined, 'no proxy is trusted unless named');
+  const p = parseServeConfig(['--trust-proxy', '10.0.0.5, 10.0.0.6', '--proxy-address-header', 'X-Real-IP'], {});
+  assert.ok(p !== 'help');
+  assert.deepEqual(p.proxyTrust, { proxies: ['10.0.0.5', '10.0.0.6'], header: 'x-real-ip' });
+  const q = parseServeConfig([], { SEALED_TRUST_PROXY: '::1' });
+  assert.ok(q !== 'help');
+  assert.deepEqual(q.proxyTrust, { proxies: ['::1'], header: 'x-forwarded-for' });
+  assert.throws(() => parseServeConfig(['--proxy-address-header', 'x-real-ip'], {}), (x) => isServerError(x, 'bad_config') && /--trust-proxy/.test(x.message));
+  assert.throws(() => parseServeConfig(['--trust-proxy', 'proxy.example'], {}), (x) => isServerError(x, 'bad_config'));
+  assert.throws(() => parseServeConfig(['--trust-proxy', '10.0.0.5', '--proxy-address-header', 'a b'], {}), (x) => isServerError(x, 'bad_config'));
+
   assert.equal(parseServeConfig(['--help'], {}), 'help');
   assert.throws(() => parseServeConfig(['--platform', 'sgx'], {}), (x) => isServerError(x, 'bad_config') && /--platform/.test(x.message));
   assert.throws(() => parseServeConfig([], { PORT: '70000' }), (x) => isServerError(x, 'bad_config') && /PORT/.test(x.message));

@@ -17,7 +17,10 @@ const SESSION_SAMPLES = 12;
  * Command line of the real server: simulation mode, loopback, any free port
  * (it announces the URL), the bench's threads, and as many generation slots
  * as the top concurrency (the same the plaintext twin gets). The per-session
- * request cap is raised so a long sweep measures requests, not re-attestation.
+ * request and concurrency caps are raised, since the bench drives every stream
+ * through one session (one client), and so are the attestation limits for the
+ * session-setup samples: the sweep measures requests, not re-attestation or
+ * the public endpoint's protections.
  */
 export function serveArgs(o: { modelDir: string; threads: number; maxBatch: number }): string[] {
   return [
@@ -26,6 +29,8 @@ export function serveArgs(o: { modelDir: string; threads: number; maxBatch: numb
     '--model-dir', o.modelDir, '--threads', String(o.threads),
     '--max-concurrent', String(o.maxBatch), '--max-queue', String(Math.max(64, 4 * o.maxBatch)),
     '--max-requests-per-session', '100000',
+    '--max-concurrent-per-session', String(Math.max(64, 4 * o.maxBatch) + o.maxBatch),
+    '--attestation-rate', '1000', '--attestation-burst', '1000', '--attestation-rate-total', '1000',
   ];
 }
 

@@ -93,7 +93,8 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
 
   let running;
   try {
-    running = await startServer({ engine, provider, limits: config.limits, host: config.host, port: config.port, logger });
+    running = await startServer({ engine, provider, limits: config.limits, host: config.host, port: config.port, logger,
+      ...(config.proxyTrust && { proxyTrust: config.proxyTrust }) });
   } catch (e) {
     provider.close?.();
     await engine.close();
