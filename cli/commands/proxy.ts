@@ -4,7 +4,7 @@ import process from 'node:process';
 import type { Command } from '../sealed.js';
 import { isLoopbackHost, parseListen } from '../../client/listen.js';
 import { startProxy, type RunningProxy } from '../../client/proxy.js';
-import { buildPageBundle } from '../../client/node/page-bundle.js';
+import { loadPageBundle } from '../../client/node/page-bundle.js';
 import {
   CONNECT_FLAGS, EXIT, UsageError, connectOptions, parseAndConnect, parseCliArgs, parseServerUrl, reportError, type ConnectOptions, type Writable,
 } from '../../client/node/cli-common.js';
@@ -67,11 +67,11 @@ export async function parseProxyArgs(argv: string[]): Promise<ProxyOptions | 'he
   return { ...(await connectOptions(v)), host: listen.host, port: listen.port, forceListen };
 }
 
-/** Builds the chat page's browser bundle once, on first use after start-up. */
+/** Loads the chat page's browser bundle once (built file, or bundled from a checkout's sources). */
 function memoizedBundle(stderr: Writable): () => Promise<string> {
   let p: Promise<string> | undefined;
   return () => {
-    p ??= buildPageBundle().catch((e: unknown) => {
+    p ??= loadPageBundle().catch((e: unknown) => {
       stderr.write(`sealed proxy: chat page unavailable: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
       throw e;
     });
