@@ -49,7 +49,7 @@ export const LIMIT_FLAGS: readonly LimitFlag[] = [
 
 export const SERVE_HELP = `usage: sealed serve [options]
 
-Serves the model through the attested, encrypted HTTP surface of CONTRACT.md:
+Serves the model through the attested, encrypted HTTP surface of docs/PROTOCOL.md:
   GET /v1/attestation?nonce=HEX64, POST /v1/ohttp, GET /healthz
 
 options (environment variable in brackets; a flag wins):

@@ -24,7 +24,7 @@ Point an OpenAI client at http://HOST:PORT/v1 (any API key).
 options:
   --url URL            the server (e.g. http://127.0.0.1:8080)
   --listen HOST:PORT   where to listen; loopback only unless --force-listen (port 0: any free port)
-  --policy FILE        policy JSON (CONTRACT.md keys: measurement, modelDigest, minTcb, ...)
+  --policy FILE        policy JSON (docs/PROTOCOL.md keys: measurement, modelDigest, minTcb, ...)
   --allow-simulation   accept a simulated server (no hardware protection)
   --force-listen       allow a non-loopback address: anyone who can reach it can use this session
   -h, --help           this text
