@@ -16,7 +16,7 @@ then serves on HOST:PORT a local OpenAI-compatible API whose every request is en
 attested session key (re-attesting when it expires):
   POST /v1/chat/completions   (stream: true relays each chunk as it is decrypted)
   POST /v1/completions
-  GET  /v1/models
+  GET  /v1/models, /v1/models/{id}
   GET  /        the verified attestation, as a page
   GET  /chat    a chat page that verifies the server again and encrypts in the browser
 Point an OpenAI client at http://HOST:PORT/v1 (any API key).
