@@ -129,6 +129,9 @@ test('production install: no dev tooling, no onnxruntime-web or sharp; the serve
     const bundle = readFileSync(builtPage, 'utf8');
     assert.ok(bundle.length > 10_000, 'the page bundle holds the SDK and verifiers');
     assert.doesNotMatch(bundle, /from\s*["'](node:|onnxruntime|@huggingface)/, 'a browser bundle imports nothing');
+    // The very bundle the browser test (test/client-browser.test.ts) drives from the sources.
+    const { buildPageBundle } = await import('../client/node/page-bundle.js');
+    assert.equal(bundle, await buildPageBundle());
 
     cpSync(join(root, 'bin'), join(app, 'bin'), { recursive: true });
     cpSync(join(root, 'models', 'stories260K'), join(app, 'models', 'stories260K'), { recursive: true });
