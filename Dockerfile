@@ -20,7 +20,8 @@ ARG NODE_IMAGE=node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942
 # The model baked into the image (a directory under models/).
 ARG MODEL=stories260K
 
-# --- build: full install (TypeScript is a dev dependency), compile to dist/ ---
+# --- build: full install (TypeScript and esbuild are dev dependencies), compile to dist/ and
+#     bundle the chat page into it (production has no bundler) ---
 FROM ${NODE_IMAGE} AS build
 ARG MODEL
 WORKDIR /src

@@ -51,7 +51,7 @@ options:
   --requests N         requests per mode and level (default: max(16, 2 x concurrency); --quick: max(8, concurrency))
   --max-tokens N       completion tokens per request (default 200)
   --quick              a short run (under a minute)
-  --json FILE          write the results as JSON (the CONTRACT's shape)
+  --json FILE          write the results as JSON (docs/PROTOCOL.md's shape)
   --chart FILE         write an SVG chart of tokens/s against concurrency
   --help               this text
 `;

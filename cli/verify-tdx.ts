@@ -27,7 +27,7 @@ validity), Intel's TCB level evaluation, TD attributes/XFAM strict defaults, and
   --*-issuer-chain FILE        the issuer chain PEM Intel sends beside each body
   --intel-root FILE            replace the embedded Intel SGX Root CA (DER or PEM)
   --at UNIX_SECONDS            trusted time for every validity check (default: now)
-  --policy FILE                policy JSON (CONTRACT keys); TCB evaluation is on unless "tcbEvaluation": false,
+  --policy FILE                policy JSON (docs/PROTOCOL.md keys); TCB evaluation is on unless "tcbEvaluation": false,
                                and then TCB info, QE identity and both CRLs are required
   --json                       print the parsed fields and the verdict as JSON on stdout
 

@@ -189,6 +189,13 @@ export function createProxyApp(opts: ProxyAppOptions): Hono {
       return sdkFailure(c, e);
     }
   });
+  app.get('/v1/models/:id{.+}', async (c) => {
+    try {
+      return relay(await client.request('GET', `/v1/models/${encodeURIComponent(c.req.param('id'))}`));
+    } catch (e) {
+      return sdkFailure(c, e);
+    }
+  });
   app.post('/v1/chat/completions', (c) => forward(c, client, '/v1/chat/completions'));
   app.post('/v1/completions', (c) => forward(c, client, '/v1/completions'));
 

@@ -1,20 +1,19 @@
 /**
- * Tokenizer and chat template through @huggingface/transformers.
+ * Tokenizer and chat template, on @huggingface/tokenizers and @huggingface/jinja: the two
+ * libraries transformers.js' PreTrainedTokenizer wraps, used the way it uses them for a
+ * decoder-only model (encode/decode by the tokenizer, the template rendered by jinja with the
+ * conversation, the generation prompt flag and the special tokens). Taking them directly keeps
+ * transformers.js, and the ONNX Runtime Web and sharp it depends on, out of production.
  *
- * The tokenizer is constructed from the parsed tokenizer.json and
- * tokenizer_config.json that the model loader read and hashed, so the
- * library never opens a file or the network itself; remote loading is also
- * switched off globally as a second guard (this process must never fetch a
- * model). Nothing is cached or written.
+ * The tokenizer is constructed from the parsed tokenizer.json and tokenizer_config.json that
+ * the model loader read and hashed; neither library opens a file or the network. Nothing is
+ * cached or written.
  */
-import * as transformers from '@huggingface/transformers';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { Template } from '@huggingface/jinja';
 import { EngineError } from './errors.js';
 import { isWellFormed } from './text.js';
 import { buildPieceTable, type PieceTable } from './pieces.js';
-
-transformers.env.allowRemoteModels = false;
-transformers.env.useFSCache = false;
-transformers.env.useBrowserCache = false;
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'developer' | 'tool';
 
@@ -36,20 +35,30 @@ export interface Tokenizer {
   readonly pieceTable: PieceTable | null;
 }
 
-type PreTrainedTokenizer = InstanceType<typeof transformers.PreTrainedTokenizer>;
-type TokenizerClass = new (json: object, config: object) => PreTrainedTokenizer;
+/** The special tokens a chat template may refer to, as transformers.js passes them. */
+const SPECIAL_TOKEN_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
 
-function tokenizerClass(config: Record<string, unknown>): TokenizerClass {
-  const name = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
-  const candidate = (transformers as unknown as Record<string, unknown>)[name];
-  if (
-    typeof candidate === 'function' &&
-    (candidate === transformers.PreTrainedTokenizer || candidate.prototype instanceof transformers.PreTrainedTokenizer)
-  ) {
-    return candidate as TokenizerClass;
+/** A special token of tokenizer_config.json: a string, or an AddedToken object. */
+function specialToken(config: Record<string, unknown>, key: string): string | null {
+  const item = config[key];
+  if (!item) return null;
+  if (typeof item === 'string') return item;
+  if (typeof item === 'object' && (item as { __type?: unknown }).__type === 'AddedToken' && typeof (item as { content?: unknown }).content === 'string') {
+    return (item as { content: string }).content;
   }
-  // Same fallback as AutoTokenizer for an unknown class name.
-  return transformers.PreTrainedTokenizer as unknown as TokenizerClass;
+  throw new Error(`${key} is neither a string nor an AddedToken`);
+}
+
+/** tokenizer_config.json's chat_template: one template, or the `default` of a named list. */
+function chatTemplateOf(config: Record<string, unknown>): string | null {
+  const t = config.chat_template;
+  if (t === undefined || t === null) return null;
+  if (typeof t === 'string') return t;
+  if (Array.isArray(t)) {
+    const named = t.find((e) => e && typeof e === 'object' && (e as { name?: unknown }).name === 'default');
+    if (named && typeof (named as { template?: unknown }).template === 'string') return (named as { template: string }).template;
+  }
+  throw new Error('chat_template is neither a string nor a list with a "default" template');
 }
 
 const ROLES = new Set(['system', 'user', 'assistant', 'developer', 'tool']);
@@ -122,21 +131,29 @@ export function createTokenizer(
       throw new EngineError('context_length_exceeded', `the text is longer than the model's context of ${contextLength} tokens can hold`);
     }
   };
-  let tok: PreTrainedTokenizer;
+  let tok: HfTokenizer;
+  let template: Template | null;
+  const specialTokens: Record<string, string> = {};
   try {
-    tok = new (tokenizerClass(tokenizerConfig))(tokenizerJson, tokenizerConfig);
+    tok = new HfTokenizer(tokenizerJson, tokenizerConfig);
+    for (const key of SPECIAL_TOKEN_KEYS) {
+      const value = specialToken(tokenizerConfig, key);
+      if (value) specialTokens[key] = value;
+    }
+    const source = chatTemplateOf(tokenizerConfig);
+    template = source === null ? null : new Template(source);
   } catch (e) {
     const reason = e instanceof Error ? e.message.split('\n')[0].slice(0, 160) : 'unknown error';
     throw new EngineError('model_invalid', `tokenizer.json / tokenizer_config.json could not be loaded (${reason})`);
   }
-  const hasChatTemplate = tok.chat_template !== null && tok.chat_template !== undefined;
+  const hasChatTemplate = template !== null;
 
   const encode = (text: string, addSpecialTokens = true): number[] => {
     checkLength(text.length);
-    return tok.encode(text, { add_special_tokens: addSpecialTokens }) as number[];
+    return tok.encode(text, { add_special_tokens: addSpecialTokens }).ids;
   };
 
-  const decode = (ids: readonly number[]) => tok.decode(ids as number[], { skip_special_tokens: true });
+  const decode = (ids: readonly number[]) => (ids.length === 0 ? '' : tok.decode(ids as number[], { skip_special_tokens: true }));
   return {
     hasChatTemplate,
     pieceTable: buildPieceTable(tokenizerJson, vocabSize, decode),
@@ -145,10 +162,10 @@ export function createTokenizer(
     chatPrompt(messages) {
       const msgs = normalizeMessages(messages);
       checkLength(msgs.reduce((n, m) => n + m.content.length, 0));
-      if (hasChatTemplate) {
+      if (template) {
         let rendered: string;
         try {
-          rendered = tok.apply_chat_template(msgs, { tokenize: false, add_generation_prompt: true }) as unknown as string;
+          rendered = template.render({ messages: msgs, add_generation_prompt: true, tools: null, documents: null, ...specialTokens });
         } catch {
           // Templates raise for conversations they do not accept (e.g. roles out of order).
           throw new EngineError('invalid_request', 'the conversation does not fit the model\'s chat template');

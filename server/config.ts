@@ -57,7 +57,7 @@ export const LIMIT_FLAGS: readonly LimitFlag[] = [
 
 export const SERVE_HELP = `usage: sealed serve [options]
 
-Serves the model through the attested, encrypted HTTP surface of CONTRACT.md (version 2):
+Serves the model through the attested, encrypted HTTP surface of docs/PROTOCOL.md (version 2):
   GET /v1/sessions/{sid}/attestation?nonce=HEX64, POST /v1/sessions/{sid}/ohttp,
   GET /healthz, GET /readyz
 

@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { runMeasure } from '../cli/commands/measure.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dataDir = join(root, '..', 'shared', 'measurement');
+const dataDir = join(root, 'test', 'fixtures', 'measurement');
 const AMDSEV = join(dataDir, 'ovmf_AmdSev_suffix.bin');
 const X64 = join(dataDir, 'ovmf_OvmfX64_suffix.bin');
-// test_snp_default of the shared cases.
+// test_snp_default of sev-snp-measure's cases.
 const SNP_DEFAULT = '803f691094946e42068aaa3a8f9e26a5c89f36f7b73ecfb28c653360fe4b3aba7e534442e7e1e17895dfe778d0228977';
 const SNP_DEFAULT_ARGS = ['--ovmf', AMDSEV, '--vcpus', '1', '--vcpu-type', 'EPYC-v4', '--kernel', '/dev/null', '--initrd', '/dev/null', '--append', 'console=ttyS0 loglevel=7', '--guest-features', '0x21'];
 

@@ -1,5 +1,5 @@
 // The launch-digest calculator against virtee/sev-snp-measure's own cases
-// (../shared/measurement), plus the structures it is built from and the
+// (test/fixtures/measurement), plus the structures it is built from and the
 // strictness of its OVMF parser.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,7 +30,7 @@ import {
 import { guidFromBytesLE, guidToBytesLE } from '../enclave/measure/guid.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dataDir = join(root, '..', 'shared', 'measurement');
+const dataDir = join(root, 'test', 'fixtures', 'measurement');
 
 interface Case {
   name: string;
@@ -78,7 +78,7 @@ function digestOf(c: Case): Uint8Array {
   });
 }
 
-test('the shared file has the SNP cases this suite counts on', () => {
+test('the cases file has the SNP cases this suite counts on', () => {
   const snp = file.cases.filter((c) => c.mode === 'snp');
   assert.equal(snp.length, 16);
   assert.equal(file.cases.length, 21);

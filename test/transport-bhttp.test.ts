@@ -8,7 +8,7 @@ import {
 import { hexToBytes as h, bytesToHex as hex, utf8, concat } from '../transport/bytes.js';
 import { TransportError } from '../transport/errors.js';
 
-const VECTORS = new URL('../../shared/vectors/', import.meta.url);
+const VECTORS = new URL('./fixtures/vectors/', import.meta.url);
 const ex = JSON.parse(readFileSync(new URL('rfc9292-bhttp-examples.json', VECTORS), 'utf8'));
 const ohttpEx = JSON.parse(readFileSync(new URL('rfc9458-ohttp-example.json', VECTORS), 'utf8'));
 const isCode = (code: string) => (e: unknown) => e instanceof TransportError && e.code === code;

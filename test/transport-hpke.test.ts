@@ -8,7 +8,7 @@ import {
 import { hexToBytes as h, bytesToHex as hex, utf8 } from '../transport/bytes.js';
 import { TransportError } from '../transport/errors.js';
 
-const VECTORS = new URL('../../shared/vectors/', import.meta.url);
+const VECTORS = new URL('./fixtures/vectors/', import.meta.url);
 interface Vec {
   mode: Mode; kem_id: number; kdf_id: number; aead_id: number; info: string;
   ikmE: string; pkEm: string; skEm: string; ikmR: string; pkRm: string; skRm: string;

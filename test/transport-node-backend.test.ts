@@ -16,7 +16,7 @@ import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 import { hexToBytes as h, bytesToHex as hex, randomBytes, utf8 } from '../transport/bytes.js';
 import { TransportError } from '../transport/errors.js';
 
-const VECTORS = new URL('../../shared/vectors/', import.meta.url);
+const VECTORS = new URL('./fixtures/vectors/', import.meta.url);
 const read = (f: string) => JSON.parse(readFileSync(new URL(f, VECTORS), 'utf8'));
 const node = createNodeAeadBackend(nodeCrypto);
 

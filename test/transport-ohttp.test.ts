@@ -12,7 +12,7 @@ import { hexToBytes as h, bytesToHex as hex, utf8, concat } from '../transport/b
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from '../transport/bhttp.js';
 import { TransportError } from '../transport/errors.js';
 
-const VECTORS = new URL('../../shared/vectors/', import.meta.url);
+const VECTORS = new URL('./fixtures/vectors/', import.meta.url);
 const v = JSON.parse(readFileSync(new URL('rfc9458-ohttp-example.json', VECTORS), 'utf8'));
 const isCode = (code: string) => (e: unknown) => e instanceof TransportError && e.code === code;
 

@@ -13,7 +13,7 @@ import { ChunkedRequestReader } from '../transport/chunked-ohttp.js';
 import { bytesToHex as hex, hexToBytes as h, utf8, concat } from '../transport/bytes.js';
 
 const SRC = new URL('../transport/', import.meta.url);
-const VECTORS = new URL('../../shared/vectors/', import.meta.url);
+const VECTORS = new URL('./fixtures/vectors/', import.meta.url);
 const read = (f: string) => JSON.parse(readFileSync(new URL(f, VECTORS), 'utf8'));
 
 test('transport/ source uses no node: imports, require, Buffer or process', () => {

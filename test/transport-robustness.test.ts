@@ -20,7 +20,7 @@ import {
 import { AEAD_AES_128_GCM, AEAD_CHACHA20_POLY1305, aeadSeal } from '../transport/hpke.js';
 import { Rng } from './fixtures/tdx/fuzz.js';
 
-const VECTORS = new URL('../../shared/vectors/', import.meta.url);
+const VECTORS = new URL('./fixtures/vectors/', import.meta.url);
 const read = (f: string) => JSON.parse(readFileSync(new URL(f, VECTORS), 'utf8'));
 const bh = read('rfc9292-bhttp-examples.json');
 const oh = read('rfc9458-ohttp-example.json');

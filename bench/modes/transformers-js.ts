@@ -17,7 +17,14 @@ interface CausalLM {
 }
 
 export async function createTransformersJsDriver(opts: { modelDir: string; threads: number }): Promise<ModeDriver> {
-  const tf = await import('@huggingface/transformers');
+  // A development dependency: the comparison is for a checkout, and production carries neither
+  // transformers.js nor the ONNX Runtime Web and sharp it brings.
+  let tf: typeof import('@huggingface/transformers');
+  try {
+    tf = await import('@huggingface/transformers');
+  } catch (err) {
+    throw new BenchError('mode_unavailable', 'transformers-js needs @huggingface/transformers, a development dependency: run the bench from a checkout after npm ci', { cause: err });
+  }
   // Never reach for the network: a missing file must fail, not download.
   tf.env.allowRemoteModels = false;
   tf.env.allowLocalModels = true;

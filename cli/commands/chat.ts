@@ -19,7 +19,7 @@ one message per line (history is kept in memory only; end with Ctrl-D or /exit).
 
 options:
   --url URL            the server (e.g. http://127.0.0.1:8080)
-  --policy FILE        policy JSON (CONTRACT.md keys: measurement, modelDigest, minTcb, ...)
+  --policy FILE        policy JSON (docs/PROTOCOL.md keys: measurement, modelDigest, minTcb, ...)
   --allow-simulation   accept a simulated server (no hardware protection)
   --max-tokens N       at most N tokens per answer (default: the server's)
   --temperature T      sampling temperature, 0 to 2 (default: the server's)

@@ -4,7 +4,7 @@ import process from 'node:process';
 import type { Command } from '../sealed.js';
 import { isLoopbackHost, parseListen } from '../../client/listen.js';
 import { startProxy, type RunningProxy } from '../../client/proxy.js';
-import { buildPageBundle } from '../../client/node/page-bundle.js';
+import { loadPageBundle } from '../../client/node/page-bundle.js';
 import {
   CONNECT_FLAGS, EXIT, UsageError, connectOptions, parseAndConnect, parseCliArgs, parseServerUrl, reportError, type ConnectOptions, type Writable,
 } from '../../client/node/cli-common.js';
@@ -16,7 +16,7 @@ then serves on HOST:PORT a local OpenAI-compatible API whose every request is en
 attested session key (re-attesting when it expires):
   POST /v1/chat/completions   (stream: true relays each chunk as it is decrypted)
   POST /v1/completions
-  GET  /v1/models
+  GET  /v1/models, /v1/models/{id}
   GET  /        the verified attestation, as a page
   GET  /chat    a chat page that verifies the server again and encrypts in the browser
 Point an OpenAI client at http://HOST:PORT/v1 (any API key).
@@ -24,7 +24,7 @@ Point an OpenAI client at http://HOST:PORT/v1 (any API key).
 options:
   --url URL            the server (e.g. http://127.0.0.1:8080)
   --listen HOST:PORT   where to listen; loopback only unless --force-listen (port 0: any free port)
-  --policy FILE        policy JSON (CONTRACT.md keys: measurement, modelDigest, minTcb, ...)
+  --policy FILE        policy JSON (docs/PROTOCOL.md keys: measurement, modelDigest, minTcb, ...)
   --allow-simulation   accept a simulated server (no hardware protection)
   --force-listen       allow a non-loopback address: anyone who can reach it can use this session
   -h, --help           this text
@@ -67,11 +67,11 @@ export async function parseProxyArgs(argv: string[]): Promise<ProxyOptions | 'he
   return { ...(await connectOptions(v)), host: listen.host, port: listen.port, forceListen };
 }
 
-/** Builds the chat page's browser bundle once, on first use after start-up. */
+/** Loads the chat page's browser bundle once (built file, or bundled from a checkout's sources). */
 function memoizedBundle(stderr: Writable): () => Promise<string> {
   let p: Promise<string> | undefined;
   return () => {
-    p ??= buildPageBundle().catch((e: unknown) => {
+    p ??= loadPageBundle().catch((e: unknown) => {
       stderr.write(`sealed proxy: chat page unavailable: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
       throw e;
     });

@@ -57,13 +57,6 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     }
     io.stderr.write(`sealed serve: warning: tsx's compile cache is on and writes files; ${advice}\n`);
   }
-  // transformers.js (the tokenizer) must neither fetch nor cache anything: the process writes
-  // no file. The engine sets this too; setting it before the engine loads is what counts.
-  const transformers = await import('@huggingface/transformers');
-  transformers.env.allowRemoteModels = false;
-  transformers.env.useFSCache = false;
-  transformers.env.useBrowserCache = false;
-
   const { Engine } = await import('../../engine/index.js');
   const { createProvider } = await import('../../enclave/providers/index.js');
 

@@ -1,4 +1,4 @@
-// `sealed verify sev-snp | tdx | evidence`: offline verification with the exit codes of CONTRACT.md:
+// `sealed verify sev-snp | tdx | evidence`: offline verification with the exit codes of docs/PROTOCOL.md:
 // 0 accepted, 10 rejected (one stderr line `rejected: CODE: reason`), 30 malformed input, 1 internal error.
 import { readFile } from 'node:fs/promises';
 import process from 'node:process';
@@ -29,7 +29,7 @@ Run 'sealed verify <kind> --help' for the options of each.`,
   --ask FILE       the ASK (default: the embedded ASK of the VCEK's product)
   --ark FILE       replaces the embedded AMD root (ARK) of trust
   --at SECONDS     trusted time for every validity check (default: now)
-  --policy FILE    policy JSON (CONTRACT.md keys: measurement, hostData, reportData, idKeyDigest,
+  --policy FILE    policy JSON (docs/PROTOCOL.md keys: measurement, hostData, reportData, idKeyDigest,
                    authorKeyDigest, minTcb, allowDebug, platforms, modelDigest)
   --json           print the parsed fields and the verdict as JSON on stdout
 
@@ -38,7 +38,7 @@ Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.`,
 
   --file FILE          the evidence JSON from GET /v1/sessions/{sid}/attestation
   --nonce HEX          the 32-byte nonce (64 hex digits) the evidence must be bound to
-  --policy FILE        policy JSON (CONTRACT.md keys)
+  --policy FILE        policy JSON (docs/PROTOCOL.md keys)
   --allow-simulation   accept simulated evidence (verified against the chain it carries only)
   --at SECONDS         trusted time (default: now)
   --json               print the verification report and the verdict as JSON on stdout

@@ -1,7 +1,7 @@
 // The OpenAI-compatible inner app. On the public server it is reached only through the OHTTP
 // gateway (it is never mounted on a public route); the bench's plaintext twin serves it as-is.
-// It answers POST /v1/chat/completions, POST /v1/completions and GET /v1/models; anything else
-// is OpenAI's 404. Requests are validated with zod; errors are OpenAI's error JSON.
+// It answers POST /v1/chat/completions, POST /v1/completions, GET /v1/models and
+// GET /v1/models/{id}; anything else is OpenAI's 404. Requests are validated with zod; errors are OpenAI's error JSON.
 import { Hono, type Context } from 'hono';
 import type { z } from 'zod';
 import { readLimited, declaredLength } from '../body.js';
@@ -10,7 +10,7 @@ import { engineErrorCode, type ChatMessage, type GenerateRequest, type Inference
 import { GenerationLimiter } from '../limiter.js';
 import { DEFAULT_LIMITS, type Limits } from '../limits.js';
 import { chatCompletionRequestSchema, completionRequestSchema, type ChatCompletionRequest, type CompletionRequest } from './schemas.js';
-import { errorResponse, modelList, randomId, validationError } from './openai.js';
+import { errorResponse, modelList, modelObject, randomId, validationError } from './openai.js';
 import { collectCompletion, streamCompletion, type CompletionJob } from './generate.js';
 
 export type InnerLimits = Pick<
@@ -43,6 +43,8 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
   const app = new Hono();
 
   app.get('/v1/models', () => json(modelList(engine.model.id, created)));
+  // A model id may hold a slash (`org/name`), which clients send unescaped.
+  app.get('/v1/models/:id{.+}', (c) => (c.req.param('id') === engine.model.id ? json(modelObject(engine.model.id, created)) : modelNotFound()));
 
   app.post('/v1/chat/completions', async (c) => {
     const parsed = await parseBody(c, limits.maxBodyBytes, chatCompletionRequestSchema);

@@ -77,7 +77,7 @@ export function streamCompletion(
           if (!started) {
             started = true;
             if (job.kind === 'chat') {
-              controller.enqueue(sse(chatChunk(job.meta, { role: 'assistant', content: '' }, null)));
+              controller.enqueue(sse(chatChunk(job.meta, { role: 'assistant', content: '' }, null, job.includeUsage)));
               return;
             }
           }
@@ -94,7 +94,11 @@ export function streamCompletion(
             if (ev.type === 'delta') {
               if (ev.text === '') continue;
               controller.enqueue(
-                sse(job.kind === 'chat' ? chatChunk(job.meta, { content: ev.text }, null) : textChunk(job.meta, ev.text, null)),
+                sse(
+                  job.kind === 'chat'
+                    ? chatChunk(job.meta, { content: ev.text }, null, job.includeUsage)
+                    : textChunk(job.meta, ev.text, null, job.includeUsage),
+                ),
               );
               return;
             }
@@ -129,8 +133,8 @@ export function streamCompletion(
     reason: FinishReason,
     u: ReturnType<typeof usage> | null,
   ): void {
-    if (job.kind === 'chat') controller.enqueue(sse(chatChunk(job.meta, {}, reason)));
-    else controller.enqueue(sse(textChunk(job.meta, '', reason)));
+    if (job.kind === 'chat') controller.enqueue(sse(chatChunk(job.meta, {}, reason, job.includeUsage)));
+    else controller.enqueue(sse(textChunk(job.meta, '', reason, job.includeUsage)));
     if (job.includeUsage && u) controller.enqueue(sse(job.kind === 'chat' ? chatUsageChunk(job.meta, u) : textUsageChunk(job.meta, u)));
     controller.enqueue(done());
     controller.close();

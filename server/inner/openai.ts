@@ -1,6 +1,7 @@
 // OpenAI's wire shapes: the error object and the response bodies and stream chunks of chat
 // completions and completions. Pure functions; messages are fixed strings, never request content.
 import type { z } from 'zod';
+import { isOwnMessage } from './schemas.js';
 
 export type OpenAIErrorType = 'invalid_request_error' | 'server_error' | 'rate_limit_error';
 
@@ -52,8 +53,10 @@ function isAbsent(input: unknown, path: readonly PropertyKey[]): boolean {
   return v === undefined;
 }
 
-// zod's own messages can quote the offending input (e.g. for literals); these never do.
+// zod's own messages can quote the offending input (e.g. for literals); these never do, and the
+// schemas' fixed refusal sentences are quoted as they are.
 function describe(issue: z.core.$ZodIssue, missing: boolean): string {
+  if (!missing && isOwnMessage(issue.message)) return issue.message;
   switch (issue.code) {
     case 'invalid_type':
       return missing ? 'a value is required.' : `expected ${issue.expected}.`;
@@ -111,10 +114,15 @@ export function chatCompletion(meta: ResponseMeta, content: string, finish: Fini
   };
 }
 
+/**
+ * With `usageFollows` (the client asked for `stream_options.include_usage`) the chunk carries
+ * `usage: null`, as OpenAI's do, and the last chunk before [DONE] carries the counts.
+ */
 export function chatChunk(
   meta: ResponseMeta,
   delta: { role?: 'assistant'; content?: string },
   finish: FinishReason | null,
+  usageFollows = false,
 ) {
   return {
     id: meta.id,
@@ -122,6 +130,7 @@ export function chatChunk(
     created: meta.created,
     model: meta.model,
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    ...(usageFollows && { usage: null }),
   };
 }
 
@@ -140,13 +149,14 @@ export function textCompletion(meta: ResponseMeta, text: string, finish: FinishR
   };
 }
 
-export function textChunk(meta: ResponseMeta, text: string, finish: FinishReason | null) {
+export function textChunk(meta: ResponseMeta, text: string, finish: FinishReason | null, usageFollows = false) {
   return {
     id: meta.id,
     object: 'text_completion' as const,
     created: meta.created,
     model: meta.model,
     choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
+    ...(usageFollows && { usage: null }),
   };
 }
 
@@ -154,6 +164,11 @@ export function textUsageChunk(meta: ResponseMeta, u: Usage) {
   return { id: meta.id, object: 'text_completion' as const, created: meta.created, model: meta.model, choices: [], usage: u };
 }
 
+/** OpenAI's model object for the served model. */
+export function modelObject(id: string, created: number) {
+  return { id, object: 'model' as const, created, owned_by: 'sealed-inference' };
+}
+
 export function modelList(id: string, created: number) {
-  return { object: 'list' as const, data: [{ id, object: 'model' as const, created, owned_by: 'sealed-inference' }] };
+  return { object: 'list' as const, data: [modelObject(id, created)] };
 }
