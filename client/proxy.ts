@@ -151,7 +151,7 @@ function attestationPage(client: SealedClient): string {
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>${PAGE_STYLE}</style></head><body>
 <h1>Verified attestation</h1>
 <p>This proxy encrypts every request to the session key of the server below, which it verified before accepting any.
-It re-verifies whenever that key expires.</p>
+Whenever that session ends, it attests and verifies a new one; this page shows the current one.</p>
 ${reportHtml(client.verification)}
 <p>OpenAI-compatible API: <code>${escapeHtml('/v1/chat/completions')}</code>, <code>/v1/completions</code>, <code>/v1/models</code>.
 <a href="/chat">Chat page</a> (verifies the server again, in your browser).</p>
