@@ -167,7 +167,7 @@ test('the chat page: a rewritten evidence field is refused in the browser, the p
       try {
         await page.goto(`${proxy.url}/chat`);
         await page.waitForSelector('body[data-state="rejected"]', { timeout: 20_000 });
-        assert.match(await page.textContent('#status'), new RegExp(`^rejected: ${reason}: .*nothing was sent`), field);
+        assert.match((await page.textContent('#status')) ?? '', new RegExp(`^rejected: ${reason}: .*nothing was sent`), field);
         assert.equal(await page.isDisabled('#prompt'), true, field);
       } finally {
         await page.close();
