@@ -36,7 +36,8 @@ function sdkFailure(c: Context, e: unknown): Response {
     return openAiError(c, 502, `the server no longer verifies: ${err.reason ?? err.code}`, 'attestation_error', err.reason ?? err.code);
   }
   if (e instanceof SealedClientError) {
-    if (e.code === 'server_error' && (e.status === 429 || e.status === 503)) {
+    // Busy or rate-limited, for a request or for the attestation of a new session: retry later.
+    if ((e.code === 'server_error' || e.code === 'attestation_unavailable') && (e.status === 429 || e.status === 503)) {
       return openAiError(c, e.status, 'the server is busy; retry later', 'server_busy', e.code);
     }
     if (e.code === 'bad_options') return openAiError(c, 400, e.message, 'invalid_request_error', e.code);

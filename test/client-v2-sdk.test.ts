@@ -228,3 +228,22 @@ test('Retry-After: delay-seconds, an HTTP-date, absent or garbage', () => {
   assert.equal(retryAfterMs('Mon, 30 Nov 2026 00:59:00 GMT', now), 0);
   for (const v of [null, '', '-3', '1.5', 'soon', '99999999999']) assert.equal(retryAfterMs(v), 1000, String(v));
 });
+
+test('through the proxy: a busy re-attestation is a 503 to the OpenAI client, and nothing is sent', async () => {
+  const { startProxy } = await import('../client/proxy.js');
+  const client = await SealedClient.connect(gw.url, { allowSimulation: true, retry: { retries: 0 } });
+  const p = await startProxy({ client, host: '127.0.0.1', port: 0 });
+  try {
+    gw.dropKeys();
+    gw.refuseAttestation = [{ status: 429, retryAfter: '30' }];
+    const opened = gw.inner.length;
+    const res = await fetch(`${p.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: hi }) });
+    assert.equal(res.status, 429);
+    assert.equal(((await res.json()) as { error: { type: string } }).error.type, 'server_busy');
+    assert.equal(gw.inner.length, opened);
+    const ok = await fetch(`${p.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: hi }) });
+    assert.equal(ok.status, 200);
+  } finally {
+    await p.close();
+  }
+});
