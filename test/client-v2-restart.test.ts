@@ -32,8 +32,8 @@ after(async () => {
   await server?.close();
 });
 
-/** Statuses of the OHTTP requests the server saw since `from` entries. */
-const ohttpStatuses = (from: number) => server.entries.slice(from).filter((e) => e.route === OHTTP_ROUTE).map((e) => e.status);
+/** Statuses of the OHTTP POSTs the server saw since `from` entries (a browser's CORS preflights are OPTIONS). */
+const ohttpStatuses = (from: number) => server.entries.slice(from).filter((e) => e.method === 'POST' && e.route === OHTTP_ROUTE).map((e) => e.status);
 
 async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
