@@ -10,6 +10,8 @@ import type { Policy } from '../enclave/policy.js';
 import { SealedClientError } from './errors.js';
 import type { VerificationReport } from './report.js';
 import { parseKeyConfig, type SessionKeyConfig } from './wire.js';
+import { DEFAULT_RETRY, retryAfterMs, sleep, type RetryLimits } from './retry.js';
+import type { EventListener } from './events.js';
 
 /** Evidence documents are a few KiB (a TDX quote with collateral perhaps 100 KiB). */
 const MAX_EVIDENCE_BYTES = 4 << 20;
@@ -23,6 +25,9 @@ export interface AttestOptions {
   allowSimulation: boolean;
   fetch: typeof fetch;
   signal?: AbortSignal;
+  /** How long a 429/503 answer (rate limit, server full, starting, draining) is waited out. */
+  retry?: RetryLimits;
+  onEvent?: EventListener;
 }
 
 export interface Session {
@@ -56,15 +61,30 @@ export async function attest(base: URL, opts: AttestOptions): Promise<Session> {
   const sid = randomSessionId();
   const url = sessionUrl(base, sid, 'attestation');
   url.searchParams.set('nonce', bytesToHex(nonce));
+  const retry = opts.retry ?? DEFAULT_RETRY;
   let res: Response;
-  try {
-    res = await opts.fetch(url, { method: 'GET', headers: { accept: 'application/json' }, signal: opts.signal });
-  } catch (cause) {
-    throw new SealedClientError('network', 'could not reach the server for attestation', { cause });
-  }
-  if (res.status !== 200) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await opts.fetch(url, { method: 'GET', headers: { accept: 'application/json' }, signal: opts.signal });
+    } catch (cause) {
+      throw new SealedClientError('network', 'could not reach the server for attestation', { cause });
+    }
+    if (res.status === 200) break;
     await res.body?.cancel().catch(() => {});
-    throw new SealedClientError('attestation_unavailable', `attestation answered HTTP ${res.status}`, { status: res.status });
+    if (res.status !== 429 && res.status !== 503) {
+      throw new SealedClientError('attestation_unavailable', `attestation answered HTTP ${res.status}`, { status: res.status });
+    }
+    // A refused GET created no session, so asking again with the same sid and nonce is safe.
+    const waitMs = retryAfterMs(res.headers.get('retry-after'));
+    if (attempt >= retry.retries || waitMs > retry.maxWaitMs) {
+      throw new SealedClientError(
+        'attestation_unavailable',
+        `attestation answered HTTP ${res.status} (server busy; it asked for a wait of ${Math.ceil(waitMs / 1000)} s${attempt > 0 ? ` after ${attempt} retries` : ''})`,
+        { status: res.status },
+      );
+    }
+    opts.onEvent?.({ type: 'retrying', what: 'attestation', status: res.status, waitMs });
+    await sleep(waitMs, opts.signal);
   }
   const type = res.headers.get('content-type') ?? '';
   if (!/^application\/json\b/i.test(type)) {

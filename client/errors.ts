@@ -8,10 +8,11 @@ export type SealedClientErrorCode =
   | 'evidence_malformed' // the evidence document is not what CONTRACT.md describes
   | 'simulation_refused' // a simulated server, and allowSimulation was not given
   | 'attestation_rejected' // verification failed; `reason` holds the verifier's code
-  | 'session_expired' //    the attested key expired and re-attestation did not help
   | 'key_rejected' //       422 ohttp-key even after one fresh attestation
-  | 'server_error' //       an outer (unencrypted) problem document: 4xx/5xx, see `status`
-  | 'response_malformed' // wrong media type, undecryptable or unparsable response
+  | 'server_error' //       an outer (unencrypted) problem document: 4xx/5xx, see `status` (429/503 after the bounded retries)
+  | 'response_malformed' // wrong media type or unparsable response
+  | 'response_undecryptable' // the response failed authentication: it may not come from the attested
+  //                          session, so that request is not re-sent and the next one uses a new session
   | 'truncated' //          the response ended before its final chunk / end marker
   | 'http_error' //         the decrypted inner response is not 2xx; see `status`, `body`
   | 'stream_error' //       the server reported an error inside an event stream

@@ -36,7 +36,8 @@ function sdkFailure(c: Context, e: unknown): Response {
     return openAiError(c, 502, `the server no longer verifies: ${err.reason ?? err.code}`, 'attestation_error', err.reason ?? err.code);
   }
   if (e instanceof SealedClientError) {
-    if (e.code === 'server_error' && (e.status === 429 || e.status === 503)) {
+    // Busy or rate-limited, for a request or for the attestation of a new session: retry later.
+    if ((e.code === 'server_error' || e.code === 'attestation_unavailable') && (e.status === 429 || e.status === 503)) {
       return openAiError(c, e.status, 'the server is busy; retry later', 'server_busy', e.code);
     }
     if (e.code === 'bad_options') return openAiError(c, 400, e.message, 'invalid_request_error', e.code);
@@ -151,7 +152,7 @@ function attestationPage(client: SealedClient): string {
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>${PAGE_STYLE}</style></head><body>
 <h1>Verified attestation</h1>
 <p>This proxy encrypts every request to the session key of the server below, which it verified before accepting any.
-It re-verifies whenever that key expires.</p>
+Whenever that session ends, it attests and verifies a new one; this page shows the current one.</p>
 ${reportHtml(client.verification)}
 <p>OpenAI-compatible API: <code>${escapeHtml('/v1/chat/completions')}</code>, <code>/v1/completions</code>, <code>/v1/models</code>.
 <a href="/chat">Chat page</a> (verifies the server again, in your browser).</p>

@@ -1,10 +1,15 @@
 // SealedClient: the one client code base for Node and browsers (fetch, web streams,
 // WebCrypto, transport/ and enclave/ only). It verifies the server before sending
-// anything, encrypts every request to the attested session key, and re-attests once
-// when the server says that key is gone.
+// anything and encrypts every request to the attested session's key. Sessions end
+// (expiry, restart, eviction): a request the server refused with 422 before decrypting it
+// is sealed again to a newly attested session; a response that does not decrypt is an
+// error for its request (which someone may have decrypted, so it is never re-sent) and the
+// next request attests a new session. Each change of session is reported through onEvent.
 import { parsePolicy, type Policy } from '../enclave/policy.js';
 import { attest, EXPIRY_MARGIN_MS, sessionUrl, type Session } from './attest.js';
 import { SealedClientError } from './errors.js';
+import type { EventListener, ReattestReason, SealedClientEvent } from './events.js';
+import { checkRetryLimits, retryAfterMs, sleep, type RetryLimits } from './retry.js';
 import type { VerificationReport } from './report.js';
 import { openAiChunks } from './sse.js';
 import { collect, readerChunks } from './streams.js';
@@ -24,6 +29,8 @@ import { OHTTP_CHUNKED_REQ, OHTTP_CHUNKED_RES, OHTTP_REQ, OHTTP_RES, sealChunked
 export { SealedClientError, isSealedClientError, isVerificationFailure } from './errors.js';
 export type { SealedClientErrorCode } from './errors.js';
 export type { VerificationReport } from './report.js';
+export type { SealedClientEvent, ReattestReason } from './events.js';
+export { describeEvent } from './events.js';
 export { formatSummary, reportHtml } from './report.js';
 export type * from './types.js';
 
@@ -35,6 +42,14 @@ export interface ConnectOptions {
   /** fetch to use (default: the global one). */
   fetch?: typeof fetch;
   signal?: AbortSignal;
+  /**
+   * Told when the client attests a new session in place of one that ended, and when it waits
+   * out a busy server (429/503 with Retry-After). For logs and status lines: it carries no
+   * request content. A listener that throws is ignored.
+   */
+  onEvent?: (event: SealedClientEvent) => void;
+  /** How often and how long a 429/503 is waited out (default 2 retries, at most 10 s each). */
+  retry?: { retries?: number; maxWaitMs?: number };
 }
 
 const OHTTP_KEY_PROBLEM = 'https://iana.org/assignments/http-problem-types#ohttp-key';
@@ -48,7 +63,9 @@ export class SealedClient {
   readonly url: URL;
   private session: Session;
   private reattesting: Promise<Session> | undefined;
-  private readonly opts: { policy?: Policy; pinned: string[]; allowSimulation: boolean; fetch: typeof fetch };
+  /** Set when the current session must not carry another request, and why. */
+  private ended: { session: Session; reason: ReattestReason } | undefined;
+  private readonly opts: { policy?: Policy; pinned: string[]; allowSimulation: boolean; fetch: typeof fetch; retry: RetryLimits; onEvent: EventListener };
 
   private constructor(url: URL, session: Session, opts: SealedClient['opts']) {
     this.url = url;
@@ -70,7 +87,16 @@ export class SealedClient {
         throw new SealedClientError('bad_options', e instanceof Error ? e.message : 'invalid policy', { cause: e });
       }
     }
-    const opts = { policy, pinned: pinnedKeys(options.policy), allowSimulation: options.allowSimulation === true, fetch: f };
+    if (options.onEvent !== undefined && typeof options.onEvent !== 'function') throw new SealedClientError('bad_options', 'onEvent must be a function');
+    const listener = options.onEvent;
+    const onEvent: EventListener = (e) => {
+      try {
+        listener?.(e);
+      } catch {
+        // A logging callback must not change what happens to a request.
+      }
+    };
+    const opts = { policy, pinned: pinnedKeys(options.policy), allowSimulation: options.allowSimulation === true, fetch: f, retry: checkRetryLimits(options.retry), onEvent };
     const session = await attest(base, { ...opts, signal: options.signal });
     return new SealedClient(base, session, opts);
   }
@@ -105,8 +131,12 @@ export class SealedClient {
    * (the proxy passes inner 4xx through). `body` is JSON-encoded when given.
    */
   async request(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<InnerResponse> {
-    const { res, sealed } = await this.exchange(innerRequest(method, path, body), sealRequest, [OHTTP_REQ, OHTTP_RES], options);
-    return sealed.open(await readAll(res, MAX_RESPONSE_BYTES));
+    const { res, sealed, session } = await this.exchange(innerRequest(method, path, body), sealRequest, [OHTTP_REQ, OHTTP_RES], options);
+    try {
+      return sealed.open(await readAll(res, MAX_RESPONSE_BYTES));
+    } catch (e) {
+      throw this.afterFailure(e, session);
+    }
   }
 
   /**
@@ -115,13 +145,37 @@ export class SealedClient {
    * `truncated` from the body iterator.
    */
   async requestStream(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<InnerStreamResponse> {
-    const { res, sealed } = await this.exchange(
+    const { res, sealed, session } = await this.exchange(
       innerRequest(method, path, body),
       sealChunkedRequest,
       [OHTTP_CHUNKED_REQ, OHTTP_CHUNKED_RES],
       options,
     );
-    return sealed.openStream(res.body ?? emptyStream());
+    let opened: InnerStreamResponse;
+    try {
+      opened = await sealed.openStream(res.body ?? emptyStream());
+    } catch (e) {
+      throw this.afterFailure(e, session);
+    }
+    return { ...opened, body: this.watched(opened.body, session) };
+  }
+
+  /** The body, with a chunk that fails to decrypt ending the session as well as the stream. */
+  private async *watched(body: AsyncIterable<Uint8Array>, session: Session): AsyncGenerator<Uint8Array> {
+    try {
+      yield* body;
+    } catch (e) {
+      throw this.afterFailure(e, session);
+    }
+  }
+
+  /**
+   * A response that does not decrypt may not come from the attested session (or the session's
+   * key is not what was attested): stop using that session. The request is not sent again.
+   */
+  private afterFailure(e: unknown, session: Session): unknown {
+    if (e instanceof SealedClientError && e.code === 'response_undecryptable') this.retire(session, 'response_undecryptable');
+    return e;
   }
 
   private async openAi(path: string, params: ChatParams | CompletionParams, options?: RequestOptions): Promise<unknown> {
@@ -145,20 +199,29 @@ export class SealedClient {
     }
   }
 
-  /** The current session, re-attesting first if it has expired. */
+  /** The current session, attesting a new one first if it has expired or was given up. */
   private async current(signal?: AbortSignal): Promise<Session> {
-    if (Date.now() < this.session.expiresAtMs - EXPIRY_MARGIN_MS) return this.session;
-    return this.reattest(this.session, signal);
+    const s = this.session;
+    if (this.ended?.session === s) return this.reattest(s, this.ended.reason, signal);
+    if (Date.now() < s.expiresAtMs - EXPIRY_MARGIN_MS) return s;
+    return this.reattest(s, 'expired', signal);
+  }
+
+  /** The next request attests a new session instead of using `session`. */
+  private retire(session: Session, reason: ReattestReason): void {
+    if (this.session === session && this.ended?.session !== session) this.ended = { session, reason };
   }
 
   /** One re-attestation shared by every request that found `stale` unusable. */
-  private async reattest(stale: Session, signal?: AbortSignal): Promise<Session> {
+  private async reattest(stale: Session, reason: ReattestReason, signal?: AbortSignal): Promise<Session> {
     if (this.session !== stale) return this.session; // someone already replaced it
     if (!this.reattesting) {
       this.reattesting = attest(this.url, { ...this.opts, signal }).then(
         (s) => {
           this.session = s;
+          this.ended = undefined;
           this.reattesting = undefined;
+          this.opts.onEvent({ type: 'reattested', reason, previous: stale.id, session: s.id });
           return s;
         },
         (e: unknown) => {
@@ -171,12 +234,17 @@ export class SealedClient {
   }
 
   /**
-   * Seals `inner` to the session key and posts it; on a 422 ohttp-key problem re-attests
-   * once and retries with the new key. Returns the 200 response and its opener.
+   * Seals `inner` to the session key and posts it. Only refusals the server makes without
+   * answering the request are sent again, each time sealed anew: a 422 ohttp-key (the session
+   * is gone; the request was never decrypted) once, to a newly attested session; a 503
+   * (starting, draining, overloaded: not processed) after its Retry-After, a bounded number of
+   * times. Returns the 200 response, its opener and the session it was sealed to.
    */
-  private async exchange<S extends Sealed>(inner: InnerRequest, seal: (k: SessionKeyConfig, r: InnerRequest) => S, mediaType: [string, string], options: RequestOptions): Promise<{ res: Response; sealed: S }> {
+  private async exchange<S extends Sealed>(inner: InnerRequest, seal: (k: SessionKeyConfig, r: InnerRequest) => S, mediaType: [string, string], options: RequestOptions): Promise<{ res: Response; sealed: S; session: Session }> {
     let session = await this.current(options.signal);
-    for (let attempt = 0; ; attempt++) {
+    let reattested = false;
+    let waits = 0;
+    for (;;) {
       const sealed = seal(session.key, inner);
       let res: Response;
       try {
@@ -190,9 +258,30 @@ export class SealedClient {
         throw new SealedClientError('network', 'could not reach the server', { cause });
       }
       if (res.status === 422 && (await isOhttpKeyProblem(res))) {
-        if (attempt > 0) throw new SealedClientError('key_rejected', 'the server rejected a freshly attested key', { status: 422 });
-        session = await this.reattest(session, options.signal);
+        if (reattested) {
+          this.retire(session, 'session_unknown');
+          throw new SealedClientError('key_rejected', 'the server rejected a freshly attested session', { status: 422 });
+        }
+        session = await this.reattest(session, 'session_unknown', options.signal);
+        reattested = true;
         continue;
+      }
+      if (res.status === 503) {
+        await res.body?.cancel().catch(() => {});
+        const waitMs = retryAfterMs(res.headers.get('retry-after'));
+        if (waits < this.opts.retry.retries && waitMs <= this.opts.retry.maxWaitMs) {
+          waits++;
+          this.opts.onEvent({ type: 'retrying', what: 'request', status: 503, waitMs });
+          await sleep(waitMs, options.signal);
+          continue;
+        }
+        throw new SealedClientError('server_error', `server answered HTTP 503 (busy or restarting; it asked for a wait of ${Math.ceil(waitMs / 1000)} s)`, { status: 503 });
+      }
+      if (res.status === 429) {
+        // The session's request allowance is spent: this request fails, the next uses a new session.
+        await res.body?.cancel().catch(() => {});
+        this.retire(session, 'session_exhausted');
+        throw new SealedClientError('server_error', 'server answered HTTP 429 (session request limit); the next request attests a new session', { status: 429 });
       }
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => {});
@@ -203,7 +292,7 @@ export class SealedClient {
         await res.body?.cancel().catch(() => {});
         throw new SealedClientError('response_malformed', `expected ${mediaType[1]}`);
       }
-      return { res, sealed };
+      return { res, sealed, session };
     }
   }
 }

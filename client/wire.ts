@@ -70,6 +70,9 @@ function transportFailure(e: unknown, what: string): SealedClientError {
   if (e instanceof TransportError && e.code === 'truncated') {
     return new SealedClientError('truncated', `${what} ended before its authenticated end`, { cause: e });
   }
+  if (e instanceof TransportError && e.code === 'decrypt_failed') {
+    return new SealedClientError('response_undecryptable', `${what} did not decrypt with this request's key`, { cause: e });
+  }
   if (e instanceof TransportError) return new SealedClientError('response_malformed', `${what} is invalid (${e.code})`, { cause: e });
   // The connection broke mid-body: the answer is incomplete.
   return new SealedClientError('truncated', `${what} was cut off`, { cause: e });

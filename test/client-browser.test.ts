@@ -49,7 +49,7 @@ async function proxyWithPage(pagePolicy: unknown): Promise<RunningProxy> {
 test('the chat page verifies the server in the browser, then streams an encrypted answer', { skip }, async () => {
   const srv = server!;
   const proxy = await proxyWithPage({ measurement: srv.measurement, modelDigest: srv.modelDigest });
-  const attestsBefore = srv.log.filter((l) => l === 'GET /v1/attestation').length;
+  const attestsBefore = srv.attestations();
   const sentBefore = srv.ohttpRequests();
   const page = await browser.newPage();
   const pageErrors: string[] = [];
@@ -65,7 +65,7 @@ test('the chat page verifies the server in the browser, then streams an encrypte
   assert.match(report, /REPORT_DATA = reportData/);
   assert.match(await page.textContent('#status'), /Verified sev-snp \(SIMULATED\)/);
   // The page attested the server itself (a fresh nonce from the browser), not through the proxy.
-  assert.equal(srv.log.filter((l) => l === 'GET /v1/attestation').length, attestsBefore + 1);
+  assert.equal(srv.attestations(), attestsBefore + 1);
   assert.equal(srv.ohttpRequests(), sentBefore, 'nothing sent before a prompt');
 
   await page.fill('#prompt', 'Once upon a time');

@@ -16,8 +16,8 @@ after(async () => {
 });
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-const ohttpCount = () => gw.log.filter((l) => l === 'POST /v1/ohttp').length;
-const attestCount = () => gw.log.filter((l) => l === 'GET /v1/attestation').length;
+const ohttpCount = () => gw.log.filter((l) => l === 'POST /v1/sessions/{sid}/ohttp').length;
+const attestCount = () => gw.log.filter((l) => l === 'GET /v1/sessions/{sid}/attestation').length;
 
 function rejected(code: string, reason?: string) {
   return (e: unknown) => {
@@ -76,7 +76,9 @@ test('tampered evidence is refused: key swapped, binding broken, model changed, 
   const sent = ohttpCount();
   const tampers: [string, (e: Record<string, any>) => void][] = [
     ['keyConfig', (e) => { const other = Buffer.from(e.keyConfig, 'base64url'); other[10] ^= 1; e.keyConfig = other.toString('base64url'); }],
-    ['keyId', (e) => { e.keyId = (e.keyId + 1) % 256; }],
+    ['session', (e) => { e.session = e.session.replace(/^./, (c: string) => (c === 'A' ? 'B' : 'A')); }],
+    ['model id', (e) => { e.model.id = 'other-model'; }],
+    ['expiresAt', (e) => { e.expiresAt = new Date(Date.parse(e.expiresAt) + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z'); }],
     ['model digest', (e) => { e.model.digest = 'cd'.repeat(32); }],
     ['reportData', (e) => { e.reportData = e.reportData.replace(/^./, (c: string) => (c === '0' ? '1' : '0')); }],
     ['report', (e) => { const b = Buffer.from(e.evidence.report, 'base64'); b[0x90] ^= 1; e.evidence.report = b.toString('base64'); }],
@@ -155,13 +157,13 @@ test('an inner 400 is a typed http_error carrying the OpenAI error', async () =>
 
 test('a 422 ohttp-key makes the client re-attest once and retry; a second 422 fails', async () => {
   const client = await SealedClient.connect(gw.url, { allowSimulation: true });
-  const firstKey = client.verification.keyId;
+  const firstSession = client.verification.session;
   const attests = attestCount();
   gw.dropKeys();
   const chat = await client.chat({ messages: [{ role: 'user', content: 'hi' }] });
   assert.equal(chat.choices[0].message.content, WORDS.join(''));
   assert.equal(attestCount(), attests + 1);
-  assert.notEqual(client.verification.keyId, firstKey);
+  assert.notEqual(client.verification.session, firstSession);
 
   gw.alwaysKeyProblem = true;
   try {

@@ -12,10 +12,15 @@ import {
 const HELP = `usage: sealed chat --url URL [--policy FILE] [--allow-simulation] [--max-tokens N] [--temperature T] [PROMPT]
 
 Attests the server at URL, verifies its evidence (platform signature chain, the binding of
-this client's fresh nonce, the session key and the model digest, and the policy), prints what
-was verified on stderr, and only then sends the prompt, encrypted to the attested key. The
+this client's fresh nonce and session to the session key, model, expiry and simulation flag,
+and the policy), prints what was verified on stderr, and only then sends the prompt, encrypted to the attested key. The
 answer streams to stdout as it is generated. Without PROMPT, reads a conversation from stdin,
 one message per line (history is kept in memory only; end with Ctrl-D or /exit).
+
+When the server's session ends (restart, expiry, eviction: it answers 422), a new session is
+attested and verified like the first, a line on stderr says so, and the message is sent again:
+the server never decrypted it. An answer that does not decrypt is an error for that message
+(it is not sent again) and the next message goes to a newly attested session.
 
 options:
   --url URL            the server (e.g. http://127.0.0.1:8080)

@@ -11,9 +11,12 @@ import {
 
 const HELP = `usage: sealed proxy --url URL --listen HOST:PORT [--policy FILE] [--allow-simulation] [--force-listen]
 
-Attests and verifies the server at URL (platform evidence, nonce/key/model binding, policy),
-then serves on HOST:PORT a local OpenAI-compatible API whose every request is encrypted to the
-attested session key (re-attesting when it expires):
+Attests and verifies the server at URL (platform evidence; the binding of nonce, session, key,
+model and expiry; policy), then serves on HOST:PORT a local OpenAI-compatible API whose every
+request is encrypted to the attested session key. When that session ends (expiry, a server
+restart: 422), it attests and verifies a new one, says so on stderr, and sends the refused
+request again; a response that does not decrypt fails its request (502, never re-sent) and the
+next request uses a new session. Routes:
   POST /v1/chat/completions   (stream: true relays each chunk as it is decrypted)
   POST /v1/completions
   GET  /v1/models, /v1/models/{id}

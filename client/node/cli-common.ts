@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parsePolicy } from '../../enclave/policy.js';
-import { SealedClient } from '../sdk.js';
+import { SealedClient, describeEvent } from '../sdk.js';
 import { SealedClientError, isVerificationFailure } from '../errors.js';
 import { formatSummary } from '../report.js';
 
@@ -92,6 +92,8 @@ export function rejectionLine(e: SealedClientError): string {
 /**
  * Connects (attests and verifies) and prints the summary. Returns the client, or the exit
  * code after printing why not: verification failures are `rejected` (10), anything else 1.
+ * Later, every new session the client attests, and every wait on a busy server, is one
+ * `sealed: ...` line on stderr, so a user knows the server they talk to was verified again.
  */
 export async function connectAndReport(
   url: string,
@@ -99,7 +101,7 @@ export async function connectAndReport(
   stderr: Writable,
 ): Promise<SealedClient | number> {
   try {
-    const client = await SealedClient.connect(url, opts);
+    const client = await SealedClient.connect(url, { ...opts, onEvent: (e) => stderr.write(`sealed: ${describeEvent(e)}\n`) });
     stderr.write(formatSummary(client.verification) + '\n');
     return client;
   } catch (e) {

@@ -2,7 +2,9 @@
 // same SDK as Node: fetches evidence from the server directly, verifies it here, and
 // encrypts every message in this page, so neither the proxy that served the page nor
 // anything between sees a prompt. The prompt box stays disabled unless verification passed.
-import { SealedClient, SealedClientError, isVerificationFailure } from '../sdk.js';
+// When the server's session ends, the SDK attests and verifies a new one; the status line
+// says so and the report shows the new session.
+import { SealedClient, SealedClientError, describeEvent, isVerificationFailure, type SealedClientEvent } from '../sdk.js';
 import { reportHtml } from '../report.js';
 import type { ChatMessage, ChatParams } from '../types.js';
 import type { PageConfig } from './html.js';
@@ -30,20 +32,43 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+function verifiedText(client: SealedClient): string {
+  const r = client.verification;
+  return `Verified ${r.platform}${r.simulated ? ' (SIMULATED)' : ''}: model ${r.model.id}, ${r.checks.length} checks passed. Messages are encrypted in this page.`;
+}
+
+/** What happened to the session during the current turn, shown with the turn's outcome. */
+let notice = '';
+
+function onEvent(e: SealedClientEvent, client: SealedClient | undefined): void {
+  notice = describeEvent(e);
+  $('status').textContent = `${notice}…`;
+  if (e.type === 'reattested' && client) {
+    // A new session was verified in this page: show what was verified for it.
+    $('report').innerHTML = reportHtml(client.verification);
+    document.body.dataset.session = client.verification.session;
+    document.body.dataset.reattested = String(Number(document.body.dataset.reattested ?? '0') + 1);
+  }
+}
+
 async function main(): Promise<void> {
   let config: PageConfig;
-  let client: SealedClient;
+  let client: SealedClient | undefined;
   try {
     config = readConfig();
-    client = await SealedClient.connect(config.server, { policy: config.policy ?? undefined, allowSimulation: config.allowSimulation === true });
+    client = await SealedClient.connect(config.server, {
+      policy: config.policy ?? undefined,
+      allowSimulation: config.allowSimulation === true,
+      onEvent: (e) => onEvent(e, client),
+    });
   } catch (e) {
     const rejected = isVerificationFailure(e);
     setState(rejected ? 'rejected' : 'error', `${rejected ? 'rejected' : 'error'}: ${describe(e)} (nothing was sent)`);
     return;
   }
-  const r = client.verification;
-  $('report').innerHTML = reportHtml(r); // reportHtml escapes every value
-  setState('verified', `Verified ${r.platform}${r.simulated ? ' (SIMULATED)' : ''}: model ${r.model.id}, ${r.checks.length} checks passed. Messages are encrypted in this page.`);
+  $('report').innerHTML = reportHtml(client.verification); // reportHtml escapes every value
+  document.body.dataset.session = client.verification.session;
+  setState('verified', verifiedText(client));
 
   const history: ChatMessage[] = [];
   const prompt = $<HTMLInputElement>('prompt');
@@ -56,7 +81,7 @@ async function main(): Promise<void> {
     const text = prompt.value.trim();
     if (!text || send.disabled) return;
     prompt.value = '';
-    void turn(client, config, history, text, prompt, send);
+    void turn(client!, config, history, text, prompt, send);
   });
 }
 
@@ -72,6 +97,7 @@ async function turn(client: SealedClient, config: PageConfig, history: ChatMessa
   prompt.disabled = send.disabled = true;
   history.push({ role: 'user', content: text });
   setState('streaming', 'Streaming the answer (decrypted in this page)…');
+  notice = '';
   let answer = '';
   try {
     const params: ChatParams & { stream: true } = { messages: history, stream: true };
@@ -86,16 +112,18 @@ async function turn(client: SealedClient, config: PageConfig, history: ChatMessa
     }
     history.push({ role: 'assistant', content: answer });
     bot.dataset.done = 'true';
-    const r = client.verification;
-    setState('verified', `Verified ${r.platform}${r.simulated ? ' (SIMULATED)' : ''}: model ${r.model.id}, ${r.checks.length} checks passed. Messages are encrypted in this page.`);
+    setState('verified', notice ? `${verifiedText(client)} Note: ${notice}.` : verifiedText(client));
   } catch (e) {
     history.pop();
     bot.dataset.done = 'error';
     bot.textContent = answer + ' [the answer was cut off]';
-    setState('error', `error: ${describe(e)}`);
+    setState(isVerificationFailure(e) ? 'rejected' : 'error', `${isVerificationFailure(e) ? 'rejected' : 'error'}: ${describe(e)}${notice ? ` (${notice})` : ''}`);
   } finally {
-    prompt.disabled = send.disabled = false;
-    prompt.focus();
+    // A server that no longer verifies gets nothing more from this page.
+    if (document.body.dataset.state !== 'rejected') {
+      prompt.disabled = send.disabled = false;
+      prompt.focus();
+    }
   }
 }
 
