@@ -10,8 +10,8 @@ import {
 import { parseQuote } from '../enclave/tdx/quote.js';
 import { makeCert, makeCrl, name, newKey, oid, seq, octet, type Key } from './fixtures/tdx/pki-builder.js';
 
-const SHARED = new URL('../../shared/attestation/', import.meta.url);
-const read = (p: string): Buffer => readFileSync(new URL(p, SHARED));
+const SAMPLES = new URL('./fixtures/attestation/', import.meta.url);
+const read = (p: string): Buffer => readFileSync(new URL(p, SAMPLES));
 const AT_TDX = new Date(1688083200 * 1000);
 
 async function rejects(p: Promise<unknown>, code: string): Promise<void> {
@@ -33,7 +33,7 @@ function realCerts(): { label: string; der: Uint8Array }[] {
   return out;
 }
 
-test('X.509 parser agrees with OpenSSL (node:crypto) on every real certificate in shared/', () => {
+test('X.509 parser agrees with OpenSSL (node:crypto) on every real certificate in the samples', () => {
   const all = realCerts();
   assert.ok(all.length >= 15);
   for (const { label, der } of all) {

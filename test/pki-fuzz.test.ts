@@ -5,8 +5,8 @@ import { AttestationError } from '../enclave/errors.js';
 import { parseCertificate, parseCertificates, parseCrl, parseDer, parsePem, children } from '../enclave/pki/index.js';
 import { Rng, mutate } from './fixtures/tdx/fuzz.js';
 
-const SHARED = new URL('../../shared/attestation/', import.meta.url);
-const read = (p: string): Buffer => readFileSync(new URL(p, SHARED));
+const SAMPLES = new URL('./fixtures/attestation/', import.meta.url);
+const read = (p: string): Buffer => readFileSync(new URL(p, SAMPLES));
 
 /** Runs f on n inputs; anything thrown must be an AttestationError. Returns how many parsed cleanly. */
 function fuzz(n: number, seed: number, seeds: Uint8Array[], f: (b: Uint8Array) => unknown): number {

@@ -11,7 +11,7 @@ import { createSimulatedProvider } from '../enclave/providers/simulated.js';
 import { buildEvidence } from '../enclave/evidence.js';
 import { ARK_GENOA_PEM } from '../enclave/roots/amd-genoa.js';
 
-const SEV = new URL('../../shared/attestation/sev-snp/', import.meta.url).pathname;
+const SEV = new URL('./fixtures/attestation/sev-snp/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'verify-cli-'));
 const file = (name: string, data: string | Uint8Array) => {
   const p = join(dir, name);
