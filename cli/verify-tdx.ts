@@ -17,7 +17,10 @@ export const TDX_USAGE = `usage: sealed verify tdx --quote FILE [--tcb-info FILE
 
 Verifies an Intel TDX (DCAP) quote: quote and QE report signatures, the PCK chain to the pinned Intel SGX
 Root CA (or --intel-root), the PCK and root CRLs, TCB info and QE identity (signatures, issuer chains,
-validity), Intel's TCB level evaluation, TD attributes/XFAM strict defaults, and the policy's TDX pins.
+validity), Intel's TCB level evaluation, the TD's strict defaults and the policy's TDX pins.
+Strict defaults: TD not debuggable, not MIGRATABLE ("allowMigratable": true to accept), SEPT_VE_DISABLE
+set ("allowSeptVe": true to accept), reserved attribute bits zero, a consistent XFAM, SEAM attributes zero.
+Bytes after the quote's declared end are ignored, as Intel's library does; --json shows them.
 
   --quote FILE                 the raw quote bytes
   --tcb-info FILE              TCB info JSON body as Intel's PCS returns it
@@ -27,8 +30,8 @@ validity), Intel's TCB level evaluation, TD attributes/XFAM strict defaults, and
   --*-issuer-chain FILE        the issuer chain PEM Intel sends beside each body
   --intel-root FILE            replace the embedded Intel SGX Root CA (DER or PEM)
   --at UNIX_SECONDS            trusted time for every validity check (default: now)
-  --policy FILE                policy JSON (CONTRACT keys); TCB evaluation is on unless "tcbEvaluation": false,
-                               and then TCB info, QE identity and both CRLs are required
+  --policy FILE                policy JSON; TCB evaluation is on unless "tcbEvaluation": false, and then TCB
+                               info, QE identity and both CRLs are required; "platforms" must include tdx
   --json                       print the parsed fields and the verdict as JSON on stdout
 
 Exit codes: 0 accepted, 10 rejected (stderr: "rejected: CODE: reason"), 30 malformed input, 1 internal error.
@@ -59,7 +62,7 @@ class Malformed extends Error {}
 
 /** Codes that mean "the input could not be read as what it claims to be" rather than "it failed a check". */
 export function isMalformedCode(code: string): boolean {
-  return /(_malformed|_truncated)$/.test(code) || code === 'tdx_quote_version' || code === 'tdx_quote_trailing_data'
+  return /(_malformed|_truncated)$/.test(code) || code === 'tdx_quote_version'
     || code === 'policy_invalid' || code === 'policy_unknown_key' || code === 'der_malformed' || code === 'pem_malformed';
 }
 
@@ -91,9 +94,14 @@ function jsonOut(io: Io, verdict: object): void {
   io.stdout(JSON.stringify(verdict, null, 2) + '\n');
 }
 
-function describe(v: TdxVerified): object {
+function describe(v: TdxVerified, trailing: Uint8Array): object {
   const { reportData: _rd, ...rest } = v;
-  return rest;
+  return { ...rest, ...trailingFields(trailing) };
+}
+
+/** What followed the quote's declared end: ignored for the verdict, shown so nothing is hidden. */
+function trailingFields(trailing: Uint8Array): object {
+  return { trailingBytes: trailing.length, ...(trailing.length ? { trailingData: toHex(trailing) } : {}) };
 }
 
 /** Runs `sealed verify tdx` with `argv` = the arguments after `tdx`. Resolves to the exit code. */
@@ -140,7 +148,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
     try {
       if (!tdxAllowed) throw new AttestationError('platform_not_allowed', "the policy's platforms do not include tdx");
       const v = await verifyTdxQuote(quote, { collateral, at, policy, intelRoot: bytes.intelRoot });
-      if (json) jsonOut(io, { verdict: 'accepted', at: at.toISOString(), ...describe(v) });
+      if (json) jsonOut(io, { verdict: 'accepted', at: at.toISOString(), ...describe(v, parsed.trailing) });
       else io.stdout(`accepted: TDX quote v${v.quoteVersion} ${v.bodyType}, MRTD ${v.fields.mrTd}` + (v.tcbEvaluated ? `, TCB ${v.tcbStatus}` : ', TCB not evaluated') + (v.advisoryIds.length ? ` (${v.advisoryIds.join(', ')})` : '') + '\n');
       return EXIT.accepted;
     } catch (e) {
@@ -149,7 +157,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
       if (json) {
         jsonOut(io, {
           verdict: 'rejected', code: e.code, reason: e.message, at: at.toISOString(), quoteVersion: parsed.header.version, bodyType: parsed.body.type,
-          qeVendorId: toHex(parsed.header.qeVendorId), fields: quoteFields(parsed),
+          qeVendorId: toHex(parsed.header.qeVendorId), fields: quoteFields(parsed), ...trailingFields(parsed.trailing),
         });
       }
       return EXIT.rejected;

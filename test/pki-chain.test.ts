@@ -26,7 +26,7 @@ function realCerts(): { label: string; der: Uint8Array }[] {
   const out: { label: string; der: Uint8Array }[] = [];
   const add = (label: string, text: string): void => parsePem(text, 'CERTIFICATE').forEach((der, i) => out.push({ label: `${label}#${i}`, der }));
   for (const f of ['trusted_root.pem', 'tcb_info_issuer_chain.pem', 'qe_identity_issuer_chain.pem', 'pck_crl_issuer_chain.pem']) add(f, read(`tdx/${f}`).toString());
-  const q = parseQuote(read('tdx/tdx_prod_quote_SPR_E4.dat'), { allowTrailingBytes: true });
+  const q = parseQuote(read('tdx/tdx_prod_quote_SPR_E4.dat'));
   add('quote PCK chain', q.pckChainPem);
   for (const f of ['ask_ark_milan.pem', 'ask_ark_genoa.pem', 'ask_ark_turin_vcek.pem']) add(f, read(`sev-snp/${f}`).toString());
   out.push({ label: 'vcek', der: new Uint8Array(read('sev-snp/vcek.testcer')) });
@@ -82,7 +82,7 @@ test('real chains verify: Intel TCB Signing / PCK Platform CA / PCK leaf to the 
     const full = await verifyChain(parseCertificates(read(`tdx/${f}`)), { at: AT_TDX, trustedRoot: root, crls: [rootCrl], requireCrls: true });
     assert.equal(full.length, 2);
   }
-  const q = parseQuote(read('tdx/tdx_prod_quote_SPR_E4.dat'), { allowTrailingBytes: true });
+  const q = parseQuote(read('tdx/tdx_prod_quote_SPR_E4.dat'));
   const full = await verifyChain(parseCertificates(q.pckChainPem), { at: AT_TDX, trustedRoot: root, crls: [pckCrl, rootCrl], requireCrls: true });
   assert.equal(full.length, 3);
   // Without the PCK CRL the intermediate is uncovered.
