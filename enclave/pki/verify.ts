@@ -238,7 +238,7 @@ export async function verifyChain(chain: Certificate[], opts: ChainOptions): Pro
     for (let i = 0; i < idx; i++) {
       const cert = full[i];
       if (bytesEqual(cert.issuer.raw, crl.issuer.raw) && crl.revoked.has(cert.serialHex)) {
-        fail(code('revoked'), `${cert.subject.text} is revoked`);
+        fail(code('revoked'), `${cert.subject.text} (serial ${cert.serialHex}) is revoked by the CRL of ${crl.issuer.text}, expected not listed`);
       }
     }
     covered.add(idx);
