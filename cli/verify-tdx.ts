@@ -126,6 +126,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
 
     let policy: TdxPolicy = parseTdxPolicy(undefined);
     let tdxAllowed = true;
+    let platforms: string[] = [];
     if (bytes.policy) {
       let text: string;
       try {
@@ -136,6 +137,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
       const common = parsePolicy(text);
       policy = parseTdxPolicy(common.tdx);
       tdxAllowed = !common.platforms || common.platforms.includes('tdx');
+      platforms = common.platforms ?? [];
     }
     const quote = bytes.quote!;
     // Parse first so an unparseable quote is "malformed" (30), not "rejected" (10).
@@ -146,7 +148,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
     }
     const at = args.at !== undefined ? new Date(args.at * 1000) : io.now();
     try {
-      if (!tdxAllowed) throw new AttestationError('platform_not_allowed', "the policy's platforms do not include tdx");
+      if (!tdxAllowed) throw new AttestationError('platform_not_allowed', `platform is tdx, the policy's platforms are ${platforms.join(', ')}`);
       const v = await verifyTdxQuote(quote, { collateral, at, policy, intelRoot: bytes.intelRoot });
       if (json) jsonOut(io, { verdict: 'accepted', at: at.toISOString(), ...describe(v, parsed.trailing) });
       else io.stdout(`accepted: TDX quote v${v.quoteVersion} ${v.bodyType}, MRTD ${v.fields.mrTd}` + (v.tcbEvaluated ? `, TCB ${v.tcbStatus}` : ', TCB not evaluated') + (v.advisoryIds.length ? ` (${v.advisoryIds.join(', ')})` : '') + '\n');
