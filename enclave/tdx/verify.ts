@@ -130,8 +130,8 @@ async function checkCrl(crl: Crl, issuer: Certificate, at: Date, stem: string): 
   if (!(await verifySignature(issuer.publicKey, crl.signatureAlgorithm, crl.signature, crl.tbs).catch(() => false))) {
     err(`${stem}_signature_invalid`, 'CRL signature is invalid');
   }
-  if (at.getTime() < crl.thisUpdate.getTime()) err(`${stem}_not_yet_valid`, 'CRL is not yet valid');
-  if (!crl.nextUpdate || at.getTime() > crl.nextUpdate.getTime()) err(`${stem}_expired`, 'CRL has expired');
+  if (at.getTime() < crl.thisUpdate.getTime()) err(`${stem}_not_yet_valid`, `CRL thisUpdate is ${crl.thisUpdate.toISOString()}, after the trusted time ${at.toISOString()}`);
+  if (!crl.nextUpdate || at.getTime() > crl.nextUpdate.getTime()) err(`${stem}_expired`, `CRL nextUpdate is ${crl.nextUpdate?.toISOString() ?? 'absent'}, before the trusted time ${at.toISOString()}`);
 }
 
 async function sha256(data: Uint8Array): Promise<Uint8Array> {
