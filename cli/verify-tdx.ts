@@ -8,8 +8,9 @@ import { parseQuote } from '../enclave/tdx/quote.js';
 import { parseTdxPolicy, type TdxPolicy } from '../enclave/tdx/policy.js';
 import { quoteFields, verifyTdxQuote, type TdxCollateral, type TdxVerified } from '../enclave/tdx/verify.js';
 import { toHex } from '../enclave/pki/x509.js';
+import { EXIT, isMalformedCode } from './verify-exit.js';
 
-export const EXIT = { accepted: 0, rejected: 10, malformed: 30, internal: 1 } as const;
+export { EXIT };
 
 export const TDX_USAGE = `usage: sealed verify tdx --quote FILE [--tcb-info FILE] [--qe-identity FILE] [--pck-crl FILE]
                          [--root-crl FILE] [--tcb-info-issuer-chain FILE] [--qe-identity-issuer-chain FILE]
@@ -60,11 +61,7 @@ const defaultIo: Io = {
 
 class Malformed extends Error {}
 
-/** Codes that mean "the input could not be read as what it claims to be" rather than "it failed a check". */
-export function isMalformedCode(code: string): boolean {
-  return /(_malformed|_truncated)$/.test(code) || code === 'tdx_quote_version'
-    || code === 'policy_invalid' || code === 'policy_unknown_key' || code === 'der_malformed' || code === 'pem_malformed';
-}
+export { isMalformedCode };
 
 function parseArgs(argv: string[]): { files: Partial<Record<FileKey, string>>; at?: number; json: boolean; help: boolean } {
   const files: Partial<Record<FileKey, string>> = {};

@@ -198,6 +198,16 @@ test('evidence: simulated evidence needs --allow-simulation; binding is checked 
   }
 });
 
+test('one rule chooses 30 or 10 for every verb: unparseable input 30, a failed check 10', async () => {
+  const { isMalformedCode } = await import('../cli/commands/verify.js');
+  const { isMalformedCode: tdxRule } = await import('../cli/verify-tdx.js');
+  assert.equal(isMalformedCode, tdxRule);
+  for (const c of ['sev_report_length', 'sev_report_version', 'sev_report_reserved', 'tdx_quote_version', 'tdx_quote_truncated',
+    'tdx_quote_malformed', 'sev_crl_malformed', 'evidence_malformed', 'policy_invalid']) assert.equal(isMalformedCode(c), true, c);
+  for (const c of ['sev_report_signature', 'sev_firmware_provisional', 'sev_chain_revoked', 'tdx_td_migratable', 'tdx_td_sept_ve_enabled',
+    'platform_not_allowed', 'sev_signing_key', 'sev_vmpl']) assert.equal(isMalformedCode(c), false, c);
+});
+
 test('--help for verify and each kind exits 0 with usage', async () => {
   for (const argv of [['--help'], ['sev-snp', '--help'], ['evidence', '--help']]) {
     const r = await run(...argv);

@@ -8,8 +8,9 @@ import { parsePolicy, type Policy } from '../../enclave/policy.js';
 import { parseReport, reportToJson } from '../../enclave/sev-snp/report.js';
 import { verifySevSnpReport } from '../../enclave/sev-snp/verify.js';
 import { verifyEvidence } from '../../enclave/evidence.js';
+import { EXIT, isMalformedCode } from '../verify-exit.js';
 
-export const EXIT = { accepted: 0, rejected: 10, malformed: 30, internal: 1 } as const;
+export { EXIT };
 
 const POLICY_HELP = `Policy file (JSON, every key optional; absent means not pinned, the strict defaults always apply):
   SEV-SNP pins   measurement (hex or list), hostData, reportData, idKeyDigest, authorKeyDigest, familyId,
@@ -75,16 +76,7 @@ ${EXIT_HELP}`,
 
 // Codes that mean "the input could not be read as what it claims to be", as opposed to a
 // well-formed input that fails verification.
-// A report the strict layout parser refuses (wrong length, unknown version, reserved bytes set) cannot
-// be parsed; everything after parsing is a check, and its failure a rejection.
-const MALFORMED_CODES = new Set([
-  'usage', 'input_unreadable', 'sev_report_length', 'sev_report_version', 'sev_report_reserved', 'policy_invalid',
-  'policy_unknown_key', 'bad_nonce', 'bad_time', 'evidence_malformed', 'der_malformed', 'pem_malformed',
-]);
-
-export function isMalformedCode(code: string): boolean {
-  return MALFORMED_CODES.has(code) || code.endsWith('_malformed');
-}
+export { isMalformedCode };
 
 /** Where output goes; process streams by default, a buffer in tests. */
 export interface Io {
