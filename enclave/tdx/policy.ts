@@ -135,9 +135,10 @@ const hex64 = (v: bigint): string => '0x' + v.toString(16).padStart(16, '0');
  * TD, so the quote vouches for this machine only until then; SEV-SNP's MIGRATE_MA is refused for the
  * same reason. SEPT_VE_DISABLE: while it is clear, the host can make the guest take a #VE on any
  * private page it blocks or removes, an injection point into the guest kernel that Linux refuses to
- * run with (it panics at boot unless the TD is debuggable), so a TD without it is not one our image
- * runs as; `allowSeptVe` exists for other guests and for old quotes (the go-tdx-guest sample quote
- * has it clear).
+ * run with (it panics at boot unless the TD is debuggable). Required by default because only the
+ * attribute is visible in the quote: recent kernels can also switch those #VEs off at run time
+ * through a TD control the quote does not carry, and such a TD, like the go-tdx-guest sample quote's,
+ * is accepted only with `allowSeptVe`.
  */
 export function checkTdDefaults(
   body: { tdAttributes: Uint8Array; xfam: Uint8Array; seamAttributes: Uint8Array },
