@@ -136,7 +136,7 @@ function chainFromPem(pem: string): [Certificate, Certificate] {
 function requireAmdPss(c: Certificate, what: string): void {
   const a = c.signatureAlgorithm;
   if (a.oid !== PKI_OID.rsassaPss || !a.pss || a.pss.hash !== 'SHA-384' || a.pss.mgfHash !== 'SHA-384' || a.pss.saltLength !== 48) {
-    fail('sev_cert_algorithm', `${what} is not signed with RSASSA-PSS SHA-384`);
+    fail('sev_cert_algorithm', `${what} is signed with ${a.oid}${a.pss ? ` (${a.pss.hash}, MGF1 ${a.pss.mgfHash}, salt ${a.pss.saltLength})` : ''}, expected RSASSA-PSS (SHA-384, MGF1 SHA-384, salt 48)`);
   }
 }
 
@@ -172,7 +172,7 @@ function vlekCspId(cert: Certificate): string {
 function extInt(cert: Certificate, oid: string): number {
   try {
     const n = readSmallInteger(parseDer(extValue(cert, oid)));
-    if (n > 255) fail('sev_vcek_extension', `VCEK extension ${oid} out of range`);
+    if (n > 255) fail('sev_vcek_extension', `extension ${oid} is ${n}, expected an SPL 0..255`);
     return n;
   } catch (e) {
     if (e instanceof AttestationError && e.code === 'sev_vcek_extension') throw e;
@@ -191,14 +191,14 @@ function vcekProduct(cert: Certificate): { product: SevProduct; productName: str
     throw new AttestationError('sev_vcek_extension', 'VCEK productName is malformed', { cause: e });
   }
   const m = /^(Milan|Genoa|Turin)(-[A-Z][0-9])?$/.exec(name);
-  if (!m) fail('sev_unknown_product', 'VCEK names an unknown product');
+  if (!m) fail('sev_unknown_product', `productName is '${name}', expected Milan, Genoa or Turin (with an optional stepping)`);
   return { product: m[1] as SevProduct, productName: name };
 }
 
 /** hwID is carried raw in extnValue (not wrapped in an OCTET STRING): 64 bytes, 8 on Turin. */
 function vcekHwId(cert: Certificate, product: SevProduct): Uint8Array {
   const v = extValue(cert, VCEK_OID.hwId);
-  if (v.length !== (product === 'Turin' ? 8 : 64)) fail('sev_vcek_extension', 'VCEK hwID has the wrong length');
+  if (v.length !== (product === 'Turin' ? 8 : 64)) fail('sev_vcek_extension', `VCEK hwID is ${v.length} bytes, expected ${product === 'Turin' ? 8 : 64} for ${product}`);
   return v;
 }
 
@@ -236,7 +236,7 @@ export async function verifyVcekChain(opts: Omit<SevSnpVerifyOptions, 'policy'>)
   const ica = kind === 'VCEK' ? 'ASK' : 'ASVK';
   const ask = sentAsk ?? oneCert(kind === 'VCEK' ? AMD_ROOTS[product].ask : AMD_ROOTS[product].asvk, 'sev_ask_malformed');
   if (sentArk && !bytesEqual(sentArk.raw, trustedArk.raw)) {
-    fail('sev_ark_not_pinned', `the ARK sent is not the pinned AMD root for ${product}`);
+    fail('sev_ark_not_pinned', `the ARK sent (${sentArk.subject.text}) is not byte for byte the pinned ${commonName(trustedArk) ?? 'root'} for ${product}`);
   }
   // The chain must be the product's and the key kind's: ARK-<product> issues SEV-<product> (the ASK),
   // which issues VCEKs, and SEV-VLEK-<product> (the ASVK), which issues VLEKs.
