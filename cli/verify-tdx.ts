@@ -8,8 +8,9 @@ import { parseQuote } from '../enclave/tdx/quote.js';
 import { parseTdxPolicy, type TdxPolicy } from '../enclave/tdx/policy.js';
 import { quoteFields, verifyTdxQuote, type TdxCollateral, type TdxVerified } from '../enclave/tdx/verify.js';
 import { toHex } from '../enclave/pki/x509.js';
+import { EXIT, isMalformedCode } from './verify-exit.js';
 
-export const EXIT = { accepted: 0, rejected: 10, malformed: 30, internal: 1 } as const;
+export { EXIT };
 
 export const TDX_USAGE = `usage: sealed verify tdx --quote FILE [--tcb-info FILE] [--qe-identity FILE] [--pck-crl FILE]
                          [--root-crl FILE] [--tcb-info-issuer-chain FILE] [--qe-identity-issuer-chain FILE]
@@ -17,7 +18,10 @@ export const TDX_USAGE = `usage: sealed verify tdx --quote FILE [--tcb-info FILE
 
 Verifies an Intel TDX (DCAP) quote: quote and QE report signatures, the PCK chain to the pinned Intel SGX
 Root CA (or --intel-root), the PCK and root CRLs, TCB info and QE identity (signatures, issuer chains,
-validity), Intel's TCB level evaluation, TD attributes/XFAM strict defaults, and the policy's TDX pins.
+validity), Intel's TCB level evaluation, the TD's strict defaults and the policy's TDX pins.
+Strict defaults: TD not debuggable, not MIGRATABLE ("allowMigratable": true to accept), SEPT_VE_DISABLE
+set ("allowSeptVe": true to accept), reserved attribute bits zero, a consistent XFAM, SEAM attributes zero.
+Bytes after the quote's declared end are ignored, as Intel's library does; --json shows them.
 
   --quote FILE                 the raw quote bytes
   --tcb-info FILE              TCB info JSON body as Intel's PCS returns it
@@ -27,8 +31,8 @@ validity), Intel's TCB level evaluation, TD attributes/XFAM strict defaults, and
   --*-issuer-chain FILE        the issuer chain PEM Intel sends beside each body
   --intel-root FILE            replace the embedded Intel SGX Root CA (DER or PEM)
   --at UNIX_SECONDS            trusted time for every validity check (default: now)
-  --policy FILE                policy JSON (docs/PROTOCOL.md keys); TCB evaluation is on unless "tcbEvaluation": false,
-                               and then TCB info, QE identity and both CRLs are required
+  --policy FILE                policy JSON; TCB evaluation is on unless "tcbEvaluation": false, and then TCB
+                               info, QE identity and both CRLs are required; "platforms" must include tdx
   --json                       print the parsed fields and the verdict as JSON on stdout
 
 Exit codes: 0 accepted, 10 rejected (stderr: "rejected: CODE: reason"), 30 malformed input, 1 internal error.
@@ -57,11 +61,7 @@ const defaultIo: Io = {
 
 class Malformed extends Error {}
 
-/** Codes that mean "the input could not be read as what it claims to be" rather than "it failed a check". */
-export function isMalformedCode(code: string): boolean {
-  return /(_malformed|_truncated)$/.test(code) || code === 'tdx_quote_version' || code === 'tdx_quote_trailing_data'
-    || code === 'policy_invalid' || code === 'policy_unknown_key' || code === 'der_malformed' || code === 'pem_malformed';
-}
+export { isMalformedCode };
 
 function parseArgs(argv: string[]): { files: Partial<Record<FileKey, string>>; at?: number; json: boolean; help: boolean } {
   const files: Partial<Record<FileKey, string>> = {};
@@ -91,9 +91,14 @@ function jsonOut(io: Io, verdict: object): void {
   io.stdout(JSON.stringify(verdict, null, 2) + '\n');
 }
 
-function describe(v: TdxVerified): object {
+function describe(v: TdxVerified, trailing: Uint8Array): object {
   const { reportData: _rd, ...rest } = v;
-  return rest;
+  return { ...rest, ...trailingFields(trailing) };
+}
+
+/** What followed the quote's declared end: ignored for the verdict, shown so nothing is hidden. */
+function trailingFields(trailing: Uint8Array): object {
+  return { trailingBytes: trailing.length, ...(trailing.length ? { trailingData: toHex(trailing) } : {}) };
 }
 
 /** Runs `sealed verify tdx` with `argv` = the arguments after `tdx`. Resolves to the exit code. */
@@ -118,6 +123,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
 
     let policy: TdxPolicy = parseTdxPolicy(undefined);
     let tdxAllowed = true;
+    let platforms: string[] = [];
     if (bytes.policy) {
       let text: string;
       try {
@@ -128,6 +134,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
       const common = parsePolicy(text);
       policy = parseTdxPolicy(common.tdx);
       tdxAllowed = !common.platforms || common.platforms.includes('tdx');
+      platforms = common.platforms ?? [];
     }
     const quote = bytes.quote!;
     // Parse first so an unparseable quote is "malformed" (30), not "rejected" (10).
@@ -138,9 +145,9 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
     }
     const at = args.at !== undefined ? new Date(args.at * 1000) : io.now();
     try {
-      if (!tdxAllowed) throw new AttestationError('platform_not_allowed', "the policy's platforms do not include tdx");
+      if (!tdxAllowed) throw new AttestationError('platform_not_allowed', `platform is tdx, the policy's platforms are ${platforms.join(', ')}`);
       const v = await verifyTdxQuote(quote, { collateral, at, policy, intelRoot: bytes.intelRoot });
-      if (json) jsonOut(io, { verdict: 'accepted', at: at.toISOString(), ...describe(v) });
+      if (json) jsonOut(io, { verdict: 'accepted', at: at.toISOString(), ...describe(v, parsed.trailing) });
       else io.stdout(`accepted: TDX quote v${v.quoteVersion} ${v.bodyType}, MRTD ${v.fields.mrTd}` + (v.tcbEvaluated ? `, TCB ${v.tcbStatus}` : ', TCB not evaluated') + (v.advisoryIds.length ? ` (${v.advisoryIds.join(', ')})` : '') + '\n');
       return EXIT.accepted;
     } catch (e) {
@@ -149,7 +156,7 @@ export async function runVerifyTdx(argv: string[], io: Io = defaultIo): Promise<
       if (json) {
         jsonOut(io, {
           verdict: 'rejected', code: e.code, reason: e.message, at: at.toISOString(), quoteVersion: parsed.header.version, bodyType: parsed.body.type,
-          qeVendorId: toHex(parsed.header.qeVendorId), fields: quoteFields(parsed),
+          qeVendorId: toHex(parsed.header.qeVendorId), fields: quoteFields(parsed), ...trailingFields(parsed.trailing),
         });
       }
       return EXIT.rejected;

@@ -112,6 +112,8 @@ export interface VerifyEvidenceOptions {
   now?: Date | number;
   /** Replace embedded roots of trust (tests): AMD ARK for the VCEK's product, Intel SGX Root CA. */
   roots?: { amdArk?: Uint8Array | string; intelRoot?: Uint8Array | string };
+  /** AMD's CRL (DER or PEM) for SEV-SNP evidence: a revoked ASK or ASVK is refused. */
+  amdCrl?: Uint8Array | string;
 }
 
 export interface EvidenceVerification {
@@ -334,7 +336,9 @@ export async function verifyEvidence(input: unknown, opts: VerifyEvidenceOptions
       if (blocks.length !== 2) malformed('certChain must hold the ASK then the ARK');
       trustedArk = blocks[1];
     }
-    const r = await verifySevSnpReport(e.report, { vcek: e.vcek, certChain: e.certChain, trustedArk, at: now, policy });
+    const r = await verifySevSnpReport(e.report, {
+      vcek: e.vcek, certChain: e.certChain, trustedArk, at: now, policy, ...(opts.amdCrl !== undefined ? { crl: opts.amdCrl } : {}),
+    });
     measurement = r.measurement;
     tcb = { ...r.reportedTcb };
     product = r.product;

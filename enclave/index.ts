@@ -24,16 +24,18 @@
 // - Two-phase SEV-SNP verification for many reports from one platform: verifyVcekChain(...) once, then
 //   verifyReportWithVcek(report, vcek, policy) per report.
 // - providers/configfs-tsm.ts: the kernel interaction sits behind `TsmOps` (mkdir/rmdir/writeFile/readFile) so tests
-//   drive a fake tree; SEV-SNP certificates come from auxblob's GHCB certificate table (VCEK/ASK/ARK GUIDs), or from
+//   drive a fake tree; SEV-SNP certificates come from auxblob's GHCB certificate table (VCEK or VLEK by the report's
+//   SIGNING_KEY, ASK/ARK only with a VCEK), or from
 //   `sevCerts` files when the host provides none. The simulated ARK/ASK are RSA-2048 (AMD: 4096) for start-up speed;
 //   `simulation.rsaBits: 4096` gives the real size.
 // - cli/commands/verify.ts exports runVerify(argv, io?) besides `command`, and isMalformedCode(code) (exit 30 vs 10).
-// - `verifyEvidence(json, { nonce, policy?, allowSimulation?, now?, roots?: { amdArk?, intelRoot? } })`
+// - `verifyEvidence(json, { nonce, policy?, allowSimulation?, now?, roots?: { amdArk?, intelRoot? }, amdCrl? })`
 //   -> Promise<{ ok: true, report: EvidenceVerification }>; rejections throw AttestationError. `json` may be
 //   the object, JSON text or bytes. `report.keyConfig` is the decoded key configuration to encrypt to.
 //   `now` (Date or UNIX seconds) is the trusted time for expiry and every certificate validity.
-// - `verifySevSnpReport(bytes, { vcek, ask?, ark?, certChain?, trustedArk?, at, policy? })` -> SevSnpVerified.
-//   `ark`, when sent, must equal the pinned root; `trustedArk` replaces the pinned root (CLI --ark).
+// - `verifySevSnpReport(bytes, { vcek, ask?, ark?, certChain?, crl?, trustedArk?, at, policy? })` -> SevSnpVerified.
+//   `vcek` is the VCEK or VLEK (the report's SIGNING_KEY must name its kind), `ask` the ASK or ASVK; `crl` is
+//   AMD's ARK-signed CRL. `ark`, when sent, must equal the pinned root; `trustedArk` replaces it (CLI --ark).
 // - Policies: `parsePolicy(json)` -> Policy; every API also takes the raw JSON object.
 // - Browser note: importing './index.js' pulls in providers/ (node:crypto, node:fs). Browser code should
 //   import './evidence.js', './binding.js', './policy.js' and './sev-snp/verify.js' directly.

@@ -28,8 +28,20 @@ export interface SevSnpPolicy {
   reportData?: Uint8Array;
   idKeyDigest?: Uint8Array;
   authorKeyDigest?: Uint8Array;
+  familyId?: Uint8Array;
+  imageId?: Uint8Array;
   minTcb?: MinTcb;
+  minLaunchTcb?: MinTcb;
+  minGuestSvn?: number;
+  /** The VMPL the report must come from; undefined means the strict default, 0. */
+  vmpl?: number;
   allowDebug: boolean;
+  /** COMMITTED below CURRENT (TCB or firmware version) and REPORTED_TCB above CURRENT_TCB. */
+  allowProvisionalFirmware: boolean;
+  /** false refuses a guest policy that lets the guest run with SMT. */
+  allowSmt: boolean;
+  /** true refuses a guest policy without SINGLE_SOCKET. */
+  requireSingleSocket: boolean;
 }
 
 export interface Policy {
@@ -40,25 +52,46 @@ export interface Policy {
   tdx: TdxPolicy;
 }
 
-export const SEV_SNP_KEYS = ['measurement', 'hostData', 'reportData', 'idKeyDigest', 'authorKeyDigest', 'minTcb', 'allowDebug'] as const;
+export const SEV_SNP_KEYS = [
+  'measurement', 'hostData', 'reportData', 'idKeyDigest', 'authorKeyDigest', 'familyId', 'imageId', 'minTcb', 'minLaunchTcb',
+  'minGuestSvn', 'vmpl', 'allowDebug', 'allowProvisionalFirmware', 'allowSmt', 'requireSingleSocket',
+] as const;
 export const TDX_KEYS = [
   'mrtd', 'rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'tdAttributes', 'xfam', 'mrSignerSeam', 'seamAttributes',
   'mrSeamAllowlist', 'mrConfigId', 'mrOwner', 'mrOwnerConfig', 'minTeeTcbSvn', 'minTcbEvaluationDataNumber',
-  'qeVendorId', 'fmspc', 'tcbEvaluation', 'acceptedTcbStatuses',
+  'qeVendorId', 'fmspc', 'tcbEvaluation', 'acceptedTcbStatuses', 'allowMigratable', 'allowSeptVe',
 ] as const;
 export const COMMON_KEYS = ['platforms', 'modelDigest'] as const;
 // reportData is shared: SEV-SNP's 64-byte REPORT_DATA and TDX's REPORTDATA have the same meaning.
 const SHARED_KEYS = new Set<string>(['reportData']);
 
 export function defaultPolicy(): Policy {
-  const p: Policy = { sevSnp: { allowDebug: false }, tdx: defaultTdxPolicy() };
+  const p: Policy = {
+    sevSnp: { allowDebug: false, allowProvisionalFirmware: false, allowSmt: true, requireSingleSocket: false },
+    tdx: defaultTdxPolicy(),
+  };
   PARSED.add(p);
   return p;
 }
 
-function u8(key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255) bad(key, 'expected an integer 0..255');
+function int(key: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) bad(key, `expected an integer 0..${max}`);
   return v;
+}
+
+function bool(key: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') bad(key, 'expected a boolean');
+  return v;
+}
+
+function minTcb(key: string, m: unknown): MinTcb {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) bad(key, 'expected an object');
+  const out: MinTcb = {};
+  for (const [k, v] of Object.entries(m as Record<string, unknown>)) {
+    if (k !== 'bootloader' && k !== 'tee' && k !== 'snp' && k !== 'microcode' && k !== 'fmc') bad(key, `unknown field '${k}'`);
+    out[k] = int(`${key}.${k}`, v, 255);
+  }
+  return out;
 }
 
 /** Parses a policy document (already JSON-decoded, or a JSON string). */
@@ -89,19 +122,14 @@ export function parsePolicy(input: unknown): Policy {
   if (o.reportData !== undefined) p.sevSnp.reportData = hexKey('reportData', o.reportData, 64);
   if (o.idKeyDigest !== undefined) p.sevSnp.idKeyDigest = hexKey('idKeyDigest', o.idKeyDigest, 48);
   if (o.authorKeyDigest !== undefined) p.sevSnp.authorKeyDigest = hexKey('authorKeyDigest', o.authorKeyDigest, 48);
-  if (o.minTcb !== undefined) {
-    const m = o.minTcb;
-    if (typeof m !== 'object' || m === null || Array.isArray(m)) bad('minTcb', 'expected an object');
-    const out: MinTcb = {};
-    for (const [k, v] of Object.entries(m as Record<string, unknown>)) {
-      if (k !== 'bootloader' && k !== 'tee' && k !== 'snp' && k !== 'microcode' && k !== 'fmc') bad('minTcb', `unknown field '${k}'`);
-      out[k] = u8(`minTcb.${k}`, v);
-    }
-    p.sevSnp.minTcb = out;
-  }
-  if (o.allowDebug !== undefined) {
-    if (typeof o.allowDebug !== 'boolean') bad('allowDebug', 'expected a boolean');
-    p.sevSnp.allowDebug = o.allowDebug;
+  if (o.familyId !== undefined) p.sevSnp.familyId = hexKey('familyId', o.familyId, 16);
+  if (o.imageId !== undefined) p.sevSnp.imageId = hexKey('imageId', o.imageId, 16);
+  if (o.minTcb !== undefined) p.sevSnp.minTcb = minTcb('minTcb', o.minTcb);
+  if (o.minLaunchTcb !== undefined) p.sevSnp.minLaunchTcb = minTcb('minLaunchTcb', o.minLaunchTcb);
+  if (o.minGuestSvn !== undefined) p.sevSnp.minGuestSvn = int('minGuestSvn', o.minGuestSvn, 0xffffffff);
+  if (o.vmpl !== undefined) p.sevSnp.vmpl = int('vmpl', o.vmpl, 3);
+  for (const k of ['allowDebug', 'allowProvisionalFirmware', 'allowSmt', 'requireSingleSocket'] as const) {
+    if (o[k] !== undefined) p.sevSnp[k] = bool(k, o[k]);
   }
   const tdxKeys: Record<string, unknown> = {};
   for (const k of [...TDX_KEYS, ...SHARED_KEYS]) if (o[k] !== undefined) tdxKeys[k] = o[k];

@@ -108,7 +108,7 @@ test('collateral is required and checked; TDX policy pins apply', async () => {
 
 test('the real quote with Intel\'s real collateral goes through the TDX verifier; the binding then fails', async () => {
   const r = tdxFile;
-  // REAL_QUOTE: the quote file without the zero padding the sample file carries after it.
+  // REAL_QUOTE: the quote file as published, with the 39 bytes after the quote's end (ignored).
   const real = evidenceDoc(REAL_QUOTE, {
     tcbInfo: r('sample_tcbInfo_response'), tcbInfoIssuerChain: r('tcb_info_issuer_chain.pem'),
     qeIdentity: r('sample_qeIdentity_response'), qeIdentityIssuerChain: r('qe_identity_issuer_chain.pem'),
@@ -116,6 +116,8 @@ test('the real quote with Intel\'s real collateral goes through the TDX verifier
   });
   // By default Intel's TCB level matching finds no level for this (older) platform...
   assert.equal(await verdict(real, { roots: undefined }), 'tdx_tcb_not_supported');
-  // ...with TCB evaluation off, quote, QE report, PCK chain and CRLs verify, and only our binding is absent.
-  assert.equal(await verdict(real, { roots: undefined, policy: { tcbEvaluation: false } }), 'report_data_mismatch');
+  // ...with TCB evaluation off, the strict defaults refuse the TD itself (launched without SEPT_VE_DISABLE)...
+  assert.equal(await verdict(real, { roots: undefined, policy: { tcbEvaluation: false } }), 'tdx_td_sept_ve_enabled');
+  // ...and with that relaxed, quote, QE report, PCK chain and CRLs verify, and only our binding is absent.
+  assert.equal(await verdict(real, { roots: undefined, policy: { tcbEvaluation: false, allowSeptVe: true } }), 'report_data_mismatch');
 });

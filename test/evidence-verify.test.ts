@@ -288,3 +288,23 @@ test('300 mutated documents through the full verifier: every change to a bound f
     if ((await verdict(m)) === 'accepted') assert.equal(boundView(m), want, `mutated input ${i} was accepted`);
   }
 });
+
+test('an AMD CRL given to verifyEvidence reaches the SEV-SNP chain check: revoked ASK refused, clean CRL accepted', async () => {
+  const { buildAmdPki } = await import('./fixtures/sev-snp/amd-pki.js');
+  const pki = buildAmdPki();
+  const pem = (der: Uint8Array) => `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64')}\n-----END CERTIFICATE-----\n`;
+  // A non-simulated provider whose reports the test PKI signs; its ARK stands in for AMD's via roots.
+  const amd: EvidenceProvider = {
+    platform: 'sev-snp', simulated: false,
+    getEvidence: async (reportData) => ({ report: pki.report({ reportData }), vcek: pki.key, certChain: pem(pki.ask) + pem(pki.ark) }),
+  };
+  const doc = await buildEvidence({ provider: amd, session, keyConfig, expiresAt, model: { id: 'stories260K', digest: modelDigest }, nonce });
+  const roots = { amdArk: pki.ark };
+  assert.equal(await verdict(doc, { roots }), 'accepted');
+  assert.equal(await verdict(doc, { roots, amdCrl: pki.crl({ revoked: [pki.serials.ask] }) }), 'sev_chain_revoked');
+  const ok = await verifyEvidence(doc, { nonce, roots, amdCrl: pki.crl({ revoked: [1, 2, 3] }) });
+  assert.ok(ok.report.checks.some((c) => c.endsWith('AMD CRL: not revoked')), ok.report.checks.join('; '));
+  assert.equal(await verdict(doc, { roots, amdCrl: new Uint8Array([1, 2, 3]) }), 'sev_crl_malformed');
+  // A policy's platforms apply to evidence as to the sev-snp verb.
+  assert.equal(await verdict(doc, { roots, policy: { platforms: ['tdx'] } }), 'platform_not_allowed');
+});

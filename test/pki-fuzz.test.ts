@@ -8,7 +8,7 @@ import { Rng, mutate } from './fixtures/tdx/fuzz.js';
 // 'tdx/NAME' or 'sev-snp/NAME' of the attestation samples, found where every attestation test finds them.
 const read = (p: string): Buffer => {
   const [dir, name] = p.split('/');
-  return Buffer.from(dir === 'tdx' ? tdxFile(name) : sevFile(name));
+  return Buffer.from(dir === 'tdx' ? tdxFile(name!) : sevFile(name!));
 };
 
 /** Runs f on n inputs; anything thrown must be an AttestationError. Returns how many parsed cleanly. */

@@ -19,6 +19,7 @@ const sim = await createSimulatedProvider({ codeDigest: new Uint8Array(32), mode
 
 const GUID = {
   vcek: '63da758de6644564adc5f4b93be8accd',
+  vlek: 'a8074bc2a25a483eaae639c045a0b8a1',
   ask: '4ab7b379bbac4fe4a02f05aef327c782',
   ark: 'c0b406a4a803495297433fb6014cd0ae',
 };
@@ -120,6 +121,23 @@ test('SEV-SNP through configfs-tsm: report, certificates from auxblob, entry rem
   const v = await verifySevSnpReport(ev.report, { vcek: ev.vcek!, certChain: ev.certChain, trustedArk: sim.chain.ark, at: new Date() });
   assert.equal(v.reportData, Buffer.from(rd).toString('hex'));
   assert.deepEqual(readdirSync(f.root), [], 'every report entry is removed');
+  rmSync(f.root, { recursive: true });
+});
+
+test('SEV-SNP on a VLEK cloud: the report names the VLEK, which the provider sends in place of a VCEK', async () => {
+  const { buildAmdPki } = await import('./fixtures/sev-snp/amd-pki.js');
+  const pki = buildAmdPki({ kind: 'VLEK' });
+  // The host's table holds a VLEK and the ASK/ARK of the VCEK chain; the VLEK is what signed.
+  const f = fakeTsm('sev_guest', async (inblob) => ({
+    out: pki.report({ reportData: inblob }),
+    aux: certTable([[GUID.vlek, pki.key], [GUID.ask, pki.ask], [GUID.ark, pki.ark]]),
+  }));
+  const p = await createConfigfsTsmProvider({ root: f.root, ops: f.ops });
+  const ev = await p.getEvidence(new Uint8Array(64).fill(5));
+  assert.deepEqual(ev.vcek, pki.key);
+  assert.equal(ev.certChain, undefined, 'the ASK is not the VLEK\'s intermediate');
+  const v = await verifySevSnpReport(ev.report, { vcek: ev.vcek!, ask: pki.asvk, trustedArk: pki.ark, at: new Date() });
+  assert.equal(v.signingKey, 'VLEK');
   rmSync(f.root, { recursive: true });
 });
 

@@ -66,29 +66,37 @@ test('wrong lengths are rejected', () => {
   }
 });
 
-test('only versions 2 and 3 are accepted', () => {
-  for (const v of [0, 1, 4, 5, 0x100, 0xffffffff]) {
+test('versions 2 to 5 parse; any other version is refused, naming it', () => {
+  for (const v of [0, 1, 6, 0x100, 0xffffffff]) {
     const b = real.slice();
     new DataView(b.buffer).setUint32(0, v >>> 0, true);
     assert.equal(code(() => parseReport(b)), 'sev_report_version', `version ${v}`);
+    assert.throws(() => parseReport(b), new RegExp(`report version is ${v >>> 0}, expected one of 2, 3, 4, 5`));
   }
-  const v3 = real.slice();
-  v3[0] = 3;
-  assert.equal(parseReport(v3).version, 3);
+  for (const v of [3, 4, 5]) {
+    const b = real.slice();
+    b[0] = v;
+    assert.equal(parseReport(b).version, v);
+  }
 });
 
-test('every reserved byte must be zero (version 2 and 3)', () => {
-  const reservedV2 = [[0x4c, 0x50], [0x188, 0x1a0], [0x1eb, 0x1ec], [0x1ef, 0x1f0], [0x1f8, 0x2a0], [0x330, 0x4a0]];
+/** Every byte in [s, e) of `base` set to 0x80 must be refused as reserved; returns how many were tried. */
+function allReserved(base: Uint8Array, ranges: number[][], label: string): number {
   let n = 0;
-  for (const [s, e] of reservedV2) {
+  for (const [s, e] of ranges) {
     for (let i = s; i < e; i++) {
-      const b = real.slice();
+      const b = base.slice();
       b[i] = 0x80;
-      assert.equal(code(() => parseReport(b)), 'sev_report_reserved', `byte 0x${i.toString(16)}`);
+      assert.equal(code(() => parseReport(b)), 'sev_report_reserved', `${label} byte 0x${i.toString(16)}`);
       n++;
     }
   }
-  assert.equal(n, 4 + 24 + 1 + 1 + 168 + 368);
+  return n;
+}
+
+test('every reserved byte of each version must be zero', () => {
+  const reservedV2 = [[0x4c, 0x50], [0x188, 0x1a0], [0x1eb, 0x1ec], [0x1ef, 0x1f0], [0x1f8, 0x2a0], [0x330, 0x4a0]];
+  assert.equal(allReserved(real, reservedV2, 'v2'), 4 + 24 + 1 + 1 + 168 + 368);
   // Version 3 defines CPUID family/model/stepping at 0x188..0x18A; the rest stays reserved.
   const v3 = real.slice();
   v3[0] = 3;
@@ -97,8 +105,22 @@ test('every reserved byte must be zero (version 2 and 3)', () => {
   v3[0x18a] = 0x01;
   const r = parseReport(v3);
   assert.deepEqual([r.cpuidFamId, r.cpuidModId, r.cpuidStep], [0x19, 1, 1]);
-  v3[0x18b] = 1;
-  assert.equal(code(() => parseReport(v3)), 'sev_report_reserved');
+  assert.equal(r.launchMitVector, undefined);
+  const reservedV3 = [[0x4c, 0x50], [0x18b, 0x1a0], [0x1eb, 0x1ec], [0x1ef, 0x1f0], [0x1f8, 0x2a0], [0x330, 0x4a0]];
+  assert.equal(allReserved(v3, reservedV3, 'v3'), 4 + 21 + 1 + 1 + 168 + 368);
+  // Versions 4 and 5 carry the mitigation vectors at 0x1F8 and 0x200; 0x208..0x29F stays reserved.
+  for (const v of [4, 5]) {
+    const b = v3.slice();
+    b[0] = v;
+    b.set([1, 2, 3, 4, 5, 6, 7, 8], 0x1f8);
+    b.set([0xff, 0, 0, 0, 0, 0, 0, 0x80], 0x200);
+    const m = parseReport(b);
+    assert.equal(m.launchMitVector, 0x0807060504030201n);
+    assert.equal(m.currentMitVector, 0x80000000000000ffn);
+    assert.deepEqual(encodeReport(m), b, `version ${v} round trip`);
+    const reserved = [[0x4c, 0x50], [0x18b, 0x1a0], [0x1eb, 0x1ec], [0x1ef, 0x1f0], [0x208, 0x2a0], [0x330, 0x4a0]];
+    assert.equal(allReserved(b, reserved, `v${v}`), 4 + 21 + 1 + 1 + 152 + 368);
+  }
   // signer-info bits 31:5 are reserved
   for (let bit = 5; bit < 32; bit++) {
     const b = real.slice();
@@ -107,7 +129,15 @@ test('every reserved byte must be zero (version 2 and 3)', () => {
   }
 });
 
-test('signer-info fields decode', () => {
+test('signer-info fields decode; SIGNING_KEY 2..6 are reserved encodings', () => {
+  for (const key of [2, 3, 4, 5, 6]) {
+    const b = real.slice();
+    b[0x48] = key << 2;
+    assert.equal(code(() => parseReport(b)), 'sev_report_reserved', `SIGNING_KEY ${key}`);
+  }
+  const none = real.slice();
+  none[0x48] = 7 << 2;
+  assert.equal(parseReport(none).signingKey, 7);
   const b = real.slice();
   b[0x48] = 0b0000_0111; // AUTHOR_KEY_EN, MASK_CHIP_KEY, SIGNING_KEY=1 (VLEK)
   const r = parseReport(b);
@@ -161,7 +191,7 @@ test('10,000 random and mutated inputs: a report or an AttestationError, nothing
       b = real.slice();
       const flips = 1 + (next() % (mode === 2 ? 3 : 40));
       for (let k = 0; k < flips; k++) b[next() % b.length] ^= 1 << (next() % 8);
-      if (mode === 3 && next() % 2) b[0] = next() % 5; // exercise other versions
+      if (mode === 3 && next() % 2) b[0] = next() % 7; // exercise other versions
     }
     let c = 'accepted';
     try {

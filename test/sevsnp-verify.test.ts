@@ -33,6 +33,12 @@ test('the real Milan report verifies: VCEK <- ASK <- pinned ARK, signature, VCEK
 
 test('strict defaults: the real report is refused because its guest policy allows debugging', async () => {
   assert.equal(await rejectionCode(verifySevSnpReport(report, { vcek, at: AT })), 'sev_policy_debug');
+  await assert.rejects(verifySevSnpReport(report, { vcek, at: AT }), /guest policy 0x00000000000b0000 has DEBUG \(bit 19\) set, expected clear/);
+});
+
+test('the real report passes the firmware checks: committed = current firmware, REPORTED_TCB = CURRENT_TCB', async () => {
+  const r = await verifySevSnpReport(report, { vcek, at: AT, policy: DEBUG_OK });
+  assert.ok(r.checks.includes('firmware committed (COMMITTED = CURRENT), REPORTED_TCB <= CURRENT_TCB'), r.checks.join('; '));
 });
 
 test('validity is checked at the trusted time', async () => {
@@ -135,7 +141,17 @@ test('policy pins of CONTRACT.md', async () => {
   assert.equal(await no({ reportData: '00'.repeat(64) }), 'sev_report_data_mismatch');
   await ok({ idKeyDigest: '00'.repeat(48) });
   assert.equal(await no({ idKeyDigest: '11'.repeat(48) }), 'sev_id_key_digest_mismatch');
-  assert.equal(await no({ authorKeyDigest: '00'.repeat(48) }), 'sev_author_key_digest_mismatch'); // no author key in use
+  // A pin equal to the field is met: the report has no author key, and its AUTHOR_KEY_DIGEST is zero.
+  await ok({ authorKeyDigest: '00'.repeat(48) });
+  assert.equal(await no({ authorKeyDigest: '01'.repeat(48) }), 'sev_author_key_digest_mismatch');
+  await ok({ familyId: '00'.repeat(16), imageId: '00'.repeat(16), minGuestSvn: 0, vmpl: 0, minLaunchTcb: { snp: 5 } });
+  assert.equal(await no({ imageId: '01'.repeat(16) }), 'sev_image_id_mismatch');
+  assert.equal(await no({ minGuestSvn: 1 }), 'sev_guest_svn_too_low');
+  assert.equal(await no({ vmpl: 1 }), 'sev_vmpl');
+  assert.equal(await no({ allowSmt: false }), 'sev_policy_smt'); // the real guest policy allows SMT
+  // Rejections name what the report carries and what was expected.
+  await assert.rejects(ok({ hostData: '01'.repeat(32) }), new RegExp(`HOST_DATA is ${'00'.repeat(32)}, expected ${'01'.repeat(32)}`));
+  await assert.rejects(ok({ measurement: '00'.repeat(48) }), new RegExp(`MEASUREMENT is ${m}, expected ${'00'.repeat(48)}`));
   await ok({ minTcb: { bootloader: 2, tee: 0, snp: 5, microcode: 68 } });
   assert.equal(await no({ minTcb: { snp: 6 } }), 'sev_tcb_too_low');
   assert.equal(await no({ minTcb: { microcode: 69 } }), 'sev_tcb_too_low');
@@ -144,6 +160,9 @@ test('policy pins of CONTRACT.md', async () => {
   assert.equal(await no({ mesurement: m }), 'policy_unknown_key');
   assert.equal(await no({ measurement: 'zz' }), 'policy_invalid');
   assert.equal(await no({ minTcb: { snp: 256 } }), 'policy_invalid');
+  assert.equal(await no({ vmpl: 4 }), 'policy_invalid');
+  assert.equal(await no({ familyId: '00'.repeat(15) }), 'policy_invalid');
+  assert.equal(await no({ allowProvisionalFirmware: 1 }), 'policy_invalid');
   assert.equal(await no({ allowDebug: 'yes' }), 'policy_invalid');
 });
 
@@ -190,6 +209,10 @@ test('guest policy strict defaults: must-be-one, must-be-zero, debug, migration 
   assert.equal(await simVerdict({ policy: 0x30000n | (1n << 20n) | (1n << 25n) }), 'accepted'); // defined bits
   assert.equal(await simVerdict({ vmpl: 1 }), 'sev_vmpl');
   assert.equal(await simVerdict({ vmpl: 3 }), 'sev_vmpl');
+  // A guest under an SVSM asks from VMPL 1..3: the policy pins the VMPL it expects, and only that one.
+  assert.equal(await simVerdict({ vmpl: 2 }, { vmpl: 2 }), 'accepted');
+  assert.equal(await simVerdict({ vmpl: 0 }, { vmpl: 2 }), 'sev_vmpl');
+  assert.equal(await simVerdict({ vmpl: 3 }, { vmpl: 2 }), 'sev_vmpl');
 });
 
 test('the VCEK must certify this chip and this TCB', async () => {
@@ -206,7 +229,8 @@ test('the VCEK must certify this chip and this TCB', async () => {
 
 test('signature algorithm, signing key and CPUID product are enforced', async () => {
   assert.equal(await simVerdict({ signatureAlgo: 2 }), 'sev_signature_algo');
-  assert.equal(await simVerdict({ signingKey: 1 }), 'sev_signing_key'); // VLEK
+  assert.equal(await simVerdict({ signingKey: 1 }), 'sev_signing_key'); // VLEK named, VCEK given
+  assert.equal(await simVerdict({ signingKey: 7 }), 'sev_signing_key'); // no key
   assert.equal(await simVerdict({ cpuidFamId: 0x19, cpuidModId: 0x11 }), 'sev_product_mismatch'); // Genoa CPU, Milan VCEK
   assert.equal(await simVerdict({ version: 2, cpuidFamId: undefined, cpuidModId: undefined, cpuidStep: undefined }), 'accepted');
 });

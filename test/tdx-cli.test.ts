@@ -11,8 +11,9 @@ const file = tdxFile;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 const FILES: Record<string, Uint8Array> = {
-  'quote.dat': file('tdx_prod_quote_SPR_E4.dat').subarray(0, 4935),
-  'padded.dat': file('tdx_prod_quote_SPR_E4.dat'),
+  // The real quote file as published: 4935 bytes of quote, then 39 bytes that are not part of it.
+  'quote.dat': file('tdx_prod_quote_SPR_E4.dat'),
+  'cut.dat': file('tdx_prod_quote_SPR_E4.dat').subarray(0, 4935),
   'tcb.json': file('sample_tcbInfo_response'),
   'qe.json': file('sample_qeIdentity_response'),
   'pck.crl': file('pckcrl'),
@@ -20,7 +21,9 @@ const FILES: Record<string, Uint8Array> = {
   'tcb-chain.pem': file('tcb_info_issuer_chain.pem'),
   'qe-chain.pem': file('qe_identity_issuer_chain.pem'),
   'pck-chain.pem': file('pck_crl_issuer_chain.pem'),
-  'no-tcb.json': enc('{"tcbEvaluation": false}'),
+  // The real TD lacks SEPT_VE_DISABLE, which the strict defaults refuse.
+  'no-tcb.json': enc('{"tcbEvaluation": false, "allowSeptVe": true}'),
+  'no-tcb-strict.json': enc('{"tcbEvaluation": false}'),
   'sev-only.json': enc('{"platforms": ["sev-snp"], "tcbEvaluation": false}'),
   'unknown-key.json': enc('{"mrtdd": "00"}'),
   'bad.json': enc('{"tcbEvaluation": '),
@@ -66,7 +69,28 @@ test('exit 0: TCB evaluation off by policy; --json prints fields and verdict', a
   assert.equal(j.quoteVersion, 4);
   assert.equal(j.fields.mrTd, '6363b8043668a3ad953278e10389574d326c6749fb78aa810ecd9336923db86f22fc00b8dcd404bc10d5e119d7215cbb');
   assert.equal(j.tcbEvaluated, false);
+  // The bytes after the quote's end are ignored for the verdict and shown.
+  assert.equal(j.trailingBytes, 39);
+  assert.equal(Buffer.from(j.trailingData, 'hex').toString('latin1'), '\nextra bytes(only for testing purpose)\n');
   assert.equal(r.err, '');
+  const cut = JSON.parse((await cli(['--quote', 'cut.dat', '--at', '1688083200', '--policy', 'no-tcb.json', '--json'])).out);
+  assert.equal(cut.trailingBytes, 0);
+  assert.equal(cut.trailingData, undefined);
+  assert.deepEqual(cut.fields, j.fields);
+});
+
+test('exit 10 naming the reported and expected value: the real TD without SEPT_VE_DISABLE, a migratable synthetic TD', async () => {
+  const r = await cli(['--quote', 'quote.dat', '--at', '1688083200', '--policy', 'no-tcb-strict.json', '--json']);
+  assert.equal(r.code, 10);
+  assert.match(r.err, /^rejected: tdx_td_sept_ve_enabled: TD ATTRIBUTES 0x0000000040000000 has SEPT_VE_DISABLE \(bit 28\) clear, expected set/);
+  assert.equal(JSON.parse(r.out).trailingBytes, 39);
+  const s = buildSynthetic({ editTcbInfo: (t) => setLevel(t.tcbLevels[0], REAL_PCK_TCB.compSvn, 11, REAL_TEE_TCB_SVN), editBody: (b) => { b[123] |= 0x20; } });
+  const extra = { 'mig.dat': s.quote, 'mig-root.pem': enc(s.rootPem), 'allow-mig.json': enc('{"tcbEvaluation": false, "allowMigratable": true}') };
+  const mig = await cli(['--quote', 'mig.dat', '--intel-root', 'mig-root.pem', '--at', '1688083200', '--policy', 'no-tcb-strict.json'], extra);
+  assert.equal(mig.code, 10);
+  assert.match(mig.err, /^rejected: tdx_td_migratable: .*MIGRATABLE \(bit 29\) set, expected clear/);
+  const ok = await cli(['--quote', 'mig.dat', '--intel-root', 'mig-root.pem', '--at', '1688083200', '--policy', 'allow-mig.json'], extra);
+  assert.equal(ok.code, 0, ok.err);
 });
 
 test('exit 0 with TCB evaluation on: a fully signed synthetic chain under --intel-root', async () => {
@@ -111,7 +135,6 @@ test('exit 30 for malformed input: flags, files, quote, policy', async () => {
     [['--quote', 'quote.dat', '--at', 'yesterday'], /--at/],
     [['--quote', 'quote.dat', '--quote', 'quote.dat'], /twice/],
     [['--quote', 'missing.dat'], /cannot read missing\.dat/],
-    [['--quote', 'padded.dat'], /tdx_quote_trailing_data/],
     [['--quote', 'tcb.json'], /tdx_quote_version/],
     [['--quote', 'quote.dat', '--policy', 'unknown-key.json'], /policy_unknown_key/],
     [['--quote', 'quote.dat', '--policy', 'bad.json'], /policy_invalid/],
@@ -133,12 +156,13 @@ test('exit 1 for an internal error, with no detail leaked', async () => {
   assert.doesNotMatch(r.err, /secret-ish/);
 });
 
-test('the module runs as a program: --help exits 0, a padded quote file exits 30', () => {
+test('the module runs as a program: --help exits 0; the real quote file, trailer and all, parses and is judged', () => {
   const help = spawnSync(process.execPath, ['--import', 'tsx', 'cli/verify-tdx.ts', '--help'], { cwd: REPO, encoding: 'utf8' });
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /usage: sealed verify tdx --quote FILE/);
   const quote = fileURLToPath(new URL('tdx_prod_quote_SPR_E4.dat', TDX_DIR));
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'cli/verify-tdx.ts', '--quote', quote], { cwd: REPO, encoding: 'utf8' });
-  assert.equal(r.status, 30);
-  assert.match(r.stderr, /^malformed: tdx_quote_trailing_data/);
+  // Without collateral, TCB evaluation (on by default) cannot run: a rejection (10), not malformed input (30).
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'cli/verify-tdx.ts', '--quote', quote, '--at', '1688083200'], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(r.status, 10, r.stderr);
+  assert.match(r.stderr, /^rejected: tdx_root_crl_missing: /);
 });

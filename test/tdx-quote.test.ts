@@ -6,10 +6,10 @@ import { parseCertificates, toHex } from '../enclave/pki/index.js';
 import { Rng, mutate } from './fixtures/tdx/fuzz.js';
 import { errorCode, tdxFile } from './fixtures/attestation.js';
 
-const FILE_V4 = tdxFile('tdx_prod_quote_SPR_E4.dat');
+// The real v4 quote file as published: 4935 bytes of quote, then 39 bytes go-tdx-guest appended.
+const V4 = tdxFile('tdx_prod_quote_SPR_E4.dat');
+const V4_END = 4935;
 const V5 = tdxFile('quote_v5_sample.dat');
-// go-tdx-guest appended test padding after the v4 quote's signature data; the quote proper is 4935 bytes.
-const V4 = FILE_V4.subarray(0, 4935);
 const hex = (b: Uint8Array): string => toHex(b);
 const code = errorCode;
 
@@ -17,11 +17,11 @@ const code = errorCode;
 const BODY = { teeTcbSvn: [0, 16], mrSeam: [16, 48], mrSignerSeam: [64, 48], seamAttributes: [112, 8], tdAttributes: [120, 8], xfam: [128, 8], mrTd: [136, 48], mrConfigId: [184, 48], mrOwner: [232, 48], mrOwnerConfig: [280, 48], rtmr0: [328, 48], rtmr3: [472, 48], reportData: [520, 64] } as const;
 
 test('v4 production quote: header, TD10 body and signature data as the spec lays them out', () => {
-  assert.equal(code(() => parseQuote(FILE_V4)), 'tdx_quote_trailing_data');
-  const withPad = parseQuote(FILE_V4, { allowTrailingBytes: true });
-  assert.equal(withPad.trailingBytes, 39);
-  assert.equal(Buffer.from(FILE_V4.subarray(4935)).toString('latin1'), '\nextra bytes(only for testing purpose)\n');
+  // The bytes after the quote's declared end are handed back apart, as Intel's QVL ignores them.
   const q = parseQuote(V4);
+  assert.equal(q.raw.length, V4_END);
+  assert.equal(Buffer.from(q.trailing).toString('latin1'), '\nextra bytes(only for testing purpose)\n');
+  assert.equal(q.trailing.length, 39);
   assert.equal(q.header.version, 4);
   assert.equal(q.header.attestationKeyType, 2);
   assert.equal(q.header.teeType, 0x81);
@@ -48,7 +48,7 @@ test('v5 sample quote: body descriptor type 3 (TD15, 648 bytes) parses with TEE_
   const q = parseQuote(V5);
   assert.equal(q.header.version, 5);
   assert.equal(q.body.type, 'TD15');
-  assert.equal(q.trailingBytes, 0);
+  assert.equal(q.trailing.length, 0);
   assert.equal(q.signedData.length, 48 + 6 + 648);
   assert.equal(hex(q.body.mrTd), hex(V5.subarray(54 + 136, 54 + 184)));
   assert.equal(hex(q.body.reportData), hex(V5.subarray(54 + 520, 54 + 584)));
@@ -83,20 +83,25 @@ test('length fields must frame their structures exactly', () => {
     new DataView(c.buffer).setUint32(off, v, true);
     return c;
   };
-  assert.equal(code(() => parseQuote(le(V4, 632, 1))), 'tdx_quote_truncated'); // signature data length
-  assert.equal(code(() => parseQuote(le(V4, 632, -1))), 'tdx_quote_trailing_data'); // the last byte is left over
+  assert.equal(code(() => parseQuote(le(V4.subarray(0, V4_END), 632, 1))), 'tdx_quote_truncated'); // signature data length
+  // With bytes after the end, a longer signature data length swallows one of them: it no longer frames its contents.
+  assert.equal(code(() => parseQuote(le(V4, 632, 1))), 'tdx_quote_malformed');
+  // One byte less of signature data: the certification data no longer fits what frames it.
+  assert.equal(code(() => parseQuote(le(V4, 632, -1))), 'tdx_quote_malformed');
   assert.equal(code(() => parseQuote(le(V4, 766, 1))), 'tdx_quote_malformed'); // QE cert data size
   assert.equal(code(() => parseQuote(le(V4, 0x4e6, -1))), 'tdx_quote_malformed'); // PCK chain size
-  const junk = new Uint8Array([...V4, 0]);
-  assert.equal(code(() => parseQuote(junk)), 'tdx_quote_trailing_data');
+  // Whatever follows the declared end is not part of the quote: more of it changes nothing parsed.
+  const more = new Uint8Array([...V4, 0, 0xff]);
+  assert.equal(parseQuote(more).trailing.length, 41);
+  assert.equal(hex(parseQuote(more).signedData), hex(parseQuote(V4).signedData));
   // Text after the PEM chain inside the signed structure is not a chain.
   const c = V4.slice();
   c[4934 - 1] = 0x41;
   assert.equal(code(() => parseQuote(c)), 'tdx_quote_malformed');
 });
 
-test('every truncation of the v4 and v5 quotes is refused with a typed error', () => {
-  for (const q of [V4, V5]) {
+test('every truncation of the v4 and v5 quotes before their declared end is refused with a typed error', () => {
+  for (const q of [V4.subarray(0, V4_END), V5]) {
     for (let n = 0; n < q.length; n++) {
       const c = code(() => parseQuote(q.subarray(0, n)));
       assert.ok(c === 'tdx_quote_truncated' || c === 'tdx_quote_malformed', `length ${n}: ${c}`);
@@ -126,6 +131,13 @@ test('a PCK chain with a damaged PEM marker or an embedded NUL is refused, not s
   marker[0xfa2] = 0; // "-----BEGIN CERT\0FICATE-----" of the root certificate
   assert.equal(code(() => parseQuote(marker)), 'tdx_quote_malformed');
   const letter = V4.slice();
-  letter[0xfa2] = 0x69; // "CERTiFICATE"
-  await assert.rejects(verifyTdxQuote(letter, { at, policy: { tcbEvaluation: false } }), (e: unknown) => e instanceof AttestationError && e.code === 'tdx_pck_chain_malformed');
+  letter[0xfa2] = 0x69; // "CERTiFICATE": not a marker, so text between certificates
+  assert.equal(code(() => parseQuote(letter)), 'tdx_quote_malformed');
+  await assert.rejects(verifyTdxQuote(letter, { at, policy: { tcbEvaluation: false } }), (e: unknown) => e instanceof AttestationError && e.code === 'tdx_quote_malformed');
+  // A flipped bit in the last base64 digit that only touches its unused bits decodes to the same DER:
+  // refused as non-canonical rather than accepted as the same certificate.
+  const unused = V4.slice();
+  unused[4906] ^= 0x02; // "...qI=" -> "...qK="
+  assert.equal(Buffer.from(unused.subarray(4905, 4908)).toString('latin1'), 'qK=');
+  await assert.rejects(verifyTdxQuote(unused, { at, policy: { tcbEvaluation: false } }), (e: unknown) => e instanceof AttestationError && e.code === 'tdx_pck_chain_malformed');
 });

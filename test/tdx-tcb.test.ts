@@ -129,6 +129,29 @@ test('a debuggable TD with a valid signature is still refused (strict default)',
   await rejects({ editTcbInfo: matchLevel0, editBody: (b) => { b[112] = 1; } }, 'tdx_module_mismatch'); // SEAMATTRIBUTES, caught by QVL's module check first
 });
 
+test('a migratable TD with a valid signature is refused by default; allowMigratable accepts it', async () => {
+  const migratable = (b: Uint8Array): void => { b[120 + 3] |= 0x20; }; // TD ATTRIBUTES bit 29
+  const e = await rejects({ editTcbInfo: matchLevel0, editBody: migratable }, 'tdx_td_migratable');
+  assert.match(e.message, /TD ATTRIBUTES 0x0000000070000000 has MIGRATABLE \(bit 29\) set, expected clear/);
+  const v = await run({ editTcbInfo: matchLevel0, editBody: migratable }, { allowMigratable: true });
+  assert.equal(v.tcbStatus, 'UpToDate');
+  assert.ok(v.checks.includes('TD MIGRATABLE allowed by policy'));
+  // Without the relaxation a TD that is not migratable passes and says so.
+  assert.ok((await run({ editTcbInfo: matchLevel0 })).checks.includes('TD not MIGRATABLE'));
+});
+
+test('SEPT_VE_DISABLE is required by default; allowSeptVe accepts a TD without it', async () => {
+  const septVe = (b: Uint8Array): void => { b[120 + 3] &= ~0x10; }; // clear TD ATTRIBUTES bit 28
+  await rejects({ editTcbInfo: matchLevel0, editBody: septVe }, 'tdx_td_sept_ve_enabled');
+  assert.equal((await run({ editTcbInfo: matchLevel0, editBody: septVe }, { allowSeptVe: true })).tcbStatus, 'UpToDate');
+});
+
+test('a PCK certificate without the SGX Type item verifies (go-tdx-guest does not require it)', async () => {
+  const v = await run({ editTcbInfo: matchLevel0, pckWithoutSgxType: true });
+  assert.equal(v.tcbStatus, 'UpToDate');
+  assert.equal(v.fmspc, REAL_PCK_TCB.fmspc);
+});
+
 test('the synthetic chain is refused under the real Intel root', async () => {
   const s = buildSynthetic({ editTcbInfo: matchLevel0 });
   await assert.rejects(verifyTdxQuote(s.quote, { collateral: s.collateral, at: AT }), (e: unknown) => e instanceof AttestationError && e.code === 'tdx_root_crl_issuer_mismatch');

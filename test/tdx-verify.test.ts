@@ -11,8 +11,10 @@ import { createHash } from 'node:crypto';
 import { sevFile, tdxFile } from './fixtures/attestation.js';
 
 const file = tdxFile;
-// The shared file carries 39 bytes of go-tdx-guest test padding after the quote (see tdx-quote.test.ts).
-const QUOTE = file('tdx_prod_quote_SPR_E4.dat').subarray(0, 4935);
+// The real quote file as published: the quote, then 39 bytes go-tdx-guest appended (ignored, as Intel's
+// library ignores them). QUOTE_END is where the quote's own length fields say it ends.
+const QUOTE = file('tdx_prod_quote_SPR_E4.dat');
+const QUOTE_END = 4935;
 const AT = new Date(1688083200 * 1000); // 2023-06-30T00:00:00Z, inside every collateral window
 const COLLATERAL: Required<TdxCollateral> = {
   tcbInfo: file('sample_tcbInfo_response'),
@@ -23,7 +25,8 @@ const COLLATERAL: Required<TdxCollateral> = {
   pckCrlIssuerChain: file('pck_crl_issuer_chain.pem'),
   rootCrl: file('rootcrl.der'),
 };
-const NO_TCB = { tcbEvaluation: false };
+// The real TD was launched without SEPT_VE_DISABLE, which the strict defaults refuse (see the test below).
+const NO_TCB = { tcbEvaluation: false, allowSeptVe: true };
 
 async function rejects(opts: Partial<VerifyTdxOptions> & { quote?: Uint8Array }, code: string): Promise<AttestationError> {
   let caught: unknown;
@@ -49,10 +52,10 @@ function setChar(b: Uint8Array, off: number): Uint8Array {
   return c;
 }
 
-test('embedded Intel SGX Root CA is the shared trusted_root.pem, byte for byte', () => {
-  const shared = parseCertificates(file('trusted_root.pem'))[0];
+test('embedded Intel SGX Root CA is the sample trusted_root.pem, byte for byte', () => {
+  const sample = parseCertificates(file('trusted_root.pem'))[0];
   const embedded = parseCertificates(INTEL_SGX_ROOT_CA_PEM)[0];
-  assert.equal(toHex(embedded.raw), toHex(shared.raw));
+  assert.equal(toHex(embedded.raw), toHex(sample.raw));
   assert.equal(createHash('sha256').update(embedded.raw).digest('hex'), INTEL_SGX_ROOT_CA_SHA256);
 });
 
@@ -86,9 +89,22 @@ test('real quote + real CRLs, TCB evaluation off: accepted, with the parsed fiel
   assert.equal(v.fields.mrTd, '6363b8043668a3ad953278e10389574d326c6749fb78aa810ecd9336923db86f22fc00b8dcd404bc10d5e119d7215cbb');
   assert.equal(toHex(v.reportData), v.fields.reportData);
   assert.ok(v.checks.some((c) => /PCK chain to the pinned Intel SGX Root CA, not revoked/.test(c)));
+  assert.equal(v.trailingBytes, 39);
+  assert.ok(v.checks.includes('quote v4 TD10 layout (39 bytes after its end ignored)'));
+  // The same quote without its trailer verifies to the same fields.
+  const cut = await verifyTdxQuote(QUOTE.subarray(0, QUOTE_END), { collateral: COLLATERAL, at: AT, policy: NO_TCB });
+  assert.equal(cut.trailingBytes, 0);
+  assert.deepEqual(cut.fields, v.fields);
   // Without any collateral too (the PCK chain alone, no revocation data).
   const bare = await verifyTdxQuote(QUOTE, { at: AT, policy: NO_TCB });
   assert.equal(bare.crlsChecked, false);
+});
+
+test('strict defaults refuse the real TD: SEPT_VE_DISABLE is clear; allowSeptVe accepts it', async () => {
+  const e = await rejects({ policy: { tcbEvaluation: false } }, 'tdx_td_sept_ve_enabled');
+  assert.match(e.message, /TD ATTRIBUTES 0x0000000040000000 has SEPT_VE_DISABLE \(bit 28\) clear, expected set/);
+  const v = await verifyTdxQuote(QUOTE, { collateral: COLLATERAL, at: AT, policy: { tcbEvaluation: false, allowSeptVe: true } });
+  assert.ok(v.checks.includes('TD SEPT_VE_DISABLE not required by policy'));
 });
 
 test('TCB evaluation on requires every piece of collateral', async () => {
@@ -197,14 +213,20 @@ test('policy pins on the real quote', async () => {
   await wrong('mrtd', [], 'policy_invalid');
   await wrong('tcbEvaluation', 'no', 'policy_invalid');
   await wrong('allowDebug', true, 'policy_unknown_key');
+  await wrong('allowMigratable', 'yes', 'policy_invalid');
+  await wrong('allowSeptVe', 1, 'policy_invalid');
+  // A mismatch names the reported and the expected value.
+  const e = await wrong('rtmr0', other48, 'tdx_rtmr0_mismatch');
+  assert.ok(e.message.includes(`rtmr0 is ${f.rtmr0}, expected ${other48}`), e.message);
 });
 
-test('TD strict defaults: debug, reserved attribute bits, XFAM consistency, SEAM attributes', () => {
+test('TD strict defaults: debug, reserved attribute bits, MIGRATABLE, SEPT_VE_DISABLE, XFAM consistency, SEAM attributes', () => {
   const body = parseQuote(QUOTE).body;
-  checkTdDefaults(body);
-  const code = (over: Partial<typeof body>): string => {
+  const relaxed = { allowMigratable: false, allowSeptVe: true };
+  checkTdDefaults(body, relaxed);
+  const code = (over: Partial<typeof body>, policy = relaxed): string => {
     try {
-      checkTdDefaults({ ...body, ...over });
+      checkTdDefaults({ ...body, ...over }, policy);
     } catch (e) {
       return (e as AttestationError).code;
     }
@@ -219,6 +241,12 @@ test('TD strict defaults: debug, reserved attribute bits, XFAM consistency, SEAM
   assert.equal(code({ tdAttributes: u64(0x40000002n) }), 'tdx_td_attributes_reserved');
   assert.equal(code({ tdAttributes: u64(1n << 40n) }), 'tdx_td_attributes_reserved');
   assert.equal(code({ tdAttributes: u64((1n << 28n) | (1n << 63n)) }), 'accepted'); // SEPT_VE_DISABLE, PERFMON
+  const strict = { allowMigratable: false, allowSeptVe: false };
+  assert.equal(code({}, strict), 'tdx_td_sept_ve_enabled'); // the real TD: PKS only
+  assert.equal(code({ tdAttributes: u64(1n << 28n) }, strict), 'accepted');
+  assert.equal(code({ tdAttributes: u64((1n << 28n) | (1n << 29n)) }, strict), 'tdx_td_migratable');
+  assert.equal(code({ tdAttributes: u64((1n << 28n) | (1n << 29n)) }, { allowMigratable: true, allowSeptVe: false }), 'accepted');
+  assert.equal(code({ tdAttributes: u64(1n << 29n) }, { allowMigratable: true, allowSeptVe: true }), 'accepted');
   assert.equal(code({ xfam: u64(0x1n) }), 'tdx_xfam_invalid'); // SSE missing
   assert.equal(code({ xfam: u64(0x61ae7n | (1n << 3n)) }), 'tdx_xfam_invalid'); // MPX is not allowed in a TD
   assert.equal(code({ xfam: u64(0x61ae7n & ~(1n << 6n)) }), 'tdx_xfam_invalid'); // half of AVX-512
@@ -235,6 +263,7 @@ test('v5 sample quote (TD15): signatures over header + body descriptor + body an
   assert.equal(v.bodyType, 'TD15');
   assert.equal(v.fields.teeTcbSvn2, '0d010400000000000000000000000000');
   assert.equal(v.fields.tdAttributes, '0000001000000000'); // SEPT_VE_DISABLE
+  await verifyTdxQuote(v5, { at, policy: { tcbEvaluation: false } }); // so the strict defaults hold
   await rejects({ quote: flip(v5, 54 + 584), at, collateral: {}, policy: NO_TCB }, 'tdx_quote_signature_invalid'); // TEE_TCB_SVN2
   await rejects({ quote: flip(v5, 54 + 647), at, collateral: {}, policy: NO_TCB }, 'tdx_quote_signature_invalid'); // MRSERVICETD
   await rejects({ quote: flip(v5, 0x1e), at, collateral: {}, policy: NO_TCB }, 'tdx_quote_signature_invalid');
@@ -247,7 +276,8 @@ test('1,000 mutated quotes through the whole verifier (with CRLs) give Attestati
   let accepted = 0;
   for (let i = 0; i < 1_000; i++) {
     const input = mutate(QUOTE, rng);
-    if (input.length === QUOTE.length && input.every((b, j) => b === QUOTE[j])) continue; // a no-op mutation
+    // Mutations that leave the quote's own bytes intact only touch what follows its end.
+    if (input.length >= QUOTE_END && input.subarray(0, QUOTE_END).every((b, j) => b === QUOTE[j])) continue;
     try {
       await verifyTdxQuote(input, { collateral: COLLATERAL, at: AT, policy: NO_TCB });
       // Every byte of a v4 quote is signed or checked (the PEM chain by its own signatures and framing).
@@ -257,4 +287,43 @@ test('1,000 mutated quotes through the whole verifier (with CRLs) give Attestati
     }
   }
   assert.equal(accepted, 0);
+});
+
+test('every single-bit flip of the real quote is refused; flips after its end are ignored', async () => {
+  // Revocation data and TCB evaluation add nothing a flip inside the quote could pass: the PCK chain,
+  // QE report and quote signatures decide. allowSeptVe lets the unflipped quote through.
+  const policy = { tcbEvaluation: false, allowSeptVe: true };
+  await verifyTdxQuote(QUOTE, { at: AT, policy });
+  const codes = new Map<string, number>();
+  const total = QUOTE.length * 8;
+  let next = 0;
+  let ignored = 0;
+  async function worker(): Promise<void> {
+    while (next < total) {
+      const i = next++;
+      const byte = i >> 3;
+      const b = QUOTE.slice();
+      b[byte] ^= 1 << (i & 7);
+      let code = 'accepted';
+      try {
+        const v = await verifyTdxQuote(b, { at: AT, policy });
+        assert.equal(v.trailingBytes, QUOTE.length - QUOTE_END);
+      } catch (e) {
+        assert.ok(e instanceof AttestationError, String(e));
+        code = e.code;
+      }
+      if (byte < QUOTE_END) {
+        assert.notEqual(code, 'accepted', `flip of byte 0x${byte.toString(16)} bit ${i & 7} was accepted`);
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      } else {
+        assert.equal(code, 'accepted', `a flip after the quote's end (byte ${byte}) changed the verdict`);
+        ignored++;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, worker));
+  assert.equal(ignored, (QUOTE.length - QUOTE_END) * 8);
+  assert.equal([...codes.values()].reduce((a, b) => a + b, 0), QUOTE_END * 8);
+  assert.ok((codes.get('tdx_quote_signature_invalid') ?? 0) > 4000, JSON.stringify([...codes]));
+  assert.ok((codes.get('tdx_pck_chain_signature_invalid') ?? 0) > 4000, JSON.stringify([...codes]));
 });

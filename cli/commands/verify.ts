@@ -8,54 +8,75 @@ import { parsePolicy, type Policy } from '../../enclave/policy.js';
 import { parseReport, reportToJson } from '../../enclave/sev-snp/report.js';
 import { verifySevSnpReport } from '../../enclave/sev-snp/verify.js';
 import { verifyEvidence } from '../../enclave/evidence.js';
+import { EXIT, isMalformedCode } from '../verify-exit.js';
 
-export const EXIT = { accepted: 0, rejected: 10, malformed: 30, internal: 1 } as const;
+export { EXIT };
+
+const POLICY_HELP = `Policy file (JSON, every key optional; absent means not pinned, the strict defaults always apply):
+  SEV-SNP pins   measurement (hex or list), hostData, reportData, idKeyDigest, authorKeyDigest, familyId,
+                 imageId, minTcb and minLaunchTcb {bootloader, tee, snp, microcode, fmc}, minGuestSvn,
+                 vmpl (0..3; default 0, pin another for a guest under an SVSM)
+  SEV-SNP relax  allowDebug, allowProvisionalFirmware (COMMITTED below CURRENT, REPORTED_TCB above
+                 CURRENT_TCB); tighten: "allowSmt": false, "requireSingleSocket": true
+  TDX            mrtd, rtmr0..rtmr3, reportData, tdAttributes, xfam, mrSignerSeam, seamAttributes,
+                 mrSeamAllowlist, mrConfigId, mrOwner, mrOwnerConfig, minTeeTcbSvn, minTcbEvaluationDataNumber,
+                 qeVendorId, fmspc, tcbEvaluation (default true), acceptedTcbStatuses, allowMigratable,
+                 allowSeptVe
+  both           platforms (which of sev-snp, tdx to accept; every verb honours it), modelDigest
+A pin equal to the report's field is met (an all-zero authorKeyDigest matches a report without an author key).`;
+
+const EXIT_HELP = `Exit codes: 0 accepted, 10 rejected (evidence that parses but fails a check; stderr "rejected: CODE:
+reason" naming the reported and the expected value), 30 input that cannot be parsed, 1 internal error.`;
 
 const USAGE = {
   main: `usage: sealed verify <sev-snp | tdx | evidence> [options]
 
 Verifies attestation evidence offline against the embedded roots of trust.
-  sev-snp   a raw AMD SEV-SNP attestation report and its VCEK
+  sev-snp   a raw AMD SEV-SNP attestation report (versions 2 to 5) and its VCEK or VLEK
   tdx       an Intel TDX quote and its collateral
   evidence  the JSON the server returns from GET /v1/sessions/{sid}/attestation
 
-Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.
+${EXIT_HELP}
 Run 'sealed verify <kind> --help' for the options of each.`,
-  'sev-snp': `usage: sealed verify sev-snp --report FILE [--vcek FILE] [--ark FILE] [--ask FILE]
+  'sev-snp': `usage: sealed verify sev-snp --report FILE --vcek FILE [--ark FILE] [--ask FILE] [--crl FILE]
                               [--at UNIX_SECONDS] [--policy FILE] [--json]
 
-  --report FILE    the raw 1184-byte ATTESTATION_REPORT
-  --vcek FILE      the VCEK certificate (DER or PEM); required: nothing is fetched from AMD
-  --ask FILE       the ASK (default: the embedded ASK of the VCEK's product)
+  --report FILE    the raw 1184-byte ATTESTATION_REPORT, version 2 to 5
+  --vcek FILE      the VCEK or VLEK that signed it (DER or PEM; the report's SIGNING_KEY says which);
+                   required: nothing is fetched from AMD
+  --ask FILE       the ASK (VCEK) or ASVK (VLEK); default: the embedded one of the key's product
   --ark FILE       replaces the embedded AMD root (ARK) of trust
+  --crl FILE       AMD's CRL for the product (DER or PEM), signed by the ARK: a revoked ASK or ASVK is refused
   --at SECONDS     trusted time for every validity check (default: now)
-  --policy FILE    policy JSON (docs/PROTOCOL.md keys: measurement, hostData, reportData, idKeyDigest,
-                   authorKeyDigest, minTcb, allowDebug, platforms, modelDigest)
+  --policy FILE    policy JSON (below; docs/PROTOCOL.md lists every key)
   --json           print the parsed fields and the verdict as JSON on stdout
 
-Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.`,
-  evidence: `usage: sealed verify evidence --file FILE --nonce HEX [--policy FILE] [--allow-simulation] [--at UNIX_SECONDS] [--json]
+Strict defaults: debug off; no migration agent; VMPL 0; reserved bits zero; committed firmware
+(COMMITTED_TCB and committed version equal to CURRENT) and REPORTED_TCB not above CURRENT_TCB.
 
-  --file FILE          the evidence JSON from GET /v1/sessions/{sid}/attestation
+${POLICY_HELP}
+
+${EXIT_HELP}`,
+  evidence: `usage: sealed verify evidence --file FILE --nonce HEX [--policy FILE] [--crl FILE] [--allow-simulation]
+                               [--at UNIX_SECONDS] [--json]
+
+  --file FILE          the evidence JSON the server returned
   --nonce HEX          the 32-byte nonce (64 hex digits) the evidence must be bound to
-  --policy FILE        policy JSON (docs/PROTOCOL.md keys)
-  --allow-simulation   accept simulated evidence (verified against the chain it carries only)
+  --policy FILE        policy JSON (below)
+  --crl FILE           AMD's CRL (DER or PEM) for SEV-SNP evidence: a revoked ASK or ASVK is refused
+  --allow-simulation   accept simulated evidence (verified against the chain it carries only); plain
+                       output then says "accepted (SIMULATED)"
   --at SECONDS         trusted time (default: now)
   --json               print the verification report and the verdict as JSON on stdout
 
-Exit codes: 0 accepted, 10 rejected, 30 malformed input, 1 internal error.`,
+${POLICY_HELP}
+
+${EXIT_HELP}`,
 } as const;
 
 // Codes that mean "the input could not be read as what it claims to be", as opposed to a
 // well-formed input that fails verification.
-const MALFORMED_CODES = new Set([
-  'usage', 'input_unreadable', 'sev_report_length', 'policy_invalid', 'policy_unknown_key', 'bad_nonce', 'bad_time',
-  'evidence_malformed', 'der_malformed', 'pem_malformed',
-]);
-
-export function isMalformedCode(code: string): boolean {
-  return MALFORMED_CODES.has(code) || code.endsWith('_malformed');
-}
+export { isMalformedCode };
 
 /** Where output goes; process streams by default, a buffer in tests. */
 export interface Io {
@@ -108,7 +129,8 @@ function parseAt(v: string | undefined): number | undefined {
 function finish(io: Io, err: unknown, json: boolean, fields: Record<string, unknown>): number {
   if (err === undefined) {
     if (json) io.out(JSON.stringify({ ...fields, verdict: 'accepted' }, null, 2) + '\n');
-    else io.out('accepted\n');
+    // Simulated evidence proves nothing about hardware: the one word a script reads says so.
+    else io.out(fields.simulated === true ? 'accepted (SIMULATED)\n' : 'accepted\n');
     return EXIT.accepted;
   }
   if (err instanceof AttestationError) {
@@ -152,8 +174,15 @@ async function runVerb(
   }
 }
 
+/** The policy's `platforms`, honoured by every verb: a platform left out is refused whatever its evidence. */
+export function requirePlatform(policy: Policy, platform: 'sev-snp' | 'tdx'): void {
+  if (policy.platforms && !policy.platforms.includes(platform)) {
+    throw new AttestationError('platform_not_allowed', `platform is ${platform}, the policy's platforms are ${policy.platforms.join(', ')}`);
+  }
+}
+
 function runSevSnp(argv: string[], io: Io): Promise<number> {
-  const flags = { valued: ['report', 'vcek', 'ark', 'ask', 'at', 'policy'], booleans: ['json'] };
+  const flags = { valued: ['report', 'vcek', 'ark', 'ask', 'crl', 'at', 'policy'], booleans: ['json'] };
   return runVerb('sev-snp', argv, io, flags, async (f, fields) => {
     if (typeof f.report !== 'string') throw new AttestationError('usage', '--report is required');
     if (typeof f.vcek !== 'string') throw new AttestationError('usage', '--vcek is required (nothing is fetched from AMD)');
@@ -161,27 +190,35 @@ function runSevSnp(argv: string[], io: Io): Promise<number> {
     const vcek = await readInput(f.vcek, 'VCEK');
     const ask = typeof f.ask === 'string' ? await readInput(f.ask, 'ASK') : undefined;
     const ark = typeof f.ark === 'string' ? await readInput(f.ark, 'ARK') : undefined;
+    const crl = typeof f.crl === 'string' ? await readInput(f.crl, 'CRL') : undefined;
     const policy = await readPolicy(f.policy as string | undefined);
     const at = parseAt(f.at as string | undefined) ?? Math.floor(Date.now() / 1000);
+    // Parse first so an unparseable report is malformed (30); then every check is a rejection (10).
     fields.report = reportToJson(parseReport(report));
-    const r = await verifySevSnpReport(report, { vcek, ask, trustedArk: ark, at, policy });
+    requirePlatform(policy, 'sev-snp');
+    const r = await verifySevSnpReport(report, { vcek, ask, trustedArk: ark, at, policy, ...(crl ? { crl } : {}) });
     fields.report = reportToJson(r.report, r.product);
     fields.product = r.product;
+    fields.signingKey = r.signingKey;
     fields.vcek = r.vcek;
+    fields.crlChecked = r.crlChecked;
     fields.checks = r.checks;
   });
 }
 
 function runEvidence(argv: string[], io: Io): Promise<number> {
-  const flags = { valued: ['file', 'nonce', 'policy', 'at'], booleans: ['allow-simulation', 'json'] };
+  const flags = { valued: ['file', 'nonce', 'policy', 'crl', 'at'], booleans: ['allow-simulation', 'json'] };
   return runVerb('evidence', argv, io, flags, async (f, fields) => {
     if (typeof f.file !== 'string') throw new AttestationError('usage', '--file is required');
     if (typeof f.nonce !== 'string') throw new AttestationError('usage', '--nonce is required');
     if (!/^[0-9a-fA-F]{64}$/.test(f.nonce)) throw new AttestationError('bad_nonce', '--nonce must be 64 hex digits');
     const doc = await readInput(f.file, 'evidence');
     const policy = await readPolicy(f.policy as string | undefined);
+    const crl = typeof f.crl === 'string' ? await readInput(f.crl, 'CRL') : undefined;
     const at = parseAt(f.at as string | undefined);
-    const { report } = await verifyEvidence(doc, { nonce: f.nonce, policy, allowSimulation: f['allow-simulation'] === true, now: at });
+    const { report } = await verifyEvidence(doc, {
+      nonce: f.nonce, policy, allowSimulation: f['allow-simulation'] === true, now: at, ...(crl ? { amdCrl: crl } : {}),
+    });
     Object.assign(fields, {
       platform: report.platform,
       simulated: report.simulated,

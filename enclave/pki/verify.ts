@@ -186,7 +186,7 @@ export async function verifyChain(chain: Certificate[], opts: ChainOptions): Pro
     // Not the pinned root itself: it must then be issued by it. A self-issued certificate here is some
     // other (or altered) root, whatever its signature: refuse it rather than look past it.
     if (bytesEqual(last.issuer.raw, last.subject.raw)) {
-      fail(code('untrusted_root'), `chain ends at a root that is not the pinned one (${last.subject.text})`);
+      fail(code('untrusted_root'), `chain ends at ${last.subject.text}, expected the pinned root ${root.subject.text}`);
     }
     full.push(root);
   }
@@ -202,12 +202,12 @@ export async function verifyChain(chain: Certificate[], opts: ChainOptions): Pro
         fail(code('unknown_critical_extension'), `unknown critical extension ${ext.oid} in ${cert.subject.text}`);
       }
     }
-    if (opts.at.getTime() < cert.notBefore.getTime()) fail(code('not_yet_valid'), `${cert.subject.text} is not yet valid`);
-    if (opts.at.getTime() > cert.notAfter.getTime()) fail(code('expired'), `${cert.subject.text} has expired`);
+    if (opts.at.getTime() < cert.notBefore.getTime()) fail(code('not_yet_valid'), `${cert.subject.text} is valid from ${cert.notBefore.toISOString()}, after the trusted time ${opts.at.toISOString()}`);
+    if (opts.at.getTime() > cert.notAfter.getTime()) fail(code('expired'), `${cert.subject.text} is valid until ${cert.notAfter.toISOString()}, before the trusted time ${opts.at.toISOString()}`);
     if (i === full.length - 1) break;
     const issuer = full[i + 1];
     if (!bytesEqual(cert.issuer.raw, issuer.subject.raw)) {
-      fail(code('issuer_mismatch'), `${cert.subject.text} is not issued by ${issuer.subject.text}`);
+      fail(code('issuer_mismatch'), `${cert.subject.text} names issuer ${cert.issuer.text}, expected ${issuer.subject.text}`);
     }
     if (!issuer.basicConstraints?.ca) fail(code('not_ca'), `${issuer.subject.text} is not a CA`);
     // pathLen counts the non-self-issued intermediates below the issuer.
@@ -231,14 +231,14 @@ export async function verifyChain(chain: Certificate[], opts: ChainOptions): Pro
     if (!(await verifySignature(issuer.publicKey, crl.signatureAlgorithm, crl.signature, crl.tbs))) {
       fail(code('crl_signature_invalid'), `CRL of ${crl.issuer.text} has an invalid signature`);
     }
-    if (opts.at.getTime() < crl.thisUpdate.getTime()) fail(code('crl_not_yet_valid'), `CRL of ${crl.issuer.text} is not yet valid`);
+    if (opts.at.getTime() < crl.thisUpdate.getTime()) fail(code('crl_not_yet_valid'), `CRL of ${crl.issuer.text} has thisUpdate ${crl.thisUpdate.toISOString()}, after the trusted time ${opts.at.toISOString()}`);
     if (!crl.nextUpdate || opts.at.getTime() > crl.nextUpdate.getTime()) {
-      fail(code('crl_expired'), `CRL of ${crl.issuer.text} has expired`);
+      fail(code('crl_expired'), `CRL of ${crl.issuer.text} has nextUpdate ${crl.nextUpdate?.toISOString() ?? 'absent'}, before the trusted time ${opts.at.toISOString()}`);
     }
     for (let i = 0; i < idx; i++) {
       const cert = full[i];
       if (bytesEqual(cert.issuer.raw, crl.issuer.raw) && crl.revoked.has(cert.serialHex)) {
-        fail(code('revoked'), `${cert.subject.text} is revoked`);
+        fail(code('revoked'), `${cert.subject.text} (serial ${cert.serialHex}) is revoked by the CRL of ${crl.issuer.text}, expected not listed`);
       }
     }
     covered.add(idx);

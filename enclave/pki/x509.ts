@@ -363,6 +363,9 @@ export function parseCertificate(der: Uint8Array): Certificate {
 function base64ToBytes(b64: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) fail('pem_malformed', 'bad base64 in PEM');
   const bin = atob(b64);
+  // Canonical only (RFC 4648 section 3.5): atob ignores the unused bits of the last digit, so two
+  // texts would decode to one certificate and a flipped bit there would go unnoticed.
+  if (btoa(bin) !== b64) fail('pem_malformed', 'non-canonical base64 in PEM');
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;

@@ -1,6 +1,6 @@
 // Hardware evidence through Linux configfs-tsm (Documentation/ABI/testing/configfs-tsm):
 //   mkdir <root>/<entry>; write 64 bytes to inblob; read outblob (the SEV-SNP report or TDX quote),
-//   auxblob (SEV-SNP: the certificate table holding VCEK/ASK/ARK when the host provides it) and
+//   auxblob (SEV-SNP: the certificate table holding VCEK or VLEK, ASK, ARK when the host provides it) and
 //   provider ("sev_guest" / "tdx_guest"); then rmdir.
 // Every write to an attribute bumps `generation`; if it moved by more than our own one write, another
 // process wrote to the same entry between our write and our reads, so the blobs may not be ours:
@@ -214,9 +214,14 @@ export async function createConfigfsTsmProvider(opts: ConfigfsTsmOptions = {}): 
       if (r.provider !== platform) throw new AttestationError('tsm_provider', 'configfs-tsm provider changed');
       if (platform === 'tdx') return collateral ? { report: r.outblob, collateral } : { report: r.outblob };
       const table = r.auxblob ? parseSevCertTable(r.auxblob) : {};
-      const vcek = table.vcek ?? sevFallback.vcek;
+      // The report's SIGNING_KEY (bits 4:2 of 0x48) says which key the client must check it with. A
+      // VLEK's intermediate is the ASVK, which the table has no entry for: its ASK/ARK entries are
+      // sent only with a VCEK, and a VLEK travels alone (the client has AMD's ASVKs pinned) unless the
+      // operator configured its chain.
+      const vlekSigned = r.outblob.length > 0x48 && ((r.outblob[0x48] >> 2) & 7) === 1;
+      const vcek = vlekSigned ? table.vlek ?? sevFallback.vcek : table.vcek ?? sevFallback.vcek;
       const certChain =
-        table.ask && table.ark ? toPem(table.ask) + toPem(table.ark) : sevFallback.certChain;
+        !vlekSigned && table.ask && table.ark ? toPem(table.ask) + toPem(table.ark) : sevFallback.certChain;
       const ev: PlatformEvidence = { report: r.outblob };
       if (vcek) ev.vcek = vcek;
       if (certChain) ev.certChain = certChain;

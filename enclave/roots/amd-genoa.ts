@@ -1,7 +1,7 @@
 // AMD SEV-SNP root of trust for Genoa, pinned: the ARK (AMD Root Key, self-signed, RSA-4096, RSASSA-PSS)
 // and the ASK (AMD SEV Key) it issues, as published by AMD's key distribution service
-// (https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain); the same bytes as
-// google/go-sev-guest's ask_ark_genoa.pem (commit af1c107a). A TS string module so browsers can load it without file access.
+// (https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain); a copy is in test/fixtures/attestation/sev-snp
+// (google/go-sev-guest). A TS string module so browsers can load it without file access.
 // SHA-256 of the DER: ARK 4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1, ASK 5464738c1546aed5f2cecf1dc98c5c960a92e8913238a61711bc90ec6e828521.
 export const ARK_GENOA_PEM = `-----BEGIN CERTIFICATE-----
 MIIGYzCCBBKgAwIBAgIDAgAAMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC

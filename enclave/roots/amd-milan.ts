@@ -1,7 +1,7 @@
 // AMD SEV-SNP root of trust for Milan, pinned: the ARK (AMD Root Key, self-signed, RSA-4096, RSASSA-PSS)
 // and the ASK (AMD SEV Key) it issues, as published by AMD's key distribution service
-// (https://kdsintf.amd.com/vcek/v1/Milan/cert_chain); the same bytes as
-// google/go-sev-guest's ask_ark_milan.pem (commit af1c107a). A TS string module so browsers can load it without file access.
+// (https://kdsintf.amd.com/vcek/v1/Milan/cert_chain); a copy is in test/fixtures/attestation/sev-snp
+// (google/go-sev-guest). A TS string module so browsers can load it without file access.
 // SHA-256 of the DER: ARK 69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd, ASK 67d303bd3905fd38db8b20e0793699870e7fa612eaad5dec358293fd8c0bac1b.
 export const ARK_MILAN_PEM = `-----BEGIN CERTIFICATE-----
 MIIGYzCCBBKgAwIBAgIDAQAAMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC

@@ -1,7 +1,7 @@
 // AMD SEV-SNP root of trust for Turin, pinned: the ARK (AMD Root Key, self-signed, RSA-4096, RSASSA-PSS)
 // and the ASK (AMD SEV Key) it issues, as published by AMD's key distribution service
-// (https://kdsintf.amd.com/vcek/v1/Turin/cert_chain); the same bytes as
-// google/go-sev-guest's ask_ark_turin_vcek.pem (commit af1c107a). A TS string module so browsers can load it without file access.
+// (https://kdsintf.amd.com/vcek/v1/Turin/cert_chain); a copy is in test/fixtures/attestation/sev-snp
+// (google/go-sev-guest). A TS string module so browsers can load it without file access.
 // SHA-256 of the DER: ARK 1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a, ASK 5b77ef5fe7a7a004fd9032668fba9d0fda22f88c4442069a479636a6ae3b3185.
 export const ARK_TURIN_PEM = `-----BEGIN CERTIFICATE-----
 MIIGYzCCBBKgAwIBAgIDAwAAMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC

@@ -1,6 +1,6 @@
 // Intel SGX Root CA, pinned: the root of every PCK certificate chain and of the TCB Signing and PCK
 // Platform/Processor CA chains Intel's PCS serves (https://certificates.trustedservices.intel.com/).
-// The same bytes as google/go-tdx-guest's trusted_root.pem (commit 91f9a52f). A TS string module
+// Same bytes as test/fixtures/attestation/tdx/trusted_root.pem (google/go-tdx-guest). A TS string module
 // so browsers can load it without file access.
 // SHA-256 of the DER: 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3
 // Valid 2018-05-21T10:45:10Z to 2049-12-31T23:59:59Z; ECDSA P-256.

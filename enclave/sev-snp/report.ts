@@ -1,7 +1,14 @@
 // Byte layout of the AMD SEV-SNP ATTESTATION_REPORT (SEV-SNP Firmware ABI specification, Table
-// "ATTESTATION_REPORT Structure"), versions 2 and 3. Layout only: no signature or policy decisions
+// "ATTESTATION_REPORT Structure"), versions 2 to 5. Layout only: no signature or policy decisions
 // are made here (those live in verify.ts and policy.ts, as in go-sev-guest). Parsing is strict:
-// exact length, known version, every reserved byte zero.
+// exact length, known version, every reserved byte of that version zero.
+//
+// What each version adds: 3 the CPUID family/model/stepping at 0x188..0x18A; 4 the mitigation
+// vectors LAUNCH_MIT_VECTOR (0x1F8) and CURRENT_MIT_VECTOR (0x200). AMD's ABI revision 1.58 names the
+// vectors with version 5; version-4 firmware on Turin already fills those bytes, and both reference
+// parsers (go-sev-guest reads them whatever the version, virtee/sev skips them for version 4), so
+// refusing them as reserved in version 4 would refuse genuine, correctly signed reports. Versions 2
+// and 3 keep them reserved.
 import { toHex } from '../encoding.js';
 import { AttestationError } from '../errors.js';
 
@@ -11,7 +18,9 @@ export const SIGNED_LENGTH = 0x2a0;
 export const SIGNATURE_OFFSET = 0x2a0;
 export const SIG_COMPONENT_SIZE = 72; // r and s, little-endian, zero-padded from 48 bytes
 export const SIG_ALGO_ECDSA_P384_SHA384 = 1;
-export const SUPPORTED_VERSIONS: readonly number[] = [2, 3];
+export const SUPPORTED_VERSIONS: readonly number[] = [2, 3, 4, 5];
+/** First version carrying LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR. */
+export const MIT_VECTOR_VERSION = 4;
 
 export const OFF = {
   version: 0x00,
@@ -44,6 +53,8 @@ export const OFF = {
   committedMinor: 0x1ed,
   committedMajor: 0x1ee,
   launchTcb: 0x1f0,
+  launchMitVector: 0x1f8, // version 4 and later; reserved before
+  currentMitVector: 0x200,
   signatureR: 0x2a0,
   signatureS: 0x2e8,
 } as const;
@@ -55,7 +66,7 @@ function reservedRanges(version: number): Array<[number, number]> {
     version >= 3 ? [0x18b, 0x1a0] : [0x188, 0x1a0],
     [0x1eb, 0x1ec],
     [0x1ef, 0x1f0],
-    [0x1f8, 0x2a0],
+    version >= MIT_VECTOR_VERSION ? [0x208, 0x2a0] : [0x1f8, 0x2a0],
     [0x2a0 + 2 * SIG_COMPONENT_SIZE, REPORT_SIZE], // rest of the 512-byte signature field
   ];
 }
@@ -96,6 +107,9 @@ export interface SevSnpReport {
   committedMinor: number;
   committedMajor: number;
   launchTcb: bigint;
+  /** Version 4+: the verified mitigation vectors at launch and now; undefined before. */
+  launchMitVector?: bigint;
+  currentMitVector?: bigint;
   /** ECDSA r and s exactly as stored: 72 bytes each, little-endian. */
   signatureR: Uint8Array;
   signatureS: Uint8Array;
@@ -129,16 +143,26 @@ export function parseReport(bytes: Uint8Array): SevSnpReport {
   const b = new Uint8Array(bytes);
   const version = u32(b, OFF.version);
   if (!SUPPORTED_VERSIONS.includes(version)) {
-    throw new AttestationError('sev_report_version', `unsupported report version ${version}`);
+    throw new AttestationError('sev_report_version', `report version is ${version}, expected one of ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   for (const [s, e] of reservedRanges(version)) {
     for (let i = s; i < e; i++) {
-      if (b[i] !== 0) throw new AttestationError('sev_report_reserved', `reserved byte 0x${i.toString(16)} is not zero`);
+      if (b[i] !== 0) {
+        throw new AttestationError('sev_report_reserved', `reserved byte 0x${i.toString(16)} of a version ${version} report is 0x${b[i].toString(16).padStart(2, '0')}, expected 0`);
+      }
     }
   }
   const signerInfo = u32(b, OFF.signerInfo);
-  if (signerInfo >>> 5 !== 0) throw new AttestationError('sev_report_reserved', 'reserved signer-info bits are not zero');
+  if (signerInfo >>> 5 !== 0) {
+    throw new AttestationError('sev_report_reserved', `reserved signer-info bits 31:5 are 0x${(signerInfo >>> 5).toString(16)}, expected 0`);
+  }
+  // SIGNING_KEY 2..6 are reserved encodings, not keys a verifier could look for.
+  const signingKey = (signerInfo >>> 2) & 7;
+  if (signingKey >= 2 && signingKey <= 6) {
+    throw new AttestationError('sev_report_reserved', `SIGNING_KEY is ${signingKey}, expected 0 (VCEK), 1 (VLEK) or 7 (none)`);
+  }
   const v3 = version >= 3;
+  const mit = version >= MIT_VECTOR_VERSION;
   const sub = (o: number, n: number) => b.slice(o, o + n);
   return {
     version,
@@ -152,7 +176,7 @@ export function parseReport(bytes: Uint8Array): SevSnpReport {
     platformInfo: u64(b, OFF.platformInfo),
     authorKeyEn: (signerInfo & 1) === 1,
     maskChipKey: (signerInfo & 2) === 2,
-    signingKey: (signerInfo >>> 2) & 7,
+    signingKey,
     reportData: sub(OFF.reportData, 64),
     measurement: sub(OFF.measurement, 48),
     hostData: sub(OFF.hostData, 32),
@@ -173,6 +197,8 @@ export function parseReport(bytes: Uint8Array): SevSnpReport {
     committedMinor: b[OFF.committedMinor],
     committedMajor: b[OFF.committedMajor],
     launchTcb: u64(b, OFF.launchTcb),
+    launchMitVector: mit ? u64(b, OFF.launchMitVector) : undefined,
+    currentMitVector: mit ? u64(b, OFF.currentMitVector) : undefined,
     signatureR: sub(OFF.signatureR, SIG_COMPONENT_SIZE),
     signatureS: sub(OFF.signatureS, SIG_COMPONENT_SIZE),
     signedBytes: sub(0, SIGNED_LENGTH),
@@ -226,6 +252,10 @@ export function encodeReport(f: ReportFields): Uint8Array {
   b[OFF.committedMinor] = f.committedMinor;
   b[OFF.committedMajor] = f.committedMajor;
   putU64(b, OFF.launchTcb, f.launchTcb);
+  if (f.version >= MIT_VECTOR_VERSION) {
+    putU64(b, OFF.launchMitVector, f.launchMitVector ?? 0n);
+    putU64(b, OFF.currentMitVector, f.currentMitVector ?? 0n);
+  }
   if (f.signatureR) putBytes(b, OFF.signatureR, f.signatureR, SIG_COMPONENT_SIZE, 'signatureR');
   if (f.signatureS) putBytes(b, OFF.signatureS, f.signatureS, SIG_COMPONENT_SIZE, 'signatureS');
   return b;
@@ -315,6 +345,7 @@ export function reportToJson(r: SevSnpReport, product?: SevProduct): Record<stri
     currentVersion: `${r.currentMajor}.${r.currentMinor}.${r.currentBuild}`,
     committedVersion: `${r.committedMajor}.${r.committedMinor}.${r.committedBuild}`,
     launchTcb: tcb(r.launchTcb),
+    ...(r.version >= MIT_VECTOR_VERSION ? { launchMitVector: h64(r.launchMitVector ?? 0n), currentMitVector: h64(r.currentMitVector ?? 0n) } : {}),
     signature: { r: hex(r.signatureR), s: hex(r.signatureS) },
   };
 }

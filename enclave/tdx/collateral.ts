@@ -363,8 +363,8 @@ export async function verifyCollateral<T extends { issueDate: Date; nextUpdate: 
     throw new AttestationError(`${opts.stem}_signature_invalid`, 'collateral signature is invalid');
   }
   const t = opts.at.getTime();
-  if (t < c.value.issueDate.getTime()) throw new AttestationError(`${opts.stem}_not_yet_valid`, 'collateral is not yet valid');
-  if (t > c.value.nextUpdate.getTime()) throw new AttestationError(`${opts.stem}_expired`, 'collateral has expired');
+  if (t < c.value.issueDate.getTime()) throw new AttestationError(`${opts.stem}_not_yet_valid`, `collateral is issued ${c.value.issueDate.toISOString()}, after the trusted time ${opts.at.toISOString()}`);
+  if (t > c.value.nextUpdate.getTime()) throw new AttestationError(`${opts.stem}_expired`, `collateral is valid until ${c.value.nextUpdate.toISOString()}, before the trusted time ${opts.at.toISOString()}`);
 }
 
 /** Issuer chain from PEM text or bytes (Intel sends PEM; DER single certificates are accepted too). */

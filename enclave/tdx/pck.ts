@@ -16,7 +16,12 @@ export interface PckExtensions {
   cpuSvn: Uint8Array;
   pceId: Uint8Array;
   fmspc: Uint8Array;
-  sgxType: number;
+  /**
+   * SGX Type (0 Standard, 1 Scalable, 2 Scalable with integrity), when the certificate carries it.
+   * Optional, as in go-tdx-guest: nothing in quote verification depends on it, and PCK certificates
+   * without the item exist.
+   */
+  sgxType?: number;
 }
 
 function fail(message: string): never {
@@ -82,9 +87,13 @@ function parseSgxExtension(value: Uint8Array): PckExtensions {
   if (pceSvn > 0xffff) fail('PCESVN out of range');
   const cpuSvn = readOctetString(tcb(18));
   if (cpuSvn.length !== 16) fail('CPUSVN has the wrong length');
-  const sgxTypeNode = get('5');
-  if (sgxTypeNode.tag !== TAG.ENUMERATED || sgxTypeNode.value.length !== 1) fail('SGX type is malformed');
-  return {
-    ppid: bytes('1', 16), compSvn, pceSvn, cpuSvn, pceId: bytes('3', 2), fmspc: bytes('4', 6), sgxType: sgxTypeNode.value[0],
-  };
+  const out: PckExtensions = { ppid: bytes('1', 16), compSvn, pceSvn, cpuSvn, pceId: bytes('3', 2), fmspc: bytes('4', 6) };
+  // Absent is fine; present but malformed is not: a malformed item says the certificate is not what
+  // Intel issues.
+  const sgxTypeNode = seen.get(`${SGX_EXTENSION_OID}.5`);
+  if (sgxTypeNode) {
+    if (sgxTypeNode.tag !== TAG.ENUMERATED || sgxTypeNode.value.length !== 1) fail('SGX type is malformed');
+    out.sgxType = sgxTypeNode.value[0];
+  }
+  return out;
 }

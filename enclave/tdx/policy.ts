@@ -4,6 +4,7 @@
 // u64 in the quote, so their hex reads byte by byte, not as a number).
 import { AttestationError } from '../errors.js';
 import { bytesEqual } from '../pki/verify.js';
+import { toHex } from '../encoding.js';
 import { badPolicyKey as bad, policyHex as hexBytes, policyObject } from '../policy-doc.js';
 import { TCB_VERDICT_STATUSES, type TcbStatus } from './collateral.js';
 
@@ -28,6 +29,10 @@ export interface TdxPolicy {
   fmspc?: Uint8Array;
   tcbEvaluation: boolean;
   acceptedTcbStatuses: TcbStatus[];
+  /** Accept a TD with ATTRIBUTES.MIGRATABLE (bit 29). */
+  allowMigratable: boolean;
+  /** Accept a TD with ATTRIBUTES.SEPT_VE_DISABLE (bit 28) clear. */
+  allowSeptVe: boolean;
 }
 
 export const DEFAULT_ACCEPTED_TCB_STATUSES: readonly TcbStatus[] = [
@@ -37,7 +42,7 @@ export const DEFAULT_ACCEPTED_TCB_STATUSES: readonly TcbStatus[] = [
 export const TDX_POLICY_KEYS = [
   'mrtd', 'rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'reportData', 'tdAttributes', 'xfam', 'mrSignerSeam',
   'seamAttributes', 'mrSeamAllowlist', 'mrConfigId', 'mrOwner', 'mrOwnerConfig', 'minTeeTcbSvn',
-  'minTcbEvaluationDataNumber', 'qeVendorId', 'fmspc', 'tcbEvaluation', 'acceptedTcbStatuses',
+  'minTcbEvaluationDataNumber', 'qeVendorId', 'fmspc', 'tcbEvaluation', 'acceptedTcbStatuses', 'allowMigratable', 'allowSeptVe',
 ] as const;
 
 const PARSED = new WeakSet<object>();
@@ -49,7 +54,9 @@ function hexList(key: string, v: unknown, bytes: number, allowSingle: boolean): 
 }
 
 export function defaultTdxPolicy(): TdxPolicy {
-  const p: TdxPolicy = { tcbEvaluation: true, acceptedTcbStatuses: [...DEFAULT_ACCEPTED_TCB_STATUSES] };
+  const p: TdxPolicy = {
+    tcbEvaluation: true, acceptedTcbStatuses: [...DEFAULT_ACCEPTED_TCB_STATUSES], allowMigratable: false, allowSeptVe: false,
+  };
   PARSED.add(p);
   return p;
 }
@@ -78,9 +85,10 @@ export function parseTdxPolicy(input: unknown): TdxPolicy {
   }
   if (o.qeVendorId !== undefined) p.qeVendorId = hexBytes('qeVendorId', o.qeVendorId, 16);
   if (o.fmspc !== undefined) p.fmspc = hexBytes('fmspc', o.fmspc, 6);
-  if (o.tcbEvaluation !== undefined) {
-    if (typeof o.tcbEvaluation !== 'boolean') bad('tcbEvaluation', 'expected a boolean');
-    p.tcbEvaluation = o.tcbEvaluation;
+  for (const k of ['tcbEvaluation', 'allowMigratable', 'allowSeptVe'] as const) {
+    if (o[k] === undefined) continue;
+    if (typeof o[k] !== 'boolean') bad(k, 'expected a boolean');
+    p[k] = o[k];
   }
   if (o.acceptedTcbStatuses !== undefined) {
     const v = o.acceptedTcbStatuses;
@@ -116,19 +124,53 @@ const TD_ATTR_DEFINED = [TD_ATTR.debug, TD_ATTR.lass, TD_ATTR.septVeDisable, TD_
 export const XFAM_FIXED0 = 0x0006dbe7n;
 export const XFAM_FIXED1 = 0x3n;
 
-/** The checks that always apply: debug off, reserved TD attribute bits zero, a consistent XFAM, SEAM attributes zero. */
-export function checkTdDefaults(body: { tdAttributes: Uint8Array; xfam: Uint8Array; seamAttributes: Uint8Array }): void {
+const hex64 = (v: bigint): string => '0x' + v.toString(16).padStart(16, '0');
+
+/**
+ * The checks that always apply: debug off, reserved TD attribute bits zero, not MIGRATABLE, and
+ * SEPT_VE_DISABLE set (each of the last two relaxed by its policy key), a consistent XFAM, SEAM
+ * attributes zero.
+ *
+ * MIGRATABLE: a migratable TD's memory and state can be exported to another platform by a migration
+ * TD, so the quote vouches for this machine only until then; SEV-SNP's MIGRATE_MA is refused for the
+ * same reason. SEPT_VE_DISABLE: while it is clear, the host can make the guest take a #VE on any
+ * private page it blocks or removes, an injection point into the guest kernel that Linux refuses to
+ * run with (it panics at boot unless the TD is debuggable). Required by default because only the
+ * attribute is visible in the quote: recent kernels can also switch those #VEs off at run time
+ * through a TD control the quote does not carry, and such a TD, like the go-tdx-guest sample quote's,
+ * is accepted only with `allowSeptVe`.
+ */
+export function checkTdDefaults(
+  body: { tdAttributes: Uint8Array; xfam: Uint8Array; seamAttributes: Uint8Array },
+  policy: Pick<TdxPolicy, 'allowMigratable' | 'allowSeptVe'> = { allowMigratable: false, allowSeptVe: false },
+): string[] {
   const attrs = u64le(body.tdAttributes);
-  if (attrs & 1n) throw new AttestationError('tdx_td_debug', 'the TD is debuggable (TD ATTRIBUTES.DEBUG is set)');
-  if (attrs & ~TD_ATTR_DEFINED) throw new AttestationError('tdx_td_attributes_reserved', 'reserved TD ATTRIBUTES bits are set');
+  const has = (b: number): boolean => ((attrs >> BigInt(b)) & 1n) === 1n;
+  const shown = `TD ATTRIBUTES ${hex64(attrs)}`;
+  if (has(TD_ATTR.debug)) throw new AttestationError('tdx_td_debug', `${shown} has DEBUG (bit 0) set, expected clear`);
+  if (attrs & ~TD_ATTR_DEFINED) {
+    throw new AttestationError('tdx_td_attributes_reserved', `${shown} has reserved bits ${hex64(attrs & ~TD_ATTR_DEFINED)} set, expected 0`);
+  }
+  if (has(TD_ATTR.migratable) && !policy.allowMigratable) {
+    throw new AttestationError('tdx_td_migratable', `${shown} has MIGRATABLE (bit 29) set, expected clear (allowMigratable to accept)`);
+  }
+  if (!has(TD_ATTR.septVeDisable) && !policy.allowSeptVe) {
+    throw new AttestationError('tdx_td_sept_ve_enabled', `${shown} has SEPT_VE_DISABLE (bit 28) clear, expected set (allowSeptVe to accept)`);
+  }
   const xfam = u64le(body.xfam);
   const bit = (n: number): boolean => ((xfam >> BigInt(n)) & 1n) === 1n;
   const allOrNone = (bits: number[]): boolean => bits.every(bit) || !bits.some(bit);
   if ((xfam & ~XFAM_FIXED0) !== 0n || (xfam & XFAM_FIXED1) !== XFAM_FIXED1
     || !allOrNone([5, 6, 7]) || !allOrNone([11, 12]) || !allOrNone([17, 18]) || (bit(5) && !bit(2))) {
-    throw new AttestationError('tdx_xfam_invalid', 'XFAM has reserved or inconsistent bits');
+    throw new AttestationError('tdx_xfam_invalid', `XFAM ${hex64(xfam)} has reserved or inconsistent bits (allowed ${hex64(XFAM_FIXED0)}, required ${hex64(XFAM_FIXED1)})`);
   }
-  if (u64le(body.seamAttributes) !== 0n) throw new AttestationError('tdx_seam_attributes', 'SEAM ATTRIBUTES are not zero');
+  const seam = u64le(body.seamAttributes);
+  if (seam !== 0n) throw new AttestationError('tdx_seam_attributes', `SEAM ATTRIBUTES are ${hex64(seam)}, expected 0`);
+  return [
+    'TD attributes (debug off, reserved bits zero), XFAM, SEAM attributes zero',
+    policy.allowMigratable ? 'TD MIGRATABLE allowed by policy' : 'TD not MIGRATABLE',
+    policy.allowSeptVe ? 'TD SEPT_VE_DISABLE not required by policy' : 'TD SEPT_VE_DISABLE set',
+  ];
 }
 
 export interface PinnedFields {
@@ -153,11 +195,13 @@ export function checkTdxPins(f: PinnedFields, p: TdxPolicy): string[] {
   const checked: string[] = [];
   const pin = (name: string, want: Uint8Array | undefined, have: Uint8Array): void => {
     if (!want) return;
-    if (!bytesEqual(want, have)) throw new AttestationError(`tdx_${snake(name)}_mismatch`, `${name} differs from the pinned value`);
+    if (!bytesEqual(want, have)) throw new AttestationError(`tdx_${snake(name)}_mismatch`, `${name} is ${toHex(have)}, expected ${toHex(want)}`);
     checked.push(name);
   };
   if (p.mrtd) {
-    if (!p.mrtd.some((m) => bytesEqual(m, f.mrTd))) throw new AttestationError('tdx_mrtd_mismatch', 'MRTD is not one of the pinned values');
+    if (!p.mrtd.some((m) => bytesEqual(m, f.mrTd))) {
+      throw new AttestationError('tdx_mrtd_mismatch', `MRTD is ${toHex(f.mrTd)}, expected ${p.mrtd.length === 1 ? toHex(p.mrtd[0]) : `one of ${p.mrtd.map(toHex).join(', ')}`}`);
+    }
     checked.push('mrtd');
   }
   pin('rtmr0', p.rtmr0, f.rtmr[0]);
@@ -175,12 +219,16 @@ export function checkTdxPins(f: PinnedFields, p: TdxPolicy): string[] {
   pin('qeVendorId', p.qeVendorId, f.qeVendorId);
   pin('fmspc', p.fmspc, f.fmspc);
   if (p.mrSeamAllowlist) {
-    if (!p.mrSeamAllowlist.some((m) => bytesEqual(m, f.mrSeam))) throw new AttestationError('tdx_mr_seam_not_allowed', 'MRSEAM is not in the allowlist');
+    if (!p.mrSeamAllowlist.some((m) => bytesEqual(m, f.mrSeam))) {
+      throw new AttestationError('tdx_mr_seam_not_allowed', `MRSEAM is ${toHex(f.mrSeam)}, expected one of the ${p.mrSeamAllowlist.length} in mrSeamAllowlist`);
+    }
     checked.push('mrSeamAllowlist');
   }
   if (p.minTeeTcbSvn) {
     for (let i = 0; i < 16; i++) {
-      if (f.teeTcbSvn[i] < p.minTeeTcbSvn[i]) throw new AttestationError('tdx_tee_tcb_svn_too_low', `TEE_TCB_SVN component ${i} is below the minimum`);
+      if (f.teeTcbSvn[i] < p.minTeeTcbSvn[i]) {
+        throw new AttestationError('tdx_tee_tcb_svn_too_low', `TEE_TCB_SVN component ${i} is ${f.teeTcbSvn[i]}, expected at least ${p.minTeeTcbSvn[i]}`);
+      }
     }
     checked.push('minTeeTcbSvn');
   }

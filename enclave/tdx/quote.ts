@@ -1,7 +1,10 @@
 // Intel TDX DCAP quote layout (Intel TDX DCAP Quoting Library API, appendix "Quote Format"), v4 and
-// v5, strictly: every length field must agree with the structure it frames, unknown versions, key
-// types, TEE types, body types and certification data types are refused, and nothing may follow the
-// signature data. Parsing only: no signature is checked here (see verify.ts).
+// v5, strictly: every length field must agree with the structure it frames; unknown versions, key
+// types, TEE types, body types and certification data types are refused. The quote ends where its
+// signature data length says: bytes after that are neither read nor signed, and are returned apart
+// (`trailing`) rather than refused, as Intel's Quote Verification Library and go-tdx-guest do; real
+// quote files carry them (buffers padded by the capture tool). Parsing only: no signature is
+// checked here (see verify.ts).
 import { AttestationError } from '../errors.js';
 
 export const TDX_TEE_TYPE = 0x81;
@@ -107,11 +110,11 @@ class Cursor {
 
 function parseHeader(c: Cursor): QuoteHeader {
   const version = c.u16();
-  if (version !== 4 && version !== 5) fail('tdx_quote_version', `unsupported quote version ${version}`);
+  if (version !== 4 && version !== 5) fail('tdx_quote_version', `quote version is ${version}, expected 4 or 5`);
   const attestationKeyType = c.u16();
-  if (attestationKeyType !== ATT_KEY_TYPE_ECDSA_P256) fail('tdx_quote_malformed', 'attestation key type is not ECDSA P-256');
+  if (attestationKeyType !== ATT_KEY_TYPE_ECDSA_P256) fail('tdx_quote_malformed', `attestation key type is ${attestationKeyType}, expected ${ATT_KEY_TYPE_ECDSA_P256} (ECDSA P-256)`);
   const teeType = c.u32();
-  if (teeType !== TDX_TEE_TYPE) fail('tdx_quote_malformed', 'TEE type is not TDX');
+  if (teeType !== TDX_TEE_TYPE) fail('tdx_quote_malformed', `TEE type is 0x${teeType.toString(16)}, expected 0x${TDX_TEE_TYPE.toString(16)} (TDX)`);
   const reserved = c.take(4);
   const qeVendorId = c.take(16);
   const userData = c.take(20);
@@ -175,6 +178,10 @@ function decodeChainText(bytes: Uint8Array): string {
   if (text.slice(0, lastEnd).includes('\0')) fail('tdx_quote_malformed', 'NUL inside the PCK certificate chain');
   if (!/^[\s\0]*$/.test(text.slice(lastEnd + 25))) fail('tdx_quote_malformed', 'unexpected data after the PCK certificate chain');
   if (!/^\s*-----BEGIN CERTIFICATE-----/.test(text)) fail('tdx_quote_malformed', 'unexpected data before the PCK certificate chain');
+  // No signature covers the chain's text, only each certificate's DER: nothing but whitespace may
+  // stand between its certificates, or changed bytes there would go unnoticed.
+  const between = text.slice(0, lastEnd + 25).replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '');
+  if (!/^\s*$/.test(between)) fail('tdx_quote_malformed', 'unexpected data between the PCK certificates');
   return text.slice(0, lastEnd + 25);
 }
 
@@ -197,16 +204,11 @@ function parseCertificationData(c: Cursor): { qeReport: QeReport; qeReportSignat
   return { qeReport, qeReportSignature, qeAuthData, pckChainPem };
 }
 
-export interface ParseQuoteOptions {
-  /**
-   * Accept bytes after the signature data (never read, never signed). Off by default: the quote's own
-   * length fields must account for every byte. Some capture tools pad quote buffers.
-   */
-  allowTrailingBytes?: boolean;
-}
+/** A parsed quote and whatever followed its declared end. */
+export type ParsedQuote = TdxQuote & { trailing: Uint8Array };
 
 /** Parses a TDX quote v4 or v5. Throws AttestationError `tdx_quote_*` on any deviation. */
-export function parseQuote(raw: Uint8Array, opts: ParseQuoteOptions = {}): TdxQuote & { trailingBytes: number } {
+export function parseQuote(raw: Uint8Array): ParsedQuote {
   if (!(raw instanceof Uint8Array)) fail('tdx_quote_malformed', 'quote must be bytes');
   const c = new Cursor(raw, 'quote');
   const header = parseHeader(c);
@@ -218,16 +220,15 @@ export function parseQuote(raw: Uint8Array, opts: ParseQuoteOptions = {}): TdxQu
     const bodySize = c.u32();
     if (bodyType === 2 && bodySize === TD10_BODY_SIZE) body = parseBody(c.take(bodySize), 'TD10');
     else if (bodyType === 3 && bodySize === TD15_BODY_SIZE) body = parseBody(c.take(bodySize), 'TD15');
-    else return fail('tdx_quote_malformed', `unsupported v5 body type ${bodyType} / size ${bodySize}`);
+    else return fail('tdx_quote_malformed', `v5 body type ${bodyType} with size ${bodySize}; expected type 2 with size ${TD10_BODY_SIZE} or type 3 with size ${TD15_BODY_SIZE}`);
   }
   const signedData = raw.subarray(0, c.pos);
   const sigLen = c.u32();
   const sigData = new Cursor(c.take(sigLen), 'signature data');
-  const trailingBytes = c.remaining;
-  if (trailingBytes !== 0 && !opts.allowTrailingBytes) fail('tdx_quote_trailing_data', 'unexpected bytes after the quote');
+  const end = c.pos;
   const signature = sigData.take(64);
   const attestationKey = sigData.take(64);
   const cert = parseCertificationData(sigData);
   sigData.end();
-  return { raw: raw.subarray(0, raw.length - trailingBytes), header, body, signedData, signature, attestationKey, ...cert, trailingBytes };
+  return { raw: raw.subarray(0, end), header, body, signedData, signature, attestationKey, ...cert, trailing: raw.slice(end) };
 }

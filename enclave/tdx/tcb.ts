@@ -3,6 +3,7 @@
 // collateral. Levels are taken in the order Intel publishes them (highest first).
 import { AttestationError } from '../errors.js';
 import { bytesEqual } from '../pki/verify.js';
+import { toHex } from '../encoding.js';
 import type { IsvTcbLevel, QeIdentity, TcbInfo, TcbLevel, TcbStatus, TdxModuleIdentity } from './collateral.js';
 import type { PckExtensions } from './pck.js';
 import type { QeReport, TdReportBody } from './quote.js';
@@ -18,26 +19,26 @@ export interface QeIdentityResult {
  */
 export function evaluateQeIdentity(id: QeIdentity, report: QeReport): QeIdentityResult {
   if (id.id !== 'TD_QE' || id.version !== 2) {
-    throw new AttestationError('tdx_qe_identity_mismatch', 'QE identity is not a TD_QE identity v2');
+    throw new AttestationError('tdx_qe_identity_mismatch', `QE identity is ${id.id} version ${id.version}, expected TD_QE version 2`);
   }
   for (let i = 0; i < 4; i++) {
     if ((report.miscSelect[i] & id.miscSelectMask[i]) !== id.miscSelect[i]) {
-      throw new AttestationError('tdx_qe_identity_mismatch', 'QE MISCSELECT does not match the QE identity');
+      throw new AttestationError('tdx_qe_identity_mismatch', `QE MISCSELECT is ${toHex(report.miscSelect)}, expected ${toHex(id.miscSelect)} under mask ${toHex(id.miscSelectMask)}`);
     }
   }
   for (let i = 0; i < 16; i++) {
     if ((report.attributes[i] & id.attributesMask[i]) !== id.attributes[i]) {
-      throw new AttestationError('tdx_qe_identity_mismatch', 'QE ATTRIBUTES do not match the QE identity');
+      throw new AttestationError('tdx_qe_identity_mismatch', `QE ATTRIBUTES are ${toHex(report.attributes)}, expected ${toHex(id.attributes)} under mask ${toHex(id.attributesMask)}`);
     }
   }
   if (!bytesEqual(report.mrSigner, id.mrSigner)) {
-    throw new AttestationError('tdx_qe_identity_mismatch', 'QE MRSIGNER does not match the QE identity');
+    throw new AttestationError('tdx_qe_identity_mismatch', `QE MRSIGNER is ${toHex(report.mrSigner)}, expected ${toHex(id.mrSigner)}`);
   }
   if (report.isvProdId !== id.isvProdId) {
-    throw new AttestationError('tdx_qe_identity_mismatch', 'QE ISVPRODID does not match the QE identity');
+    throw new AttestationError('tdx_qe_identity_mismatch', `QE ISVPRODID is ${report.isvProdId}, expected ${id.isvProdId}`);
   }
   const level = id.tcbLevels.find((l) => report.isvSvn >= l.isvSvn);
-  if (!level) throw new AttestationError('tdx_qe_tcb_not_supported', 'QE ISVSVN is below every QE identity TCB level');
+  if (!level) throw new AttestationError('tdx_qe_tcb_not_supported', `QE ISVSVN is ${report.isvSvn}, below every QE identity TCB level (lowest ${Math.min(...id.tcbLevels.map((l) => l.isvSvn))})`);
   return { status: level.status, level };
 }
 
@@ -72,22 +73,22 @@ export function checkTdxModule(info: TcbInfo, body: TdReportBody): { status?: Tc
       throw new AttestationError('tdx_tcb_info_mismatch', 'TDX module version is set but the TCB info has no module identities');
     }
     identity = info.tdxModuleIdentities.find((m) => m.id.toUpperCase() === tdxModuleIdentityId(version));
-    if (!identity) throw new AttestationError('tdx_module_mismatch', `no TDX module identity ${tdxModuleIdentityId(version)}`);
+    if (!identity) throw new AttestationError('tdx_module_mismatch', `TEE_TCB_SVN names TDX module ${tdxModuleIdentityId(version)}, expected one of the TCB info's identities (${info.tdxModuleIdentities.map((m) => m.id).join(', ')})`);
     expected = identity;
   }
   if (!expected) throw new AttestationError('tdx_tcb_info_mismatch', 'TCB info has no TDX module description');
   if (!bytesEqual(body.mrSignerSeam, expected.mrSigner)) {
-    throw new AttestationError('tdx_module_mismatch', 'MRSIGNERSEAM does not match the TDX module identity');
+    throw new AttestationError('tdx_module_mismatch', `MRSIGNERSEAM is ${toHex(body.mrSignerSeam)}, expected ${toHex(expected.mrSigner)}`);
   }
   // QVL requires SEAMATTRIBUTES to be all zero and equal to the identity's attributes.
   for (let i = 0; i < 8; i++) {
     if (body.seamAttributes[i] !== 0 || expected.attributes[i] !== 0) {
-      throw new AttestationError('tdx_module_mismatch', 'SEAMATTRIBUTES are not zero / do not match the TDX module identity');
+      throw new AttestationError('tdx_module_mismatch', `SEAMATTRIBUTES are ${toHex(body.seamAttributes)} (identity ${toHex(expected.attributes)}), expected zero`);
     }
   }
   if (!identity) return { advisoryIds: [] };
   const level = identity.tcbLevels.find((l) => isvSvn >= l.isvSvn);
-  if (!level) throw new AttestationError('tdx_tcb_not_supported', 'TDX module ISVSVN is below every module TCB level');
+  if (!level) throw new AttestationError('tdx_tcb_not_supported', `TDX module ISVSVN is ${isvSvn}, below every module TCB level of ${identity.id}`);
   return { status: level.status, identityId: identity.id, advisoryIds: level.advisoryIds };
 }
 
@@ -113,10 +114,10 @@ function higherOrEqual(have: ArrayLike<number>, need: number[], from = 0): boole
  */
 export function evaluateTdxTcb(info: TcbInfo, pck: PckExtensions, body: TdReportBody, qe: QeIdentityResult): TdxTcbResult {
   if (info.id !== 'TDX' || info.version !== 3) {
-    throw new AttestationError('tdx_tcb_info_mismatch', 'TCB info is not a TDX TCB info v3');
+    throw new AttestationError('tdx_tcb_info_mismatch', `TCB info is ${info.id} version ${info.version}, expected TDX version 3`);
   }
-  if (!bytesEqual(info.fmspc, pck.fmspc)) throw new AttestationError('tdx_tcb_info_mismatch', 'FMSPC of the PCK certificate does not match the TCB info');
-  if (!bytesEqual(info.pceId, pck.pceId)) throw new AttestationError('tdx_tcb_info_mismatch', 'PCEID of the PCK certificate does not match the TCB info');
+  if (!bytesEqual(info.fmspc, pck.fmspc)) throw new AttestationError('tdx_tcb_info_mismatch', `PCK certificate FMSPC is ${toHex(pck.fmspc)}, the TCB info's is ${toHex(info.fmspc)}`);
+  if (!bytesEqual(info.pceId, pck.pceId)) throw new AttestationError('tdx_tcb_info_mismatch', `PCK certificate PCEID is ${toHex(pck.pceId)}, the TCB info's is ${toHex(info.pceId)}`);
   const module = checkTdxModule(info, body);
 
   let sgxLevel: TcbLevel | undefined;
@@ -130,8 +131,8 @@ export function evaluateTdxTcb(info: TcbInfo, pck: PckExtensions, body: TdReport
       break;
     }
   }
-  if (!sgxLevel) throw new AttestationError('tdx_tcb_not_supported', 'the platform SGX TCB (PCK certificate) is below every TCB level');
-  if (!tdxLevel) throw new AttestationError('tdx_tcb_not_supported', 'TEE_TCB_SVN is below every TDX TCB level');
+  if (!sgxLevel) throw new AttestationError('tdx_tcb_not_supported', `the platform SGX TCB (PCK certificate: components ${pck.compSvn.join(',')}, PCESVN ${pck.pceSvn}) is below every TCB level`);
+  if (!tdxLevel) throw new AttestationError('tdx_tcb_not_supported', `TEE_TCB_SVN ${[...body.teeTcbSvn].join(',')} is below every TDX TCB level (highest needs ${info.tcbLevels[0]?.tdxComponents.join(',') ?? 'none'})`);
 
   let status = tdxLevel.status;
   if (module.status) status = convergeWithOutOfDate(status, module.status);

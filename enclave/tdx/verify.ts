@@ -39,8 +39,6 @@ export interface VerifyTdxOptions {
   policy?: TdxPolicy | Record<string, unknown>;
   /** Replaces the embedded Intel SGX Root CA (tests). */
   intelRoot?: Input | Certificate;
-  /** Accept padding after the quote's signature data (never read). Default false. */
-  allowTrailingBytes?: boolean;
 }
 
 export interface TdxFields {
@@ -82,6 +80,8 @@ export interface TdxVerified {
   advisoryIds: string[];
   tcbEvaluationDataNumber?: number;
   crlsChecked: boolean;
+  /** How many bytes followed the quote's declared end (ignored: neither read nor signed). */
+  trailingBytes: number;
   /** Human-readable names of every check that passed, in order. */
   checks: string[];
 }
@@ -130,8 +130,8 @@ async function checkCrl(crl: Crl, issuer: Certificate, at: Date, stem: string): 
   if (!(await verifySignature(issuer.publicKey, crl.signatureAlgorithm, crl.signature, crl.tbs).catch(() => false))) {
     err(`${stem}_signature_invalid`, 'CRL signature is invalid');
   }
-  if (at.getTime() < crl.thisUpdate.getTime()) err(`${stem}_not_yet_valid`, 'CRL is not yet valid');
-  if (!crl.nextUpdate || at.getTime() > crl.nextUpdate.getTime()) err(`${stem}_expired`, 'CRL has expired');
+  if (at.getTime() < crl.thisUpdate.getTime()) err(`${stem}_not_yet_valid`, `CRL thisUpdate is ${crl.thisUpdate.toISOString()}, after the trusted time ${at.toISOString()}`);
+  if (!crl.nextUpdate || at.getTime() > crl.nextUpdate.getTime()) err(`${stem}_expired`, `CRL nextUpdate is ${crl.nextUpdate?.toISOString() ?? 'absent'}, before the trusted time ${at.toISOString()}`);
 }
 
 async function sha256(data: Uint8Array): Promise<Uint8Array> {
@@ -153,10 +153,12 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
   const col = opts.collateral ?? {};
 
   // 1. Layout.
-  const q = parseQuote(quoteBytes, { allowTrailingBytes: opts.allowTrailingBytes });
-  checks.push(`quote v${q.header.version} ${q.body.type} layout`);
+  const q = parseQuote(quoteBytes);
+  checks.push(`quote v${q.header.version} ${q.body.type} layout` + (q.trailing.length ? ` (${q.trailing.length} bytes after its end ignored)` : ''));
   const qeVendorId = toHex(q.header.qeVendorId);
-  if (!policy.qeVendorId && qeVendorId !== INTEL_QE_VENDOR_ID) err('tdx_qe_vendor_mismatch', 'the quote is not from Intel\'s QE');
+  if (!policy.qeVendorId && qeVendorId !== INTEL_QE_VENDOR_ID) {
+    err('tdx_qe_vendor_mismatch', `QE vendor id is ${qeVendorId}, expected Intel's ${INTEL_QE_VENDOR_ID}`);
+  }
 
   // 2. Revocation lists (required with TCB evaluation; applied whenever given).
   const root = intelRoot(opts.intelRoot);
@@ -218,7 +220,7 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
     platform: 'tdx', quoteVersion: q.header.version, bodyType: q.body.type, qeVendorId, fields: quoteFields(q),
     reportData: q.body.reportData.slice(), fmspc: toHex(pck.fmspc), pceId: toHex(pck.pceId), pckSubject: pckLeaf.subject.text,
     qe: { isvSvn: q.qeReport.isvSvn, isvProdId: q.qeReport.isvProdId, mrSigner: toHex(q.qeReport.mrSigner) },
-    tcbEvaluated: false, advisoryIds: [], crlsChecked: crls.length === 2, checks,
+    tcbEvaluated: false, advisoryIds: [], crlsChecked: crls.length === 2, trailingBytes: q.trailing.length, checks,
   };
   if (policy.tcbEvaluation) {
     if (col.tcbInfo === undefined || col.tcbInfoIssuerChain === undefined) err('tdx_tcb_info_missing', 'TCB info and its issuer chain are required');
@@ -235,7 +237,7 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
     checks.push('QE identity signed by Intel SGX TCB Signing, chain to the root, current');
     if (policy.minTcbEvaluationDataNumber !== undefined
       && Math.min(tcbInfo.value.tcbEvaluationDataNumber, qeIdentity.value.tcbEvaluationDataNumber) < policy.minTcbEvaluationDataNumber) {
-      err('tdx_tcb_evaluation_data_number_too_low', 'collateral is older than the pinned TCB evaluation data number');
+      err('tdx_tcb_evaluation_data_number_too_low', `collateral TCB evaluation data number is ${Math.min(tcbInfo.value.tcbEvaluationDataNumber, qeIdentity.value.tcbEvaluationDataNumber)}, expected at least ${policy.minTcbEvaluationDataNumber}`);
     }
     const qe = evaluateQeIdentity(qeIdentity.value, q.qeReport);
     checks.push(`QE identity (MRSIGNER, ISVPRODID, attributes, misc-select; ISVSVN ${q.qeReport.isvSvn}: ${qe.status})`);
@@ -248,13 +250,12 @@ export async function verifyTdxQuote(quoteBytes: Uint8Array, opts: VerifyTdxOpti
     result.tcbEvaluationDataNumber = tcbInfo.value.tcbEvaluationDataNumber;
     result.qe.status = qe.status;
     if (!policy.acceptedTcbStatuses.includes(tcb.status)) {
-      err(statusCode(tcb.status), `TCB status ${tcb.status} is not accepted` + (tcb.advisoryIds.length ? ` (${tcb.advisoryIds.join(', ')})` : ''));
+      err(statusCode(tcb.status), `TCB status is ${tcb.status}` + (tcb.advisoryIds.length ? ` (${tcb.advisoryIds.join(', ')})` : '') + `, expected one of ${policy.acceptedTcbStatuses.join(', ')}`);
     }
   }
 
   // 7. The TD itself: strict defaults, then pins.
-  checkTdDefaults(q.body);
-  checks.push('TD attributes (debug off, reserved bits zero), XFAM, SEAM attributes zero');
+  checks.push(...checkTdDefaults(q.body, policy));
   const pinned = checkTdxPins({
     mrTd: q.body.mrTd, rtmr: q.body.rtmr, reportData: q.body.reportData, tdAttributes: q.body.tdAttributes, xfam: q.body.xfam,
     mrSeam: q.body.mrSeam, mrSignerSeam: q.body.mrSignerSeam, seamAttributes: q.body.seamAttributes, mrConfigId: q.body.mrConfigId,
