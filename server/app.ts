@@ -83,6 +83,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     sessions,
     inner: { fetch: (req, env) => inner.fetch(req, env) },
     maxBodyBytes: limits.maxBodyBytes,
+    streamPadding: limits.streamPadding,
   };
   // Encapsulated requests admitted at once (opened, being served): every generation slot and
   // queue place, no more. Requests still uploading are bounded by the request timeout instead.

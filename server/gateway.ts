@@ -22,12 +22,15 @@ import type { ProblemKind } from './problem.js';
 import type { ReplayVerdict } from './replay.js';
 import type { Session, SessionStore } from './sessions.js';
 import { ohttp, type OhttpKeyConfig } from './ohttp.js';
+import { padEvent } from './padding.js';
 
 export interface GatewayDeps {
   sessions: SessionStore<OhttpKeyConfig>;
   /** The inner app; `env.sessionId` says whose request it is (fairness), never taken from the request itself. */
   inner: { fetch(req: Request, env: InnerEnv): Response | Promise<Response> };
   maxBodyBytes: number;
+  /** Pad each streamed event to a size bucket (padding.ts); off only when the operator says so. */
+  streamPadding?: boolean;
 }
 
 export interface InnerEnv {
@@ -195,7 +198,7 @@ export async function handleChunked(
     plain.fill(0);
     return { ok: true, contentType: MEDIA.chunkedRes, body: out };
   }
-  return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer) };
+  return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer, deps.streamPadding ?? true) };
 }
 
 /** Decodes the Binary HTTP request and runs it through the inner app. Never throws. */
@@ -251,11 +254,11 @@ interface ResponseSealer {
 
 /**
  * The sealed chunked response for an SSE body: the chunked-OHTTP response header, then one
- * sealed chunk with the Binary HTTP head, one per inner body chunk (one event each), and the
- * final chunk carrying the end of the content. Cancelling it cancels the inner body, which
- * cancels the generation.
+ * sealed chunk with the Binary HTTP head, one per inner body chunk (one event each, padded to
+ * its size bucket when `pad`), and the final chunk carrying the end of the content. Cancelling
+ * it cancels the inner body, which cancels the generation.
  */
-function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<Uint8Array> {
+function sealEventStream(res: Response, sealer: ResponseSealer, pad: boolean): ReadableStream<Uint8Array> {
   const reader = res.body!.getReader();
   const bhttp = new BhttpResponseStreamEncoder();
   let started = false;
@@ -284,8 +287,10 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
           controller.close();
           return;
         }
-        // The inner chunk belongs to the inner app; only the framed copy made here is wiped.
-        const framed = bhttp.body(r.value);
+        // The inner chunk belongs to the inner app; only the copies made here are wiped.
+        const padded = pad ? padEvent(r.value) : null;
+        const framed = bhttp.body(padded ?? r.value);
+        padded?.fill(0);
         controller.enqueue(sealer.sealChunk(framed));
         framed.fill(0);
       },
