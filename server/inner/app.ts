@@ -145,7 +145,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     try {
       permit = await limiter.acquire(signal, sessionOf(c));
     } catch (e) {
-      return admissionFailure(e, deadline);
+      return admissionFailure(e, deadline, signal);
     }
     if (body.stream === true) {
       // Started here, so what the engine refuses up front (busy, too long) is an HTTP status.
@@ -264,7 +264,7 @@ function sessionOf(c: Context): string | undefined {
   return typeof env?.sessionId === 'string' && env.sessionId !== '' ? env.sessionId : undefined;
 }
 
-function admissionFailure(e: unknown, deadline: AbortSignal): Response {
+function admissionFailure(e: unknown, deadline: AbortSignal, signal: AbortSignal): Response {
   if (isServerError(e, 'session_busy')) {
     return errorResponse(
       429,
@@ -276,6 +276,7 @@ function admissionFailure(e: unknown, deadline: AbortSignal): Response {
   }
   if (isServerError(e, 'overloaded') || isServerError(e, 'queue_timeout')) return overloaded();
   if (deadline.aborted) return timeoutResponse();
+  if (isServerError(signal.reason, 'closed')) return shuttingDown();
   // The client went away while queued; nobody reads this.
   return errorResponse(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled');
 }
