@@ -10,7 +10,7 @@ import { hexToBytes } from '../transport/bytes.js';
 import type { EvidenceProvider } from '../enclave/providers/types.js';
 import { declaredLength } from './body.js';
 import { ByteBudget, meterBody } from './budget.js';
-import { answeredStatus } from './answered.js';
+import { nodeAnswer } from './answered.js';
 import { requestAddressKey, type ProxyTrust } from './client-address.js';
 import type { InferenceEngine } from './engine.js';
 import { isServerError } from './errors.js';
@@ -108,8 +108,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     c.set('deferLog', false);
     c.set('start', start);
     await next();
+    rec.status = c.res.status;
     // Node may have answered instead of the app (a request timeout while the body arrived): log what the client got.
-    rec.status = answeredStatus(c.env?.outgoing) ?? c.res.status;
+    const byNode = nodeAnswer(c.env?.outgoing);
+    if (byNode) Object.assign(rec, byNode);
     // A streamed response logs itself when its body ends.
     if (c.get('deferLog')) return;
     rec.durationMs = performance.now() - start;

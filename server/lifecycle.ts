@@ -128,7 +128,9 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, logger: L
     return;
   }
   const kind = CLIENT_ERRORS[err.code ?? ''] ?? 'bad_request';
-  if (current) markAnswered(current, problemStatus(kind));
-  else logger.request({ method: '-', route: null, status: problemStatus(kind), bytesIn: 0, bytesOut: 0, durationMs: 0 });
-  socket.end(rawProblemResponse(kind), () => socket.destroy());
+  const answer = rawProblemResponse(kind);
+  const written = { status: problemStatus(kind), bytesOut: Buffer.byteLength(answer) };
+  if (current) markAnswered(current, written);
+  else logger.request({ method: '-', route: null, ...written, bytesIn: 0, durationMs: 0 });
+  socket.end(answer, () => socket.destroy());
 }

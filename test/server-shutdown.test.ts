@@ -31,7 +31,7 @@ function launch(base: string, sessions: Attested[], maxTokens: number) {
       if (first && ++streaming === 6) markStarted();
       first = false;
     });
-    assert.equal(r.outer.status, 200, r.outerBody);
+    assert.equal(r.outer.status, 200, r.outerBody ?? '');
     if (r.inner!.status !== 200) {
       // Refused before its stream began: an OpenAI error body instead of events.
       return { kind: 'streamed', status: r.inner!.status, done: false, errorCode: errorCode(r.inner!.text) };
@@ -43,7 +43,7 @@ function launch(base: string, sessions: Attested[], maxTokens: number) {
   };
   const plain = async (a: Attested, i: number): Promise<Outcome> => {
     const r = await sendPlain(base, a, { method: 'POST', path: '/v1/chat/completions', json: chat(`Story ${i}`, maxTokens, false) });
-    assert.equal(r.outer.status, 200, r.outerBody);
+    assert.equal(r.outer.status, 200, r.outerBody ?? '');
     if (r.inner!.status === 200) return { kind: 'plain', status: 200, done: true };
     return { kind: 'plain', status: r.inner!.status, done: false, errorCode: errorCode(r.inner!.text) };
   };
