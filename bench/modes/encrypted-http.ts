@@ -7,6 +7,7 @@ import { nodeEntry } from '../args.js';
 import { startChildServer } from '../child.js';
 import type { ChildServer } from '../child.js';
 import { BenchError } from '../errors.js';
+import { measurePaddingCost } from '../padding-cost.js';
 import { percentile } from '../stats.js';
 import type { Completed, ModeDriver, Workload } from '../types.js';
 
@@ -18,6 +19,7 @@ const SESSION_SAMPLES = 12;
  * (it announces the URL), the bench's threads, and as many generation slots
  * as the top concurrency (the same the plaintext twin gets). The per-session
  * request cap is raised so a long sweep measures requests, not re-attestation.
+ * Stream padding is left at its default (on): the bench measures what is served.
  */
 export function serveArgs(o: { modelDir: string; threads: number; maxBatch: number }): string[] {
   return [
@@ -25,7 +27,11 @@ export function serveArgs(o: { modelDir: string; threads: number; maxBatch: numb
     '--platform', 'simulated', '--host', '127.0.0.1', '--port', '0',
     '--model-dir', o.modelDir, '--threads', String(o.threads),
     '--max-concurrent', String(o.maxBatch), '--max-queue', String(Math.max(64, 4 * o.maxBatch)),
+    // One SDK session carries the whole sweep: it may hold every slot, as the twin's caller does.
+    '--max-concurrent-per-session', String(o.maxBatch),
     '--max-requests-per-session', '100000',
+    // The set-up samples attest back to back from one address: time attestation, not its limiter.
+    '--attestation-rate', '1000', '--attestation-burst', '1000',
   ];
 }
 
@@ -36,7 +42,7 @@ export async function timeSessionSetup(url: string): Promise<number> {
   return performance.now() - t0;
 }
 
-export async function createEncryptedHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
+export async function createEncryptedHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number; work?: Workload }): Promise<ModeDriver & { server: ChildServer }> {
   const server = await startChildServer(serveArgs(opts), { env: { TSX_DISABLE_CACHE: '1' } });
   let client: SealedClient;
   try {
@@ -77,6 +83,7 @@ export async function createEncryptedHttpDriver(opts: { modelDir: string; thread
       for (let i = 0; i < SESSION_SAMPLES; i++) setups.push(await timeSessionSetup(server.url));
       out.session_setup_ms_p50 = percentile(setups, 50);
       out.session_setup_ms_p95 = percentile(setups, 95);
+      if (opts.work) Object.assign(out, await measurePaddingCost(server.url, serveArgs(opts), opts.work));
       return out;
     },
     serverCpuMs: () => server.cpuMs(),
