@@ -101,6 +101,10 @@ export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
   if (parsed.data.headersTimeoutMs > parsed.data.requestTimeoutMs) {
     throw new ServerError('bad_config', 'invalid limit headersTimeoutMs: must not exceed requestTimeoutMs');
   }
+  // A body the buffer budget can never hold would be refused with 503 forever: say so at start.
+  if (parsed.data.maxBodyBytes > parsed.data.maxBufferedBytes) {
+    throw new ServerError('bad_config', 'invalid limit maxBodyBytes: must not exceed maxBufferedBytes');
+  }
   return parsed.data;
 }
 

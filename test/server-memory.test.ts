@@ -126,6 +126,7 @@ describe('in process', () => {
     assert.equal(implicit !== 'help' && implicit.maxBodyBytesGiven, false);
     const given = parseServeConfig(['--max-body-bytes', '5000'], {});
     assert.ok(given !== 'help' && given.maxBodyBytesGiven && given.limits.maxBodyBytes === 5000);
+    assert.throws(() => parseServeConfig(['--max-body-bytes', '200000', '--max-buffered-bytes', '100000'], {}), /--max-body-bytes: must not exceed --max-buffered-bytes/);
   });
 });
 

@@ -84,7 +84,10 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
   // Known only now: a body bigger than the model's context could hold is refused by default.
   const limits = config.maxBodyBytesGiven
     ? config.limits
-    : resolveLimits({ ...config.limits, maxBodyBytes: bodyBytesForContext(engine.model.contextLength) });
+    : resolveLimits({
+        ...config.limits,
+        maxBodyBytes: Math.min(bodyBytesForContext(engine.model.contextLength), config.limits.maxBufferedBytes),
+      });
 
   let provider;
   try {
