@@ -51,6 +51,14 @@ export class GenerationLimiter {
   }
 
   /**
+   * Whether `session` already holds its share, so a request of it would be refused: a cheap
+   * early answer before the request is parsed and tokenized (acquire() decides for real).
+   */
+  atCap(session: string | undefined): boolean {
+    return session !== undefined && session !== NO_SESSION && this.heldBy(session) >= this.#maxPerSession;
+  }
+
+  /**
    * A permit once a slot is free. Rejects with ServerError 'session_busy' when `session` already
    * holds its share, 'overloaded' when the queue is full, 'queue_timeout' after waiting too
    * long, or the signal's reason when it aborts. `session` must come from the server (the

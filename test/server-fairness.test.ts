@@ -10,6 +10,7 @@ import { isServerError } from '../server/errors.js';
 import { startServer, type RunningServer } from '../server/lifecycle.js';
 import { GenerationLimiter, type Permit } from '../server/limiter.js';
 import { resolveLimits, type Limits } from '../server/limits.js';
+import { startChildServer } from './fixtures/server/child.js';
 import { attest, sendChunked, sendPlain, sseData } from './fixtures/server/client.js';
 
 const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
@@ -182,4 +183,57 @@ describe('a session with 100 concurrent generations', () => {
       );
     });
   });
+});
+
+test('a session keeping 100 generations in flight for seconds (server a child process): every other session completes', { timeout: 120_000 }, async () => {
+  // Defaults except the session's request allowance, so the hog is not stopped by that instead.
+  const server = await startChildServer(['--max-requests-per-session', '1000000', '--attestation-burst', '20']);
+  try {
+    const hog = await attest(server.base);
+    const others = await Promise.all(Array.from({ length: 5 }, () => attest(server.base)));
+    let stop = false;
+    const hogStatuses = new Map<number, number>();
+    const workers = Array.from({ length: 100 }, async (_, i) => {
+      // Each worker resends at once when refused: 100 generations asked for at every moment.
+      while (!stop) {
+        const r = await sendChunked(server.base, hog, {
+          method: 'POST',
+          path: '/v1/chat/completions',
+          json: { model: 'stories260K', messages: [{ role: 'user', content: `hog ${i}` }], max_tokens: 400, temperature: 0, stream: true },
+        });
+        const status = r.outer.status === 200 ? r.inner!.status : r.outer.status;
+        hogStatuses.set(status, (hogStatuses.get(status) ?? 0) + 1);
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const latencies: number[] = [];
+    const t0 = Date.now();
+    await Promise.all(
+      others.map(async (a, i) => {
+        while (Date.now() - t0 < 6000) {
+          const start = performance.now();
+          const r = await sendPlain(server.base, a, {
+            method: 'POST',
+            path: '/v1/chat/completions',
+            json: { model: 'stories260K', messages: [{ role: 'user', content: `other ${i}` }], max_tokens: 32, temperature: 0 },
+          });
+          assert.equal(r.outer.status, 200, r.outerBody ?? '');
+          assert.equal(r.inner!.status, 200, r.inner!.text);
+          latencies.push(performance.now() - start);
+        }
+      }),
+    );
+    stop = true;
+    await Promise.all(workers);
+    assert.deepEqual([...hogStatuses.keys()].sort(), [200, 429], 'the hog gets its share and 429s, nothing else');
+    assert.ok(latencies.length >= 10);
+    latencies.sort((x, y) => x - y);
+    const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(0);
+    process.stdout.write(
+      `# sustained hog (100 in flight, ${hogStatuses.get(200)} x 200, ${hogStatuses.get(429)} x 429 in ~7 s): ` +
+        `${latencies.length} other requests (32 tokens) all 200, latency ms p50 ${q(0.5)} p95 ${q(0.95)} max ${q(1)}\n`,
+    );
+  } finally {
+    server.kill();
+  }
 });

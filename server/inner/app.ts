@@ -61,6 +61,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
   app.get('/v1/models', () => json(modelList(engine.model.id, created)));
 
   app.post('/v1/chat/completions', async (c) => {
+    if (limiter.atCap(sessionOf(c))) return sessionBusy();
     const parsed = await parseBody(c, limits.maxBodyBytes, chatCompletionRequestSchema);
     if (parsed instanceof Response) return parsed;
     const body: ChatCompletionRequest = parsed;
@@ -77,6 +78,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
   });
 
   app.post('/v1/completions', async (c) => {
+    if (limiter.atCap(sessionOf(c))) return sessionBusy();
     const parsed = await parseBody(c, limits.maxBodyBytes, completionRequestSchema);
     if (parsed instanceof Response) return parsed;
     const body: CompletionRequest = parsed;
@@ -250,6 +252,16 @@ function timeoutResponse(): Response {
   return errorResponse(504, 'The generation took too long and was cancelled.', 'server_error', null, 'timeout');
 }
 
+function sessionBusy(): Response {
+  return errorResponse(
+    429,
+    'This session has as many generations running or waiting as it may; retry when one has finished.',
+    'rate_limit_error',
+    null,
+    'rate_limit_exceeded',
+  );
+}
+
 function shuttingDown(): Response {
   return errorResponse(503, 'The server is shutting down.', 'server_error', null, 'shutting_down');
 }
@@ -265,15 +277,7 @@ function sessionOf(c: Context): string | undefined {
 }
 
 function admissionFailure(e: unknown, deadline: AbortSignal, signal: AbortSignal): Response {
-  if (isServerError(e, 'session_busy')) {
-    return errorResponse(
-      429,
-      'This session has as many generations running or waiting as it may; retry when one has finished.',
-      'rate_limit_error',
-      null,
-      'rate_limit_exceeded',
-    );
-  }
+  if (isServerError(e, 'session_busy')) return sessionBusy();
   if (isServerError(e, 'overloaded') || isServerError(e, 'queue_timeout')) return overloaded();
   if (deadline.aborted) return timeoutResponse();
   if (isServerError(signal.reason, 'closed')) return shuttingDown();
