@@ -9,7 +9,9 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createProvider, type EvidenceProvider } from '../enclave/providers/index.js';
 import { Engine } from '../engine/index.js';
+import { ByteBudget, meterBody } from '../server/budget.js';
 import { parseServeConfig } from '../server/config.js';
+import { isServerError } from '../server/errors.js';
 import { startServer, type RunningServer } from '../server/lifecycle.js';
 import { bodyBytesForContext, resolveLimits, type Limits } from '../server/limits.js';
 import { startChildServer } from './fixtures/server/child.js';
@@ -42,6 +44,46 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
 
 const ohttpHead = (base: string, sid: string, lengthHeader: string) =>
   `POST /v1/sessions/${sid}/ohttp HTTP/1.1\r\nhost: ${new URL(base).host}\r\ncontent-type: message/ohttp-req\r\n${lengthHeader}\r\n`;
+
+describe('ByteBudget and meterBody', () => {
+  const source = (chunks: number[]) =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const n of chunks) c.enqueue(new Uint8Array(n));
+        c.close();
+      },
+    });
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    let n = 0;
+    for await (const chunk of s as unknown as AsyncIterable<Uint8Array>) n += chunk.byteLength;
+    return n;
+  };
+
+  test('a declared length is reserved whole before reading, or refused; release gives it back once', async () => {
+    const budget = new ByteBudget(1000);
+    const a = meterBody(source([300, 300]), 600, budget)!;
+    assert.equal(budget.used, 600);
+    assert.equal(meterBody(source([500]), 500, budget), null, 'does not fit: refused before a byte is read');
+    assert.equal(budget.used, 600, 'a refusal takes nothing');
+    assert.equal(await drain(a.body!), 600);
+    assert.equal(budget.used, 600, 'reading a declared body takes nothing more');
+    a.release();
+    a.release();
+    assert.equal(budget.used, 0);
+  });
+
+  test('a body of unknown length takes each piece as it arrives; the piece that does not fit ends it', async () => {
+    const budget = new ByteBudget(1000);
+    const other = meterBody(null, 400, budget)!;
+    const m = meterBody(source([200, 300, 200]), null, budget)!;
+    await assert.rejects(drain(m.body!), (e) => isServerError(e, 'buffer_full'));
+    assert.equal(m.overBudget, true);
+    assert.equal(budget.used, 900, 'the pieces that fit are held until release');
+    m.release();
+    other.release();
+    assert.equal(budget.used, 0);
+  });
+});
 
 describe('in process', () => {
   let engine: Engine;
