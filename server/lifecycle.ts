@@ -86,9 +86,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const close = () => {
     closing ??= (async () => {
       runtime.tracker.drain();
-      // The listener stays open meanwhile: a new client gets a 503 with Retry-After, not a
-      // refused connection. Idle keep-alive connections go now; in-flight ones once written.
-      server.closeIdleConnections();
+      // The listener and every connection stay open meanwhile: a new client gets a 503 with
+      // Retry-After, not a refused connection, and each response now closes its connection.
+      // Idle keep-alive connections are not cut early either: a client may be sending on one
+      // right now, and would get a reset instead of its 503.
       if (!(await runtime.tracker.waitIdle(opts.limits.shutdownGraceMs))) {
         runtime.tracker.abortAll();
         await runtime.tracker.waitIdle(CANCEL_SETTLE_MS);
