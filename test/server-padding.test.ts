@@ -8,7 +8,7 @@ import { createProvider, type EvidenceProvider } from '../enclave/providers/inde
 import { Engine } from '../engine/index.js';
 import { startServer, type RunningServer } from '../server/lifecycle.js';
 import { resolveLimits } from '../server/limits.js';
-import { bucketFor, MIN_BUCKET, padEvent } from '../server/padding.js';
+import { bucketFor, EventPadder, MIN_BUCKET, padEvent } from '../server/padding.js';
 import { BhttpResponseStreamDecoder, encodeRequest } from '../transport/bhttp.js';
 import { ChunkFramer, encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 import { responseNonceLength } from '../transport/ohttp.js';
@@ -36,6 +36,24 @@ describe('padEvent', () => {
 
   test('what is not one whole event passes unchanged (a comment may only go between lines)', () => {
     for (const s of ['data: x', 'data: x\n', '']) assert.deepEqual(padEvent(enc.encode(s)), enc.encode(s));
+  });
+});
+
+describe('EventPadder', () => {
+  test('pads events however the stream is cut: split across chunks, several in one, a tail without its blank line', () => {
+    const p = new EventPadder();
+    const e1 = 'data: {"a":1}\n\n';
+    const e2 = 'data: {"b":22}\n\n';
+    const e3 = 'data: [DONE]\n\n';
+    const outs: Uint8Array[] = [];
+    outs.push(p.push(enc.encode(e1.slice(0, 5))));
+    assert.equal(outs[0]!.byteLength, 0, 'nothing until the blank line');
+    outs.push(p.push(enc.encode(e1.slice(5, -1))));
+    assert.equal(outs[1]!.byteLength, 0, 'half a blank line is not one');
+    outs.push(p.push(enc.encode(e1.slice(-1) + e2 + e3 + 'data: x')));
+    assert.equal(outs[2]!.byteLength, 3 * MIN_BUCKET, 'three events, each in its bucket');
+    assert.equal(dec.decode(p.flush()), 'data: x');
+    assert.deepEqual(sseData(outs.map((o) => dec.decode(o)).join('')), ['{"a":1}', '{"b":22}', '[DONE]']);
   });
 });
 
