@@ -37,7 +37,8 @@ async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Pr
       return { driver: await createPlaintextHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
     case 'encrypted-http': {
       const { createEncryptedHttpDriver } = await import('./modes/encrypted-http.js');
-      return { driver: await createEncryptedHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
+      const work: Workload = { prompt: PROMPT, maxTokens: o.maxTokens };
+      return { driver: await createEncryptedHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch, work }) };
     }
     case 'transformers-js':
       return { driver: await createTransformersJsDriver({ modelDir: o.modelDir, threads: o.threads }) };

@@ -8,7 +8,9 @@ import { isSessionId } from '../enclave/binding.js';
 import { buildEvidence } from '../enclave/evidence.js';
 import { hexToBytes } from '../transport/bytes.js';
 import type { EvidenceProvider } from '../enclave/providers/types.js';
+import { nodeAnswer } from './answered.js';
 import { declaredLength } from './body.js';
+import { ByteBudget, meterBody } from './budget.js';
 import { requestAddressKey, type ProxyTrust } from './client-address.js';
 import type { InferenceEngine } from './engine.js';
 import { isServerError } from './errors.js';
@@ -21,13 +23,15 @@ import { PROBLEM_HEADERS, problemJson, problemStatus, type ProblemKind } from '.
 import { AttestationRateLimiter } from './rate.js';
 import { SessionStore } from './sessions.js';
 import { counter, watchStream } from './streams.js';
-import { RequestTracker } from './tracker.js';
+import { RequestTracker, whenResponseCloses, type NodeResponse } from './tracker.js';
 
 /** The mutable state one server owns: sessions (keys), attestation limits, requests in flight. */
 export interface ServerRuntime {
   sessions: SessionStore<OhttpKeyConfig>;
   attestationRate: AttestationRateLimiter;
   tracker: RequestTracker;
+  /** Request body bytes held across all connections (maxBufferedBytes). */
+  budget: ByteBudget;
   /** False until the server accepts requests; /readyz answers 503 meanwhile and while draining. */
   ready: boolean;
 }
@@ -48,7 +52,7 @@ export function createRuntime(limits: Limits, opts: { now?: () => number; sweepI
     totalRate: limits.attestationRateTotal,
     ...(opts.now && { now: opts.now }),
   });
-  return { sessions, attestationRate, tracker: new RequestTracker(), ready: true };
+  return { sessions, attestationRate, tracker: new RequestTracker(), budget: new ByteBudget(limits.maxBufferedBytes), ready: true };
 }
 
 export interface AppDeps {
@@ -62,8 +66,12 @@ export interface AppDeps {
   proxyTrust?: ProxyTrust;
 }
 
-/** What @hono/node-server passes as the environment: the Node request (for the peer address). */
-type Bindings = { incoming?: { socket?: { remoteAddress?: string } } };
+/**
+ * What @hono/node-server passes as the environment: the Node request (for the peer address) and
+ * response (to learn when a response has really been written). Absent when the app is called
+ * directly (tests).
+ */
+type Bindings = { incoming?: { socket?: { remoteAddress?: string } }; outgoing?: NodeResponse };
 type Env = { Bindings: Bindings; Variables: { rec: RequestLogRecord; deferLog: boolean; start: number; sid: string } };
 
 const PLAIN_ROUTES = new Set(['/healthz', '/readyz']);
@@ -83,6 +91,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     sessions,
     inner: { fetch: (req, env) => inner.fetch(req, env) },
     maxBodyBytes: limits.maxBodyBytes,
+    streamPadding: limits.streamPadding,
   };
   // Encapsulated requests admitted at once (opened, being served): every generation slot and
   // queue place, no more. Requests still uploading are bounded by the request timeout instead.
@@ -100,6 +109,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     c.set('start', start);
     await next();
     rec.status = c.res.status;
+    // Node may have answered instead of the app (a request timeout while the body arrived): log what the client got.
+    const byNode = nodeAnswer(c.env?.outgoing);
+    if (byNode) Object.assign(rec, byNode);
     // A streamed response logs itself when its body ends.
     if (c.get('deferLog')) return;
     rec.durationMs = performance.now() - start;
@@ -215,8 +227,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!session) return problem(c, 'unknown_key');
 
     const rec = c.get('rec');
+    const metered = meterBody(c.req.raw.body, declared, runtime.budget);
+    if (!metered) return problem(c, 'buffer_full');
     const tracked = tracker.track(c.req.raw.signal);
-    const body = c.req.raw.body?.pipeThrough(counter((n) => (rec.bytesIn += n))) ?? null;
+    // Done means written: under Node, when its response closes (sent, or the connection cut),
+    // so that a shutdown never closes a connection under a response still being written.
+    const nodeRes = c.env?.outgoing;
+    if (nodeRes) {
+      whenResponseCloses(nodeRes, () => {
+        metered.release();
+        tracked.done();
+      });
+    }
+    const settle = () => {
+      metered.release();
+      if (!nodeRes) tracked.done();
+    };
+    const body = metered.body?.pipeThrough(counter((n) => (rec.bytesIn += n))) ?? null;
     const greq = { signal: tracked.signal, admit: () => tracked.admit(maxInflight) };
     let result;
     try {
@@ -225,23 +252,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
           ? await handlePlain(gatewayDeps, session, body, greq)
           : await handleChunked(gatewayDeps, session, body, greq);
     } catch {
-      tracked.done();
+      settle();
       return problem(c, 'internal');
     }
+    // The body has been read and opened: its bytes are no longer held.
+    metered.release();
     if (!result.ok) {
-      tracked.done();
-      return problem(c, result.problem);
+      settle();
+      return problem(c, metered.overBudget ? 'buffer_full' : result.problem);
     }
     const headers = { 'content-type': result.contentType, 'cache-control': 'no-store' };
     if (result.body instanceof Uint8Array) {
-      tracked.done();
+      settle();
       return send(c, 200, result.body, headers);
     }
     // Streamed: the request stays tracked, and its log line waits, until the body is done.
     c.set('deferLog', true);
     const start = c.get('start');
     const finish = (aborted: boolean) => {
-      tracked.done();
+      settle();
       rec.status = 200;
       rec.durationMs = performance.now() - start;
       if (aborted) rec.aborted = true;
@@ -273,6 +302,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 /** Retry-After for refusals whose wait the server cannot compute exactly (seconds). */
 const RETRY_AFTER_DEFAULT: Partial<Record<ProblemKind, number>> = {
   overloaded: 1,
+  buffer_full: 1,
   shutting_down: 5,
   not_ready: 5,
   session_request_limit: 1,

@@ -2,7 +2,7 @@
 // variable). Pure: argv and env in, a validated configuration out, or a ServerError('bad_config').
 import { parseArgs } from 'node:util';
 import { ServerError } from './errors.js';
-import { DEFAULT_LIMITS, resolveLimits, type Limits } from './limits.js';
+import { BODY_BYTES_FIXED, BODY_BYTES_PER_TOKEN, DEFAULT_LIMITS, resolveLimits, type Limits } from './limits.js';
 import type { ProxyTrust } from './client-address.js';
 
 export type PlatformChoice = 'auto' | 'sev-snp' | 'tdx' | 'simulated';
@@ -18,6 +18,8 @@ export interface ServeConfig {
   limits: Limits;
   /** Set only when the operator names the proxies in front of the server. */
   proxyTrust: ProxyTrust | undefined;
+  /** False when --max-body-bytes (or its variable) was not given: the caller derives it from the model (bodyBytesForContext). */
+  maxBodyBytesGiven: boolean;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -75,13 +77,24 @@ options (environment variable in brackets; a flag wins):
   --proxy-address-header NAME
                          header those proxies append the client address to [SEALED_PROXY_ADDRESS_HEADER]
                          (default x-forwarded-for; its rightmost entry is used)
-${LIMIT_FLAGS.map((f) => `  --${(f.flag + ' N').padEnd(28)} ${f.help} [${f.env}] (default ${String(DEFAULT_LIMITS[f.key])})`).join('\n')}
+${LIMIT_FLAGS.map((f) => `  --${(f.flag + ' N').padEnd(28)} ${f.help} [${f.env}] (default ${f.key === 'maxBodyBytes' ? 'from the model, below' : String(DEFAULT_LIMITS[f.key])})`).join('\n')}
+  --stream-padding on|off        pad each streamed event to a size bucket (powers of two from 256
+                                 bytes) so a sealed chunk's size does not reveal its token's
+                                 length [SEALED_STREAM_PADDING] (default on)
   -h, --help             this text
+
+Default --max-body-bytes: context length (tokens) x ${BODY_BYTES_PER_TOKEN} + ${BODY_BYTES_FIXED}, computed at start-up
+from the served model (stories260K, 512 tokens: ${512 * BODY_BYTES_PER_TOKEN + BODY_BYTES_FIXED} bytes): a bigger body could not fit the
+context. Bodies being received are held within --max-buffered-bytes all together (a declared
+Content-Length is reserved before reading); a request beyond it gets 503 with Retry-After.
+Connections beyond --max-connections get a 503 with Retry-After and are closed at once.
 
 Simulation (--platform simulated) protects nothing: the evidence is signed by a key made at
 start-up, and clients accept it only with --allow-simulation.
-The process writes no file. SIGINT/SIGTERM stop it gracefully: new requests are refused,
-running ones get the shutdown grace, then are cancelled, and every session key is wiped.
+The process writes no file. SIGINT/SIGTERM stop it gracefully: /readyz turns 503 and new
+requests get 503 with Retry-After while the listener stays open and running requests finish
+(up to --shutdown-grace-ms; then they are cancelled, a stream ending with an error event);
+only then are connections closed and every session key wiped.
 `;
 
 export function parseServeConfig(argv: string[], env: Record<string, string | undefined>): ServeConfig | 'help' {
@@ -93,6 +106,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     threads: { type: 'string' },
     'trust-proxy': { type: 'string' },
     'proxy-address-header': { type: 'string' },
+    'stream-padding': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const f of LIMIT_FLAGS) options[f.flag] = { type: 'string' };
@@ -118,6 +132,8 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
   const threads = pick('threads', 'SEALED_THREADS');
   const trustProxy = pick('trust-proxy', 'SEALED_TRUST_PROXY');
   const proxyHeader = pick('proxy-address-header', 'SEALED_PROXY_ADDRESS_HEADER');
+  const padding = pick('stream-padding', 'SEALED_STREAM_PADDING');
+  if (padding && padding.value !== 'on' && padding.value !== 'off') throw new ServerError('bad_config', `${padding.from} must be on or off`);
 
   if (platform && !(PLATFORMS as readonly string[]).includes(platform.value)) {
     throw new ServerError('bad_config', `${platform.from} must be one of ${PLATFORMS.join(', ')}`);
@@ -138,6 +154,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
   }
 
   const overrides: Partial<Limits> = {};
+  if (padding) overrides.streamPadding = padding.value === 'on';
   for (const f of LIMIT_FLAGS) {
     const v = pick(f.flag, f.env);
     if (v) (overrides as Record<string, number>)[f.key] = number(v, f.real ? 'real' : 'int', 0);
@@ -150,6 +167,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     threads: threads ? number(threads, 'int', 1, 1024) : undefined,
     limits: limitsWithFlagNames(overrides),
     proxyTrust,
+    maxBodyBytesGiven: overrides.maxBodyBytes !== undefined,
   };
 }
 

@@ -10,6 +10,8 @@ export type ServerErrorCode =
   | 'closed'
   | 'overloaded'
   | 'queue_timeout'
+  | 'session_busy'
+  | 'buffer_full'
   | 'inner_stream_failed';
 
 export class ServerError extends Error {

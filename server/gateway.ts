@@ -22,12 +22,15 @@ import type { ProblemKind } from './problem.js';
 import type { ReplayVerdict } from './replay.js';
 import type { Session, SessionStore } from './sessions.js';
 import { ohttp, type OhttpKeyConfig } from './ohttp.js';
+import { EventPadder } from './padding.js';
 
 export interface GatewayDeps {
   sessions: SessionStore<OhttpKeyConfig>;
   /** The inner app; `env.sessionId` says whose request it is (fairness), never taken from the request itself. */
   inner: { fetch(req: Request, env: InnerEnv): Response | Promise<Response> };
   maxBodyBytes: number;
+  /** Pad each streamed event to a size bucket (padding.ts); off only when the operator says so. */
+  streamPadding?: boolean;
 }
 
 export interface InnerEnv {
@@ -195,7 +198,7 @@ export async function handleChunked(
     plain.fill(0);
     return { ok: true, contentType: MEDIA.chunkedRes, body: out };
   }
-  return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer) };
+  return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer, deps.streamPadding ?? true) };
 }
 
 /** Decodes the Binary HTTP request and runs it through the inner app. Never throws. */
@@ -251,14 +254,24 @@ interface ResponseSealer {
 
 /**
  * The sealed chunked response for an SSE body: the chunked-OHTTP response header, then one
- * sealed chunk with the Binary HTTP head, one per inner body chunk (one event each), and the
- * final chunk carrying the end of the content. Cancelling it cancels the inner body, which
- * cancels the generation.
+ * sealed chunk with the Binary HTTP head, one per inner body chunk (one event each; with `pad`,
+ * the events completed by that chunk, each padded to its size bucket), and the final chunk
+ * carrying the end of the content. Cancelling it cancels the inner body, which cancels the
+ * generation.
  */
-function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<Uint8Array> {
+function sealEventStream(res: Response, sealer: ResponseSealer, pad: boolean): ReadableStream<Uint8Array> {
   const reader = res.body!.getReader();
   const bhttp = new BhttpResponseStreamEncoder();
+  const padder = pad ? new EventPadder() : null;
   let started = false;
+  /** One Binary HTTP body chunk, sealed; `plain` is a copy made here, wiped once framed. */
+  const sealBody = (plain: Uint8Array, ours: boolean): Uint8Array => {
+    const framed = bhttp.body(plain);
+    if (ours) plain.fill(0);
+    const sealed = sealer.sealChunk(framed);
+    framed.fill(0);
+    return sealed;
+  };
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -268,28 +281,36 @@ function sealEventStream(res: Response, sealer: ResponseSealer): ReadableStream<
           controller.enqueue(concat(sealer.header, sealer.sealChunk(head)));
           return;
         }
-        let r: ReadableStreamReadResult<Uint8Array>;
-        try {
-          // Skip empty reads: an empty Binary HTTP body chunk would end the content early.
-          do r = await reader.read();
-          while (!r.done && r.value.byteLength === 0);
-        } catch {
-          // Leave the response without its final chunk: the client sees it truncated, never complete.
-          sealer.destroy(); // wipes the response key; the client sees the response cut
-          controller.error(new ServerError('inner_stream_failed', 'inner response stream failed'));
+        // Loop until something is written: a pull that enqueues nothing may not be called again.
+        for (;;) {
+          let r: ReadableStreamReadResult<Uint8Array>;
+          try {
+            r = await reader.read();
+          } catch {
+            // Leave the response without its final chunk: the client sees it truncated, never complete.
+            padder?.wipe();
+            sealer.destroy(); // wipes the response key; the client sees the response cut
+            controller.error(new ServerError('inner_stream_failed', 'inner response stream failed'));
+            return;
+          }
+          if (r.done) {
+            // An event left without its blank line cannot take a comment line: it goes as it is.
+            const rest = padder?.flush();
+            if (rest && rest.byteLength > 0) controller.enqueue(sealBody(rest, true));
+            controller.enqueue(sealer.sealFinal(bhttp.end()));
+            controller.close();
+            return;
+          }
+          // The inner chunk belongs to the inner app; only the copies made here are wiped.
+          const out = padder ? padder.push(r.value) : r.value;
+          // Skip empty pieces: an empty Binary HTTP body chunk would end the content early.
+          if (out.byteLength === 0) continue;
+          controller.enqueue(sealBody(out, padder !== null));
           return;
         }
-        if (r.done) {
-          controller.enqueue(sealer.sealFinal(bhttp.end()));
-          controller.close();
-          return;
-        }
-        // The inner chunk belongs to the inner app; only the framed copy made here is wiped.
-        const framed = bhttp.body(r.value);
-        controller.enqueue(sealer.sealChunk(framed));
-        framed.fill(0);
       },
       async cancel() {
+        padder?.wipe();
         sealer.destroy(); // wipes the response key; the client sees the response cut
         await reader.cancel().catch(() => {});
       },

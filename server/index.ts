@@ -2,7 +2,10 @@
 export { createApp, createRuntime, type AppDeps, type ServerRuntime } from './app.js';
 export { createInnerApp, type InnerAppOptions, type InnerLimits } from './inner/app.js';
 export { startServer, type StartOptions, type RunningServer } from './lifecycle.js';
-export { DEFAULT_LIMITS, resolveLimits, limitsSchema, type Limits } from './limits.js';
+export { DEFAULT_LIMITS, resolveLimits, limitsSchema, bodyBytesForContext, type Limits } from './limits.js';
+export { ByteBudget, meterBody, type MeteredBody } from './budget.js';
+export { capConnections, type ConnectionCap } from './connections.js';
+export { padEvent, bucketFor } from './padding.js';
 export { parseServeConfig, SERVE_HELP, type ServeConfig, type PlatformChoice } from './config.js';
 export { createLogger, formatRequestLog, silentLogger, type Logger, type RequestLogRecord } from './log.js';
 export { GenerationLimiter, type Permit } from './limiter.js';

@@ -1,6 +1,8 @@
-// Starting and stopping the public server. Stopping is graceful: stop accepting connections,
-// refuse new work, let running requests finish within the grace period, cancel the rest, then
-// destroy every session key. The engine and evidence provider belong to the caller.
+// Starting and stopping the public server. Stopping is graceful: refuse new work (503 with
+// Retry-After, /readyz 503) while the listener stays open, let running requests finish and their
+// responses be written within the grace period, cancel the rest, and only then close the
+// listener and every connection and destroy every session key. The engine and evidence
+// provider belong to the caller.
 import * as nodeCrypto from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -11,8 +13,10 @@ import { createApp, createRuntime, type ServerRuntime } from './app.js';
 import type { InferenceEngine } from './engine.js';
 import type { Limits } from './limits.js';
 import type { ProxyTrust } from './client-address.js';
+import { markAnswered } from './answered.js';
+import { capConnections, type ConnectionCap } from './connections.js';
 import { silentLogger, type Logger } from './log.js';
-import { rawProblemResponse, type ProblemKind } from './problem.js';
+import { problemStatus, rawProblemResponse, type ProblemKind } from './problem.js';
 
 export interface StartOptions {
   engine: InferenceEngine;
@@ -31,6 +35,7 @@ export interface RunningServer {
   readonly host: string;
   readonly port: number;
   readonly runtime: ServerRuntime;
+  readonly connections: ConnectionCap;
   /** Graceful stop; resolves once connections are closed and keys are wiped. Idempotent. */
   close(): Promise<void>;
 }
@@ -65,7 +70,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     },
   }) as Server;
 
-  server.on('clientError', answerClientError);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, logger));
+  const connections = capConnections(server, opts.limits.maxConnections);
+  // While draining, every response closes its connection, so clients reconnect (elsewhere).
+  server.prependListener('request', (_req, res) => {
+    if (runtime.tracker.draining) res.setHeader('connection', 'close');
+  });
 
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error) => reject(e);
@@ -82,12 +92,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const close = () => {
     closing ??= (async () => {
       runtime.tracker.drain();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      // The listener and every connection stay open meanwhile: a new client gets a 503 with
+      // Retry-After, not a refused connection, and each response now closes its connection.
+      // Idle keep-alive connections are not cut early either: a client may be sending on one
+      // right now, and would get a reset instead of its 503.
       if (!(await runtime.tracker.waitIdle(opts.limits.shutdownGraceMs))) {
         runtime.tracker.abortAll();
         await runtime.tracker.waitIdle(CANCEL_SETTLE_MS);
       }
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       runtime.sessions.close();
       await closed;
@@ -95,7 +108,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     return closing;
   };
 
-  return { url: `http://${hostForUrl}:${addr.port}`, host: addr.address, port: addr.port, runtime, close };
+  return { url: `http://${hostForUrl}:${addr.port}`, host: addr.address, port: addr.port, runtime, connections, close };
 }
 
 /** Node's parser error codes with their own status; any other parse error is 400. */
@@ -110,12 +123,21 @@ const CLIENT_ERRORS: Record<string, ProblemKind> = {
  * a problem document like every other outer error, instead of Node's bare status line. Nothing
  * from the request (`err.rawPacket`) is read or echoed. As Node does, no answer is written once a
  * response on this connection has started, nor to a socket that can no longer be written.
+ *
+ * The log gets the status the client got: when a request is in the app (its body was arriving),
+ * the app's line carries it (markAnswered); otherwise (headers never completed) a line is
+ * written here, with no method or route, since none was received.
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, logger: Logger): void {
   const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
     socket.destroy();
     return;
   }
-  socket.end(rawProblemResponse(CLIENT_ERRORS[err.code ?? ''] ?? 'bad_request'), () => socket.destroy());
+  const kind = CLIENT_ERRORS[err.code ?? ''] ?? 'bad_request';
+  const answer = rawProblemResponse(kind);
+  const written = { status: problemStatus(kind), bytesOut: Buffer.byteLength(answer) };
+  if (current) markAnswered(current, written);
+  else logger.request({ method: '-', route: null, ...written, bytesIn: 0, durationMs: 0 });
+  socket.end(answer, () => socket.destroy());
 }

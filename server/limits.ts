@@ -43,6 +43,8 @@ export const limitsSchema = z.strictObject({
   maxRequestsPerSession: int(1, 1_000_000),
   /** Grace period for running requests on shutdown before they are cancelled (ms). */
   shutdownGraceMs: int(0, 3_600_000),
+  /** Pad each event of a streamed (chunked OHTTP) response to a size bucket, hiding token lengths. */
+  streamPadding: z.boolean(),
 });
 
 export type Limits = z.infer<typeof limitsSchema>;
@@ -67,7 +69,25 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxBufferedBytes: 64 * 1024 * 1024,
   maxRequestsPerSession: 1024,
   shutdownGraceMs: 10_000,
+  streamPadding: true,
 });
+
+/** Bytes allowed per token of context in bodyBytesForContext. */
+export const BODY_BYTES_PER_TOKEN = 32;
+/** Fixed room in bodyBytesForContext (bytes). */
+export const BODY_BYTES_FIXED = 64 * 1024;
+
+/**
+ * The default `maxBodyBytes` for a model whose context holds `contextLength` tokens:
+ * contextLength x 32 bytes (a token's text, JSON-escaped, with its share of the message
+ * structure) + 64 KiB (the JSON around the prompt, the Binary HTTP and OHTTP framing), within
+ * the schema's bounds. A larger body could not fit the context anyway, and every byte allowed
+ * is a byte a slow client can make the server hold.
+ */
+export function bodyBytesForContext(contextLength: number): number {
+  const n = Math.max(0, Math.floor(contextLength)) * BODY_BYTES_PER_TOKEN + BODY_BYTES_FIXED;
+  return Math.min(64 * 1024 * 1024, Math.max(1024, n));
+}
 
 /** Defaults overridden by `overrides`; throws ServerError('bad_config') naming the first bad key. */
 export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
@@ -80,6 +100,10 @@ export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
   }
   if (parsed.data.headersTimeoutMs > parsed.data.requestTimeoutMs) {
     throw new ServerError('bad_config', 'invalid limit headersTimeoutMs: must not exceed requestTimeoutMs');
+  }
+  // A body the buffer budget can never hold would be refused with 503 forever: say so at start.
+  if (parsed.data.maxBodyBytes > parsed.data.maxBufferedBytes) {
+    throw new ServerError('bad_config', 'invalid limit maxBodyBytes: must not exceed maxBufferedBytes');
   }
   return parsed.data;
 }

@@ -26,7 +26,8 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
 
 /** Pure: the log line for one request. */
 export function formatRequestLog(rec: RequestLogRecord, at: Date = new Date()): string {
-  const method = KNOWN_METHODS.has(rec.method) ? rec.method : 'OTHER';
+  // "-": no request line was received (Node answered the connection itself, e.g. a 408).
+  const method = rec.method === '-' || KNOWN_METHODS.has(rec.method) ? rec.method : 'OTHER';
   const parts = [
     at.toISOString(),
     method,

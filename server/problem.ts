@@ -59,6 +59,18 @@ const PROBLEMS = {
     detail: 'This session has reached its request limit; fetch a new attestation.',
   },
   overloaded: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'The server is overloaded.' },
+  buffer_full: {
+    type: 'about:blank',
+    title: 'Service Unavailable',
+    status: 503,
+    detail: 'The server holds as many request bytes as it may; retry after the time given.',
+  },
+  too_many_connections: {
+    type: 'about:blank',
+    title: 'Service Unavailable',
+    status: 503,
+    detail: 'The server has as many connections open as it may; retry after the time given.',
+  },
   shutting_down: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'The server is shutting down.' },
   not_ready: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'The server is starting.' },
   internal: { type: 'about:blank', title: 'Internal Server Error', status: 500 },
@@ -89,13 +101,14 @@ export function problemResponse(kind: ProblemKind, extraHeaders: Record<string, 
  * The problem document for `kind` as a whole HTTP/1.1 response that closes the connection, for
  * errors Node's HTTP parser finds before any request reaches the app.
  */
-export function rawProblemResponse(kind: ProblemKind): string {
+export function rawProblemResponse(kind: ProblemKind, retryAfterSeconds?: number): string {
   const p = PROBLEMS[kind];
   const body = problemJson(kind);
   return (
     `HTTP/1.1 ${p.status} ${p.title}\r\n` +
     `content-type: ${PROBLEM_HEADERS['content-type']}\r\n` +
     `cache-control: ${PROBLEM_HEADERS['cache-control']}\r\n` +
+    (retryAfterSeconds !== undefined ? `retry-after: ${Math.max(1, Math.ceil(retryAfterSeconds))}\r\n` : '') +
     `content-length: ${new TextEncoder().encode(body).byteLength}\r\n` +
     'connection: close\r\n\r\n' +
     body

@@ -4,12 +4,14 @@
 // A request is tracked from the moment it is accepted, but takes one of the limited places only
 // once it is admitted: after its body has arrived and opened. A client that uploads slowly (or
 // never finishes) therefore holds a socket, bounded by the request timeout, but no place.
+import { ServerError } from './errors.js';
+
 export interface TrackedRequest {
   /** Aborted when the server cancels the request (shutdown) or the client goes away. */
   readonly signal: AbortSignal;
   /** Takes a place if fewer than `max` are taken; false means overloaded. At most once per request. */
   admit(max: number): boolean;
-  /** Marks the request finished (its response fully written or abandoned), freeing its place. Idempotent. */
+  /** Marks the request finished (its response fully written, or its connection gone), freeing its place. Idempotent. */
   done(): void;
 }
 
@@ -84,8 +86,25 @@ export class RequestTracker {
     });
   }
 
-  /** Cancels everything in flight. */
+  /** Cancels everything in flight; the reason (ServerError 'closed') lets a stream say why. */
   abortAll(): void {
-    for (const ac of this.#live) ac.abort(new Error('server shutting down'));
+    for (const ac of this.#live) ac.abort(new ServerError('closed', 'server shutting down'));
   }
+}
+
+/** The part of Node's ServerResponse the tracker needs. */
+export interface NodeResponse {
+  /** True once the response has closed (written out, or its connection gone). */
+  readonly destroyed: boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * Calls `onClosed` once, when `res` closes: after its last byte has been handed to the socket,
+ * or when its connection is cut. Until then the request is in flight, so a graceful shutdown
+ * waits for responses to be written rather than for handlers to return.
+ */
+export function whenResponseCloses(res: NodeResponse, onClosed: () => void): void {
+  if (res.destroyed) queueMicrotask(onClosed);
+  else res.once('close', onClosed);
 }

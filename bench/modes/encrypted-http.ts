@@ -7,6 +7,7 @@ import { nodeEntry } from '../args.js';
 import { startChildServer } from '../child.js';
 import type { ChildServer } from '../child.js';
 import { BenchError } from '../errors.js';
+import { measurePaddingCost } from '../padding-cost.js';
 import { percentile } from '../stats.js';
 import type { Completed, ModeDriver, Workload } from '../types.js';
 
@@ -20,7 +21,8 @@ const SESSION_SAMPLES = 12;
  * request and concurrency caps are raised, since the bench drives every stream
  * through one session (one client), and so are the attestation limits for the
  * session-setup samples: the sweep measures requests, not re-attestation or
- * the public endpoint's protections.
+ * the public endpoint's protections. Stream padding is left at its default
+ * (on): the bench measures what is served.
  */
 export function serveArgs(o: { modelDir: string; threads: number; maxBatch: number }): string[] {
   return [
@@ -41,7 +43,7 @@ export async function timeSessionSetup(url: string): Promise<number> {
   return performance.now() - t0;
 }
 
-export async function createEncryptedHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
+export async function createEncryptedHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number; work?: Workload }): Promise<ModeDriver & { server: ChildServer }> {
   const server = await startChildServer(serveArgs(opts), { env: { TSX_DISABLE_CACHE: '1' } });
   let client: SealedClient;
   try {
@@ -82,6 +84,7 @@ export async function createEncryptedHttpDriver(opts: { modelDir: string; thread
       for (let i = 0; i < SESSION_SAMPLES; i++) setups.push(await timeSessionSetup(server.url));
       out.session_setup_ms_p50 = percentile(setups, 50);
       out.session_setup_ms_p95 = percentile(setups, 95);
+      if (opts.work) Object.assign(out, await measurePaddingCost(server.url, serveArgs(opts), opts.work));
       return out;
     },
     serverCpuMs: () => server.cpuMs(),

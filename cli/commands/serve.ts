@@ -9,6 +9,7 @@ import { DEFAULT_MODEL_DIR, parseServeConfig, SERVE_HELP, type ServeConfig } fro
 import { isServerError } from '../../server/errors.js';
 import { createLogger, type Logger } from '../../server/log.js';
 import { startServer } from '../../server/lifecycle.js';
+import { bodyBytesForContext, resolveLimits } from '../../server/limits.js';
 
 export const SIMULATION_BANNER = [
   '################################################################################',
@@ -73,6 +74,14 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     return 1;
   }
 
+  // Known only now: a body bigger than the model's context could hold is refused by default.
+  const limits = config.maxBodyBytesGiven
+    ? config.limits
+    : resolveLimits({
+        ...config.limits,
+        maxBodyBytes: Math.min(bodyBytesForContext(engine.model.contextLength), config.limits.maxBufferedBytes),
+      });
+
   let provider;
   try {
     provider = await createProvider(config.platform, {
@@ -86,7 +95,7 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
 
   let running;
   try {
-    running = await startServer({ engine, provider, limits: config.limits, host: config.host, port: config.port, logger,
+    running = await startServer({ engine, provider, limits, host: config.host, port: config.port, logger,
       ...(config.proxyTrust && { proxyTrust: config.proxyTrust }) });
   } catch (e) {
     provider.close?.();
@@ -100,8 +109,9 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
   io.stdout.write(
     `sealed-inference listening on ${running.url}\n` +
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
-      `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${config.limits.sessionLifetimeSeconds} s, ` +
-      `up to ${config.limits.maxSessions} sessions, ${config.limits.maxConcurrentGenerations} concurrent generations\n`,
+      `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${limits.sessionLifetimeSeconds} s, ` +
+      `up to ${limits.maxSessions} sessions, ${limits.maxConcurrentGenerations} concurrent generations, ` +
+      `bodies up to ${limits.maxBodyBytes} bytes, stream padding ${limits.streamPadding ? 'on' : 'off'}\n`,
   );
 
   return new Promise<number>((resolve) => {

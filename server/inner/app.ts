@@ -15,8 +15,23 @@ import { collectCompletion, streamCompletion, type CompletionJob } from './gener
 
 export type InnerLimits = Pick<
   Limits,
-  'maxBodyBytes' | 'maxTokensCeiling' | 'maxConcurrentGenerations' | 'maxQueue' | 'queueTimeoutMs' | 'generationTimeoutMs'
+  | 'maxBodyBytes'
+  | 'maxTokensCeiling'
+  | 'maxConcurrentGenerations'
+  | 'maxQueue'
+  | 'queueTimeoutMs'
+  | 'generationTimeoutMs'
+  | 'maxConcurrentPerSession'
 >;
+
+/**
+ * What the caller of `fetch(req, env)` says about a request. Set by the gateway from the session
+ * the request was sealed to; nothing inside the request can name or change it. Absent (the
+ * plaintext twin), generations share one uncapped lane.
+ */
+export interface InnerEnv {
+  sessionId?: string;
+}
 
 export interface InnerAppOptions {
   engine: InferenceEngine;
@@ -38,6 +53,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
       concurrency: limits.maxConcurrentGenerations,
       maxQueue: limits.maxQueue,
       queueTimeoutMs: limits.queueTimeoutMs,
+      maxPerSession: limits.maxConcurrentPerSession,
     });
   const created = Math.floor(Date.now() / 1000);
   const app = new Hono();
@@ -47,6 +63,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
   app.get('/v1/models/:id{.+}', (c) => (c.req.param('id') === engine.model.id ? json(modelObject(engine.model.id, created)) : modelNotFound()));
 
   app.post('/v1/chat/completions', async (c) => {
+    if (limiter.atCap(sessionOf(c))) return sessionBusy();
     const parsed = await parseBody(c, limits.maxBodyBytes, chatCompletionRequestSchema);
     if (parsed instanceof Response) return parsed;
     const body: ChatCompletionRequest = parsed;
@@ -63,6 +80,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
   });
 
   app.post('/v1/completions', async (c) => {
+    if (limiter.atCap(sessionOf(c))) return sessionBusy();
     const parsed = await parseBody(c, limits.maxBodyBytes, completionRequestSchema);
     if (parsed instanceof Response) return parsed;
     const body: CompletionRequest = parsed;
@@ -129,9 +147,9 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     const signal = AbortSignal.any([c.req.raw.signal, deadline]);
     let permit;
     try {
-      permit = await limiter.acquire(signal);
+      permit = await limiter.acquire(signal, sessionOf(c));
     } catch (e) {
-      return admissionFailure(e, deadline);
+      return admissionFailure(e, deadline, signal);
     }
     if (body.stream === true) {
       // Started here, so what the engine refuses up front (busy, too long) is an HTTP status.
@@ -152,6 +170,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
       return json(await collectCompletion(engine, job, signal));
     } catch (e) {
       if (deadline.aborted) return timeoutResponse();
+      if (signal.aborted && isServerError(signal.reason, 'closed')) return shuttingDown();
       return engineFailure(e);
     } finally {
       permit.release();
@@ -235,13 +254,35 @@ function timeoutResponse(): Response {
   return errorResponse(504, 'The generation took too long and was cancelled.', 'server_error', null, 'timeout');
 }
 
+function sessionBusy(): Response {
+  return errorResponse(
+    429,
+    'This session has as many generations running or waiting as it may; retry when one has finished.',
+    'rate_limit_error',
+    null,
+    'rate_limit_exceeded',
+  );
+}
+
+function shuttingDown(): Response {
+  return errorResponse(503, 'The server is shutting down.', 'server_error', null, 'shutting_down');
+}
+
 function overloaded(): Response {
   return errorResponse(503, 'The engine is currently overloaded, please try again later.', 'server_error', null, 'overloaded');
 }
 
-function admissionFailure(e: unknown, deadline: AbortSignal): Response {
+/** The session the gateway named for this request, if any (see InnerEnv). */
+function sessionOf(c: Context): string | undefined {
+  const env = c.env as InnerEnv | undefined;
+  return typeof env?.sessionId === 'string' && env.sessionId !== '' ? env.sessionId : undefined;
+}
+
+function admissionFailure(e: unknown, deadline: AbortSignal, signal: AbortSignal): Response {
+  if (isServerError(e, 'session_busy')) return sessionBusy();
   if (isServerError(e, 'overloaded') || isServerError(e, 'queue_timeout')) return overloaded();
   if (deadline.aborted) return timeoutResponse();
+  if (isServerError(signal.reason, 'closed')) return shuttingDown();
   // The client went away while queued; nobody reads this.
   return errorResponse(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled');
 }
@@ -258,7 +299,7 @@ export function engineFailure(e: unknown): Response {
     case 'cancelled':
       return errorResponse(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled');
     case 'closed':
-      return errorResponse(503, 'The server is shutting down.', 'server_error', null, 'shutting_down');
+      return shuttingDown();
     default:
       return errorResponse(500, 'The server had an error while processing the request.', 'server_error', null, 'internal_error');
   }

@@ -2,6 +2,7 @@
 // streamed (server-sent events, one per engine delta, written as soon as the engine yields it,
 // ending with `data: [DONE]`). A streamed generation is cancelled when the reader goes away.
 import { engineErrorCode, type GenerateEvent, type GenerateRequest, type InferenceEngine } from '../engine.js';
+import { isServerError } from '../errors.js';
 import type { Permit } from '../limiter.js';
 import {
   chatChunk,
@@ -111,7 +112,7 @@ export function streamCompletion(
           if (cancel.signal.aborted) return; // the reader cancelled: nobody to tell
           // A deadline, a server-side cancel (shutdown) or an engine failure: say so in-stream,
           // so the client never takes a cut stream for a finished one (no [DONE] follows).
-          controller.enqueue(sse(streamError(e, deadline.aborted, signal.aborted)));
+          controller.enqueue(sse(streamError(e, deadline.aborted, signal.aborted, signal.reason)));
           controller.close();
         }
       },
@@ -142,8 +143,9 @@ export function streamCompletion(
   }
 }
 
-function streamError(e: unknown, timedOut: boolean, cancelled: boolean) {
+function streamError(e: unknown, timedOut: boolean, cancelled: boolean, reason: unknown) {
   if (timedOut) return errorBody('The generation took too long and was cancelled.', 'server_error', null, 'timeout');
+  if (cancelled && isServerError(reason, 'closed')) return errorBody('The server is shutting down.', 'server_error', null, 'shutting_down');
   if (cancelled) return errorBody('The request was cancelled.', 'server_error', null, 'cancelled');
   switch (engineErrorCode(e)) {
     case 'closed':

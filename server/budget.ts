@@ -1,0 +1,87 @@
+// One budget for the request bytes the server holds while bodies arrive, across every
+// connection. A crowd of slow uploads can then make the server hold at most `limit` bytes of
+// bodies, whatever their number: a declared Content-Length is reserved whole before a byte is
+// read, and a body of unknown length (chunked) reserves each piece as it arrives. A request that
+// does not fit is refused (503 with Retry-After) before more of it is read.
+import { ServerError } from './errors.js';
+
+export class ByteBudget {
+  readonly limit: number;
+  #used = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Takes `n` bytes if they fit; false (and nothing taken) otherwise. */
+  tryReserve(n: number): boolean {
+    if (n < 0 || this.#used + n > this.limit) return false;
+    this.#used += n;
+    return true;
+  }
+
+  release(n: number): void {
+    this.#used = Math.max(0, this.#used - n);
+  }
+}
+
+/** A request body metered against the budget, and the bytes it holds there. */
+export interface MeteredBody {
+  body: ReadableStream<Uint8Array> | null;
+  /** True once a piece of a body of unknown length did not fit (the body then errors). */
+  readonly overBudget: boolean;
+  /** Gives back everything this body reserved. Idempotent. */
+  release(): void;
+}
+
+/**
+ * Meters `body` against `budget`: null when its declared length does not fit (refuse before
+ * reading); otherwise the body, which errors with ServerError('buffer_full') as soon as a piece
+ * of a body of unknown length does not fit, so nothing more of it is read.
+ */
+export function meterBody(body: ReadableStream<Uint8Array> | null, declared: number | null, budget: ByteBudget): MeteredBody | null {
+  let held = 0;
+  let over = false;
+  let released = false;
+  if (declared !== null) {
+    if (!budget.tryReserve(declared)) return null;
+    held = declared;
+  }
+  const release = () => {
+    if (released) return;
+    released = true;
+    budget.release(held);
+    held = 0;
+  };
+  if (body === null) return { body, overBudget: false, release };
+  let seen = 0;
+  const metered = body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen += chunk.byteLength;
+        // A declared body holds its whole length already; only bytes past what is held need room.
+        if (seen > held) {
+          const more = seen - held;
+          if (released || !budget.tryReserve(more)) {
+            over = true;
+            controller.error(new ServerError('buffer_full', 'request bytes buffered by the server are at their limit'));
+            return;
+          }
+          held += more;
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return {
+    body: metered,
+    get overBudget() {
+      return over;
+    },
+    release,
+  };
+}
