@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { ServerError } from './errors.js';
 import { BODY_BYTES_FIXED, BODY_BYTES_PER_TOKEN, DEFAULT_LIMITS, resolveLimits, type Limits } from './limits.js';
-import type { ProxyTrust } from './client-address.js';
+import { isValidProxyEntry, type ProxyTrust } from './client-address.js';
 
 export type PlatformChoice = 'auto' | 'sev-snp' | 'tdx' | 'simulated';
 const PLATFORMS: readonly PlatformChoice[] = ['auto', 'sev-snp', 'tdx', 'simulated'];
@@ -70,7 +70,7 @@ options (environment variable in brackets; a flag wins):
   --platform P           auto | sev-snp | tdx | simulated [SEALED_PLATFORM] (default auto:
                          the TEE found through configfs-tsm; refuses to start without one)
   --threads N            ONNX Runtime threads [SEALED_THREADS] (default: all cores)
-  --trust-proxy ADDRS    comma-separated peer addresses of the reverse proxies in front of this
+  --trust-proxy ADDRS    comma-separated addresses or CIDR ranges of the reverse proxies in front of this
                          server [SEALED_TRUST_PROXY]; only for connections from them is the client
                          address (for the attestation limits) read from --proxy-address-header.
                          Default: none, the connection's own peer address is used.
@@ -143,8 +143,8 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
   let proxyTrust: ProxyTrust | undefined;
   if (trustProxy) {
     const proxies = trustProxy.value.split(',').map((a) => a.trim().toLowerCase()).filter((a) => a.length > 0);
-    if (proxies.length === 0 || proxies.some((a) => !/^[0-9a-f.:]{2,45}$/.test(a))) {
-      throw new ServerError('bad_config', `${trustProxy.from} must be a comma-separated list of IP addresses`);
+    if (proxies.length === 0 || proxies.some((a) => !isValidProxyEntry(a))) {
+      throw new ServerError('bad_config', `${trustProxy.from} must be a comma-separated list of IP addresses or CIDR ranges`);
     }
     const header = (proxyHeader?.value ?? 'x-forwarded-for').trim().toLowerCase();
     if (!/^[a-z0-9-]{1,64}$/.test(header)) throw new ServerError('bad_config', `${proxyHeader!.from} is not a header name`);

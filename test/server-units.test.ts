@@ -240,6 +240,19 @@ test('client address keys: IPv4 as is, IPv4-mapped as IPv4, IPv6 by its /64; pro
   assert.equal(requestAddressKey('192.0.2.1', h, trust), '192.0.2.1', 'anyone else: the header is not believed');
   assert.equal(requestAddressKey('192.0.2.1', h, undefined), '192.0.2.1');
   assert.equal(requestAddressKey('10.0.0.5', new Headers(), trust), 'proxy-without-address');
+  const ranges = { proxies: ['10.244.0.0/16', 'fd00::/8', '192.0.2.7'], header: 'x-forwarded-for' };
+  assert.equal(requestAddressKey('10.244.3.9', h, ranges), '198.51.100.7', 'a balancer pod inside the trusted range');
+  assert.equal(requestAddressKey('::ffff:10.244.200.1', h, ranges), '198.51.100.7');
+  assert.equal(requestAddressKey('10.245.0.1', h, ranges), '10.245.0.1', 'just outside the /16');
+  assert.equal(requestAddressKey('fd12:3456::1', h, ranges), '198.51.100.7');
+  assert.equal(requestAddressKey('fe80::1', h, ranges), 'fe80:0:0:0::/64');
+  assert.equal(requestAddressKey('192.0.2.7', h, ranges), '198.51.100.7');
+  assert.equal(requestAddressKey('192.0.2.8', h, ranges), '192.0.2.8');
+  // Two trusted hops (ingress, then balancer): the client is the last address no trusted proxy owns.
+  const chain = new Headers({ 'x-forwarded-for': '203.0.113.1, 198.51.100.20, 10.244.1.5' });
+  assert.equal(requestAddressKey('10.244.2.7', chain, ranges), '198.51.100.20', 'not the ingress pod, not the client-supplied left part');
+  assert.equal(requestAddressKey('10.244.2.7', new Headers({ 'x-forwarded-for': '10.244.1.5, 10.244.1.6' }), ranges), '10.244.1.5', 'all trusted: the leftmost');
+  assert.equal(requestAddressKey('10.244.2.7', new Headers({ 'x-forwarded-for': 'junk, 10.244.1.5' }), ranges), 'proxy-without-address');
   assert.equal(requestAddressKey('10.0.0.5', new Headers({ 'x-forwarded-for': 'evil<script>' }), trust), 'proxy-without-address');
 });
 
@@ -322,6 +335,10 @@ test('serve config: defaults, env, flags win over env, errors name the flag', ()
   assert.deepEqual(q.proxyTrust, { proxies: ['::1'], header: 'x-forwarded-for' });
   assert.throws(() => parseServeConfig(['--proxy-address-header', 'x-real-ip'], {}), (x) => isServerError(x, 'bad_config') && /--trust-proxy/.test(x.message));
   assert.throws(() => parseServeConfig(['--trust-proxy', 'proxy.example'], {}), (x) => isServerError(x, 'bad_config'));
+  assert.throws(() => parseServeConfig(['--trust-proxy', '10.0.0.0/33'], {}), (x) => isServerError(x, 'bad_config'));
+  const cidr = parseServeConfig(['--trust-proxy', '10.244.0.0/16,fd00::/8'], {});
+  assert.ok(cidr !== 'help');
+  assert.deepEqual(cidr.proxyTrust?.proxies, ['10.244.0.0/16', 'fd00::/8']);
   assert.throws(() => parseServeConfig(['--trust-proxy', '10.0.0.5', '--proxy-address-header', 'a b'], {}), (x) => isServerError(x, 'bad_config'));
 
   assert.equal(parseServeConfig(['--help'], {}), 'help');
