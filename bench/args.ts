@@ -31,6 +31,8 @@ export interface BenchOptions {
   /** Requests per (mode, concurrency); undefined: chosen from the concurrency. */
   requests?: number;
   maxTokens: number;
+  /** Replica counts for the balancer sweep (empty: no sweep). */
+  replicas: number[];
 }
 
 export const USAGE = `usage: sealed bench [options]
@@ -51,6 +53,9 @@ options:
   --requests N         requests per mode and level (default: max(16, 2 x concurrency); --quick: max(8, concurrency))
   --max-tokens N       completion tokens per request (default 200)
   --quick              a short run (under a minute)
+  --replicas 1,2,3     also measure aggregate encrypted tokens/s through HAProxy (deploy/loadbalancer)
+                       in front of that many replicas, one session per stream, at the highest
+                       concurrency up to 16 (needs haproxy; the replicas share this machine)
   --json FILE          write the results as JSON (docs/PROTOCOL.md's shape)
   --chart FILE         write an SVG chart of tokens/s against concurrency
   --help               this text
@@ -70,7 +75,7 @@ function value(flag: string, v: string | undefined): string {
 
 export function parseArgs(argv: readonly string[]): BenchOptions {
   const o: BenchOptions = {
-    help: false, modelDir: DEFAULT_MODEL_DIR, threads: 1, modes: [...MODES], concurrency: [], quick: false, maxTokens: 200,
+    help: false, modelDir: DEFAULT_MODEL_DIR, threads: 1, modes: [...MODES], concurrency: [], quick: false, maxTokens: 200, replicas: [],
   };
   let concurrencyGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -92,6 +97,11 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         const list = value(flag, next()).split(',');
         for (const m of list) if (!(MODES as readonly string[]).includes(m)) throw new BenchError('bad_args', `unknown mode '${m}' (modes: ${MODES.join(', ')})`);
         o.modes = MODES.filter((m) => list.includes(m));
+        break;
+      }
+      case '--replicas': {
+        const list = value(flag, next()).split(',').map((c) => positiveInt(flag, c, 3));
+        o.replicas = [...new Set(list)].sort((a, b) => a - b);
         break;
       }
       case '--concurrency': {

@@ -1,6 +1,7 @@
 // The benchmark's orchestration: open every mode, warm each up, then sweep the
 // concurrency levels with the modes interleaved at each level, so slow drift on
 // a shared machine touches every mode alike and the ratios hold.
+import { runBalancerSweep } from './balancer.js';
 import path from 'node:path';
 import type { BenchOptions } from './args.js';
 import { requestsFor } from './args.js';
@@ -187,6 +188,18 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     }
   } finally {
     for (const driver of drivers) await driver.close().catch(() => undefined);
+  }
+  if (o.replicas.length > 0) {
+    // After every mode's drivers are gone, so the replicas have the machine to themselves.
+    const c = Math.max(...o.concurrency.filter((x) => x <= 16), Math.min(...o.concurrency));
+    try {
+      report.balancer = await runBalancerSweep(
+        { replicas: o.replicas, concurrency: c, requests: requestsFor(o, c), threads: o.threads, modelDir: o.modelDir, work },
+        progress,
+      );
+    } catch (err) {
+      errors.push({ mode: 'balancer', ...describeError(err) });
+    }
   }
   report.runs.sort((a: RunResult, b: RunResult) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.concurrency - b.concurrency);
   report.extra.load_avg_1m_end = round(os.loadavg()[0], 2);

@@ -67,6 +67,16 @@ export function formatReport(report: BenchReport): string {
   if (report.cpu !== undefined && report.cpu.length > 0) {
     lines.push('CPU per token (bench = the client, or everything for in-process modes; server = the child process):', cpuTable(report.cpu), '');
   }
+  if (report.balancer !== undefined && report.balancer.length > 0) {
+    lines.push(
+      'through the load balancer (HAProxy, deploy/loadbalancer/haproxy.cfg; one session per stream; the replicas share this machine\'s cores):',
+      formatTable(
+        ['replicas', 'concurrency', 'requests', 'tokens', 'tok/s', 'sessions per replica'],
+        report.balancer.map((b) => [String(b.replicas), String(b.concurrency), String(b.requests), String(b.tokens), fmt(b.tokens_per_second, 1), b.sessions_per_replica.join(' / ')]),
+      ),
+      '',
+    );
+  }
   const layers = layerBreakdown(report.runs);
   if (layers.length > 1) lines.push('where the time goes at concurrency 1:', ...layers.map((l) => `  ${l}`), '');
   lines.push(targetsTable(report.targets));

@@ -1,3 +1,4 @@
+import type { BalancerRun } from './balancer.js';
 // Shapes shared by the benchmark's modules.
 
 export const MODES = ['engine', 'plaintext-http', 'encrypted-http', 'transformers-js'] as const;
@@ -94,5 +95,7 @@ export interface BenchReport {
   extra: Record<string, number>;
   targets: TargetResult[];
   cpu?: CpuRow[];
+  /** `--replicas`: aggregate encrypted tokens/s through the load balancer with 1, 2, 3 replicas. */
+  balancer?: BalancerRun[];
   errors?: { mode: string; code: string; message: string }[];
 }

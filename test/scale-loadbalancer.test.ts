@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SealedClient } from '../client/sdk.js';
 import { attest, sendPlain, type Attested } from './fixtures/server/client.js';
-import { freePort, haproxyPath, startBalancer, startReplica, type Balancer, type Replica } from './fixtures/scale/cluster.js';
+import { freePort, haproxyPath, startBalancer, startReplica, type Balancer, type Replica } from '../bench/cluster.js';
 
 const HAPROXY = haproxyPath();
 const SKIP = HAPROXY ? false : 'haproxy is not installed (apt-get install haproxy; .ci/run installs it)';

@@ -136,8 +136,8 @@ describe('completions through OHTTP', () => {
     assert.equal(inner!.status, 200);
     assert.equal(inner!.complete, true);
     assert.ok(inner!.headers.some(([n, v]) => n === 'content-type' && v.startsWith('text/event-stream')));
-    // Each Binary HTTP body chunk is exactly one event.
-    for (const c of inner!.chunks) assert.match(c, /^data: [^\n]*\n\n$/);
+    // Each Binary HTTP body chunk is exactly one event, padded (by default) with one comment line.
+    for (const c of inner!.chunks) assert.match(c, /^data: [^\n]*\n: p*\n\n$/);
     const events = sseData(inner!.text);
     assert.equal(events.at(-1), '[DONE]');
     const first = JSON.parse(events[0]!);
@@ -559,7 +559,7 @@ describe('limits and lifecycle', () => {
     await closing;
     const events = sseData(r.inner!.text);
     assert.notEqual(events.at(-1), '[DONE]', 'not presented as finished');
-    assert.equal(JSON.parse(events.at(-1)!).error.code, 'cancelled');
+    assert.equal(JSON.parse(events.at(-1)!).error.code, 'shutting_down');
     assert.equal(engine.stats().active, 0);
     assert.equal(s.runtime.sessions.size, 0);
   });
