@@ -7,7 +7,8 @@ export type ReattestReason =
   | 'session_unknown' //        the server answered 422 ohttp-key: it no longer has the session (restart, expiry, eviction)
   | 'response_undecryptable' // a response did not decrypt; the request that got it was not re-sent
   | 'expired' //                the session's attested expiry was reached
-  | 'session_exhausted'; //     the server answered 429 to a request: the session's request allowance is spent
+  | 'session_exhausted' //      the server answered 429 to a request: the session's request allowance is spent
+  | 'replica_unreachable'; //   a load balancer in front answered 502/503/504 itself: the replica holding the session is gone or unreachable
 
 export type SealedClientEvent =
   | { type: 'reattested'; reason: ReattestReason; previous: string; session: string }
@@ -20,6 +21,7 @@ const REASONS: Record<ReattestReason, string> = {
   response_undecryptable: 'a response did not decrypt (that request was not re-sent)',
   expired: 'session key expired',
   session_exhausted: 'session request limit reached (server answered 429)',
+  replica_unreachable: 'the replica holding the session is unreachable (the load balancer answered for it)',
 };
 
 /** One line for a person: `sealed chat`/`sealed proxy` print it on stderr, the page in its status. */

@@ -266,6 +266,25 @@ export class SealedClient {
         reattested = true;
         continue;
       }
+      if ((res.status === 502 || res.status === 503 || res.status === 504) && !isProblemDocument(res)) {
+        // Not the server's own refusal (those are problem documents) but a load balancer's: the
+        // replica holding this session is gone or unreachable. A 503 from a balancer means no
+        // replica was tried, so the request was never decrypted and goes again, once, to a new
+        // session (which the balancer places on a live replica). After a 502 or 504 the request
+        // may have reached the replica and been decrypted: it is not sent again.
+        await res.body?.cancel().catch(() => {});
+        if (res.status === 503 && !reattested) {
+          session = await this.reattest(session, 'replica_unreachable', options.signal);
+          reattested = true;
+          continue;
+        }
+        this.retire(session, 'replica_unreachable');
+        throw new SealedClientError(
+          'server_error',
+          `the load balancer answered HTTP ${res.status} for the session's replica; the request ${res.status === 503 ? 'was not delivered' : 'may have been delivered and is not sent again'}; the next request attests a new session`,
+          { status: res.status },
+        );
+      }
       if (res.status === 503) {
         await res.body?.cancel().catch(() => {});
         const waitMs = retryAfterMs(res.headers.get('retry-after'));
@@ -334,6 +353,11 @@ function innerRequest(method: string, path: string, body: unknown): InnerRequest
     throw new SealedClientError('bad_options', 'request body is not JSON-serialisable', { cause });
   }
   return { method, path, headers, body: new TextEncoder().encode(text) };
+}
+
+/** The server's refusals outside the encryption are RFC 9457 problem documents; a balancer's are not. */
+function isProblemDocument(res: Response): boolean {
+  return /^application\/problem\+json\b/i.test(res.headers.get('content-type') ?? '');
 }
 
 async function isOhttpKeyProblem(res: Response): Promise<boolean> {
