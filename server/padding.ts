@@ -5,6 +5,7 @@
 // An observer then learns only the bucket, which for token deltas is the same for nearly every
 // event (a chunk's JSON is ~200 bytes; a token adds a few). Events are found by their blank line
 // ("\n\n", the line ending the inner app writes), however the stream happens to be chunked.
+import { concatAll } from '../transport/bytes.js';
 
 export const MIN_BUCKET = 256;
 
@@ -68,15 +69,8 @@ export class EventPadder {
     }
     this.#pending = buf.slice(start);
     buf.fill(0);
-    let size = 0;
-    for (const e of events) size += e.byteLength;
-    const out = new Uint8Array(size);
-    let o = 0;
-    for (const e of events) {
-      out.set(e, o);
-      o += e.byteLength;
-      e.fill(0);
-    }
+    const out = concatAll(events);
+    for (const e of events) e.fill(0);
     return out;
   }
 

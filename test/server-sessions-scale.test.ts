@@ -9,29 +9,16 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { after, before, test } from 'node:test';
-import { createProvider, type EvidenceProvider } from '../enclave/providers/index.js';
-import { Engine } from '../engine/index.js';
+import { test } from 'node:test';
 import { startServer, type RunningServer } from '../server/lifecycle.js';
 import { resolveLimits } from '../server/limits.js';
 import { attest, hex, newSid, sendPlain, type Attested } from './fixtures/server/client.js';
+import { useSimulatedModel } from './fixtures/server/model.js';
 
-const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 const models = { method: 'GET' as const, path: '/v1/models' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let engine: Engine;
-let provider: EvidenceProvider;
-
-before(async () => {
-  engine = await Engine.create({ modelDir: MODEL_DIR, threads: 1 });
-  provider = await createProvider('simulated', { simulation: { modelDigest: engine.model.digest } });
-});
-
-after(async () => {
-  provider.close?.();
-  await engine.close();
-});
+const model = useSimulatedModel();
 
 /** One attestation GET from a given local address; status, Retry-After and the time it took. */
 function attestFrom(agent: http.Agent, port: number): Promise<{ status: number; retryAfter: number | null }> {
@@ -76,8 +63,8 @@ async function attestPolitely(base: string, deadlineMs: number): Promise<{ sessi
 
 test('a stranger on 40 addresses attesting as fast as it can locks nobody out and disturbs no session in use', async () => {
   const server: RunningServer = await startServer({
-    engine,
-    provider,
+    engine: model.engine,
+    provider: model.provider,
     // Small on purpose, so the attack fills the store many times over within the test.
     limits: resolveLimits({ maxSessions: 64, attestationRate: 2, attestationBurst: 4, attestationRateTotal: 20 }),
     host: '127.0.0.1',
@@ -160,8 +147,8 @@ test('with the limits lifted by flags, 2,000 sessions live at once, each used tw
   };
   const N = 2000;
   const server = await startServer({
-    engine,
-    provider,
+    engine: model.engine,
+    provider: model.provider,
     limits: resolveLimits({ attestationRate: 100_000, attestationBurst: 100_000, attestationRateTotal: 100_000 }),
     host: '127.0.0.1',
     port: 0,
