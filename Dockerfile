@@ -56,6 +56,7 @@ COPY --from=build /src/bin ./bin
 COPY --from=build /src/models/${MODEL} ./models/${MODEL}
 COPY --from=build /src/model-digest.txt ./models/${MODEL}.digest
 ENV NODE_ENV=production \
+    ORT_DISABLE_TELEMETRY=1 \
     SEALED_PLATFORM=auto \
     SEALED_MODEL_DIR=/app/models/${MODEL} \
     HOST=0.0.0.0 \

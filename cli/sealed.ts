@@ -4,6 +4,10 @@ import * as nodeCrypto from 'node:crypto';
 import process from 'node:process';
 import { useNodeCrypto } from '../transport/node-backend.js';
 
+// ONNX Runtime's telemetry (a local database, a debug log, HTTPS uploads) stays off in every
+// subcommand, the bench's transformers.js mode included (engine/ort.ts does it for the engine).
+process.env.ORT_DISABLE_TELEMETRY = '1';
+
 export interface Command {
   /** One line for the top-level help. */
   summary: string;

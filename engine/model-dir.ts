@@ -12,7 +12,7 @@
  */
 import { basename, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
-import * as ort from 'onnxruntime-node';
+import { ort } from './ort.js';
 import { EngineError } from './errors.js';
 import { buildManifest, manifestDigest, readModelFiles, type Manifest } from './manifest.js';
 import { exposeStepOutputs } from './graph-outputs.js';

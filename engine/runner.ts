@@ -23,7 +23,7 @@
  * - plain mode (any other graph): left padding, and the `present.*` outputs
  *   of one step are fed back as the next step's `past_*` inputs.
  */
-import * as ort from 'onnxruntime-node';
+import { ort } from './ort.js';
 import { EngineError } from './errors.js';
 import type { LoadedModel } from './model-dir.js';
 

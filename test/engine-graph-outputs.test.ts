@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import * as ort from 'onnxruntime-node';
+import { ort } from '../engine/ort.js';
 import { exposeStepOutputs } from '../engine/graph-outputs.js';
 import { Rng } from '../engine/sampler.js';
 import { loadModelDir } from '../engine/model-dir.js';
