@@ -32,6 +32,8 @@ export type { VerificationReport } from './report.js';
 export type { SealedClientEvent, ReattestReason } from './events.js';
 export { describeEvent } from './events.js';
 export { formatSummary, reportHtml } from './report.js';
+export { Conversation, DEFAULT_MAX_TOKENS, parseContextError, refusalOf } from './conversation.js';
+export type { ConversationOptions, TurnResult } from './conversation.js';
 export type * from './types.js';
 
 export interface ConnectOptions {
