@@ -5,10 +5,10 @@ import { createInterface } from 'node:readline';
 import type { Command } from '../sealed.js';
 import { Conversation, DEFAULT_MAX_TOKENS, refusalOf } from '../../client/conversation.js';
 import {
-  CONNECT_FLAGS, EXIT, UsageError, connectOptions, parseAndConnect, parseCliArgs, reportError, type ConnectOptions, type Writable,
+  CONNECT_FLAGS, EXIT, ROUTE_HELP, UsageError, connectOptions, parseAndConnect, parseCliArgs, reportError, type ConnectOptions, type Writable,
 } from '../../client/node/cli-common.js';
 
-const HELP = `usage: sealed chat --url URL [--policy FILE] [--allow-simulation] [--max-tokens N] [--temperature T] [PROMPT]
+const HELP = `usage: sealed chat --url URL [--policy FILE] [--allow-simulation] [--relay URL] [--attest-via URL] [--max-tokens N] [--temperature T] [PROMPT]
 
 Attests the server at URL, verifies its evidence (platform signature chain, the binding of
 this client's fresh nonce and session to the session key, model, expiry and simulation flag,
@@ -29,6 +29,7 @@ options:
   --url URL            the server (e.g. http://127.0.0.1:8080)
   --policy FILE        policy JSON (docs/PROTOCOL.md keys: measurement, modelDigest, minTcb, ...)
   --allow-simulation   accept a simulated server (no hardware protection)
+${ROUTE_HELP}
   --max-tokens N       at most N tokens per answer (default ${DEFAULT_MAX_TOKENS}, at most a quarter of the
                        model's context)
   --temperature T      sampling temperature, 0 to 2 (default: the server's)
