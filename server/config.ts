@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ServerError } from './errors.js';
 import { DEFAULT_LIMITS, resolveLimits, type Limits } from './limits.js';
 import type { ProxyTrust } from './client-address.js';
+import type { LogFormat } from './log.js';
 
 export type PlatformChoice = 'auto' | 'sev-snp' | 'tdx' | 'simulated';
 const PLATFORMS: readonly PlatformChoice[] = ['auto', 'sev-snp', 'tdx', 'simulated'];
@@ -18,6 +19,9 @@ export interface ServeConfig {
   limits: Limits;
   /** Set only when the operator names the proxies in front of the server. */
   proxyTrust: ProxyTrust | undefined;
+  logFormat: LogFormat;
+  /** Where the metrics listener listens; undefined: no metrics listener (the default). */
+  metricsListen: { host: string; port: number } | undefined;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -75,6 +79,12 @@ options (environment variable in brackets; a flag wins):
   --proxy-address-header NAME
                          header those proxies append the client address to [SEALED_PROXY_ADDRESS_HEADER]
                          (default x-forwarded-for; its rightmost entry is used)
+  --log-format F         text | json: the access log as text lines or one JSON object per line,
+                         the same fields either way, never content [SEALED_LOG_FORMAT] (default text)
+  --metrics-listen HOST:PORT
+                         serve Prometheus metrics at http://HOST:PORT/metrics, a listener apart
+                         from the public one [SEALED_METRICS_LISTEN] (default: off). Aggregate
+                         counts and latencies only; keep it on loopback or a management network
 ${LIMIT_FLAGS.map((f) => `  --${(f.flag + ' N').padEnd(28)} ${f.help} [${f.env}] (default ${String(DEFAULT_LIMITS[f.key])})`).join('\n')}
   -h, --help             this text
 
@@ -93,6 +103,8 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     threads: { type: 'string' },
     'trust-proxy': { type: 'string' },
     'proxy-address-header': { type: 'string' },
+    'log-format': { type: 'string' },
+    'metrics-listen': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const f of LIMIT_FLAGS) options[f.flag] = { type: 'string' };
@@ -118,6 +130,9 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
   const threads = pick('threads', 'SEALED_THREADS');
   const trustProxy = pick('trust-proxy', 'SEALED_TRUST_PROXY');
   const proxyHeader = pick('proxy-address-header', 'SEALED_PROXY_ADDRESS_HEADER');
+  const logFormat = pick('log-format', 'SEALED_LOG_FORMAT');
+  const metricsListen = pick('metrics-listen', 'SEALED_METRICS_LISTEN');
+  if (logFormat && logFormat.value !== 'text' && logFormat.value !== 'json') throw new ServerError('bad_config', `${logFormat.from} must be text or json`);
 
   if (platform && !(PLATFORMS as readonly string[]).includes(platform.value)) {
     throw new ServerError('bad_config', `${platform.from} must be one of ${PLATFORMS.join(', ')}`);
@@ -150,7 +165,17 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     threads: threads ? number(threads, 'int', 1, 1024) : undefined,
     limits: limitsWithFlagNames(overrides),
     proxyTrust,
+    logFormat: (logFormat?.value as LogFormat | undefined) ?? 'text',
+    metricsListen: metricsListen ? hostPort(metricsListen) : undefined,
   };
+}
+
+/** HOST:PORT, or [IPv6]:PORT; the port is required (no default that could collide with the public one). */
+function hostPort(v: { value: string; from: string }): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9A-Za-z.\-]+)):([0-9]{1,5})$/.exec(v.value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ServerError('bad_config', `${v.from} must be HOST:PORT (e.g. 127.0.0.1:9464)`);
+  return { host: m[1] ?? m[2]!, port };
 }
 
 function number(v: { value: string; from: string }, kind: 'int' | 'real', min: number, max = Number.MAX_SAFE_INTEGER): number {

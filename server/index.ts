@@ -4,7 +4,9 @@ export { createInnerApp, type InnerAppOptions, type InnerLimits } from './inner/
 export { startServer, type StartOptions, type RunningServer } from './lifecycle.js';
 export { DEFAULT_LIMITS, resolveLimits, limitsSchema, type Limits } from './limits.js';
 export { parseServeConfig, SERVE_HELP, type ServeConfig, type PlatformChoice } from './config.js';
-export { createLogger, formatRequestLog, silentLogger, type Logger, type RequestLogRecord } from './log.js';
+export { createLogger, formatRequestLog, formatRequestLogJson, silentLogger, type Logger, type LogFormat, type RequestLogRecord } from './log.js';
+export { Metrics, countingEngine, countingLogger, type Gauges } from './metrics.js';
+export { startMetricsListener, type MetricsListener } from './metrics-http.js';
 export { GenerationLimiter, type Permit } from './limiter.js';
 export { SessionStore, type Session } from './sessions.js';
 export { ReplayGuard, type ReplayVerdict } from './replay.js';

@@ -9,6 +9,8 @@ import { DEFAULT_MODEL_DIR, parseServeConfig, SERVE_HELP, type ServeConfig } fro
 import { isServerError } from '../../server/errors.js';
 import { createLogger, type Logger } from '../../server/log.js';
 import { startServer } from '../../server/lifecycle.js';
+import { Metrics, countingEngine, countingLogger } from '../../server/metrics.js';
+import { startMetricsListener, type MetricsListener } from '../../server/metrics-http.js';
 
 export const SIMULATION_BANNER = [
   '################################################################################',
@@ -43,7 +45,7 @@ export async function runServe(argv: string[], io: ServeIo): Promise<number> {
     io.stdout.write(SERVE_HELP);
     return 0;
   }
-  return serve(config, io, createLogger((line) => io.stderr.write(line + '\n')));
+  return serve(config, io, createLogger((line) => io.stderr.write(line + '\n'), config.logFormat));
 }
 
 async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<number> {
@@ -84,9 +86,13 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     return 1;
   }
 
+  // Metrics count what the access log and the engine already see; off, nothing is wrapped.
+  const metrics = config.metricsListen ? new Metrics() : undefined;
   let running;
   try {
-    running = await startServer({ engine, provider, limits: config.limits, host: config.host, port: config.port, logger,
+    running = await startServer({
+      engine: metrics ? countingEngine(engine, metrics) : engine, provider, limits: config.limits, host: config.host, port: config.port,
+      logger: metrics ? countingLogger(logger, metrics) : logger,
       ...(config.proxyTrust && { proxyTrust: config.proxyTrust }) });
   } catch (e) {
     provider.close?.();
@@ -96,12 +102,29 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     return 1;
   }
 
+  let metricsListener: MetricsListener | undefined;
+  if (metrics && config.metricsListen) {
+    const rt = running.runtime;
+    metrics.setGauges({ sessionsLive: () => rt.sessions.size, generationsRunning: () => rt.generations.active, generationsQueued: () => rt.generations.queued });
+    try {
+      metricsListener = await startMetricsListener(metrics, config.metricsListen.host, config.metricsListen.port);
+    } catch (e) {
+      await running.close();
+      provider.close?.();
+      await engine.close();
+      const code = (e as { code?: unknown }).code;
+      io.stderr.write(`sealed serve: cannot listen for metrics on ${config.metricsListen.host}:${config.metricsListen.port}${typeof code === 'string' ? ` (${code})` : ''}\n`);
+      return 1;
+    }
+  }
+
   if (provider.simulated) io.stdout.write(SIMULATION_BANNER + '\n');
   io.stdout.write(
     `sealed-inference listening on ${running.url}\n` +
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
       `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${config.limits.sessionLifetimeSeconds} s, ` +
-      `up to ${config.limits.maxSessions} sessions, ${config.limits.maxConcurrentGenerations} concurrent generations\n`,
+      `up to ${config.limits.maxSessions} sessions, ${config.limits.maxConcurrentGenerations} concurrent generations\n` +
+      (metricsListener ? `  metrics at ${metricsListener.url} (aggregate counts and latencies only)\n` : ''),
   );
 
   return new Promise<number>((resolve) => {
@@ -117,6 +140,7 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
       logger.info(`${signal}: shutting down`);
       void (async () => {
         await running.close();
+        await metricsListener?.close();
         provider.close?.();
         await engine.close().catch(() => {});
         logger.info('stopped; session keys wiped');
