@@ -97,16 +97,15 @@ export class Conversation {
 
   /**
    * Sends `text` with as much of the history as fits, streaming the answer's text to `onDelta`.
-   * The turn joins the history only when the answer arrived whole; a failed turn leaves the
-   * history as it was, apart from turns dropped to fit. Throws SealedClientError (see refusalOf).
+   * The history changes only when the answer arrived whole (the turn joins it, and the turns
+   * dropped to fit leave it); a failed turn changes nothing. Throws SealedClientError (see refusalOf).
    */
   async send(text: string, onDelta: (delta: string) => void = () => {}, signal?: AbortSignal): Promise<TurnResult> {
     const user: ChatMessage = { role: 'user', content: text };
     let dropped = 0;
     for (let attempt = 0; ; attempt++) {
       const { kept, removed } = this.fit([...this.history, user]);
-      dropped += removed;
-      this.history = kept.slice(0, -1);
+      dropped = removed;
       const maxTokens = this.maxTokens();
       let answered = false;
       try {
@@ -163,11 +162,15 @@ export class Conversation {
 
   /**
    * Drops the oldest turns (a user message and the answers after it) until the estimate leaves
-   * room for max_tokens. The latest message always stays. Unknown context: nothing is dropped.
+   * room for max_tokens. The latest message always stays. Unknown context, or a max_tokens that
+   * leaves no room at all: nothing is dropped.
    */
   private fit(messages: ChatMessage[]): { kept: ChatMessage[]; removed: number } {
     if (this.contextLength === undefined) return { kept: messages, removed: 0 };
     const budget = this.contextLength - this.maxTokens();
+    // max_tokens alone fills the context, or the latest message alone does not fit: dropping turns
+    // cannot help, so keep them and let the server's refusal stand.
+    if (budget < 1 || this.estimate(messages.slice(-1)) > budget) return { kept: messages, removed: 0 };
     let start = 0;
     while (start < messages.length - 1 && this.estimate(messages.slice(start)) > budget) {
       start++;

@@ -113,6 +113,22 @@ test('a refused request is a refusal with the server\'s message; the conversatio
   assert.equal(await running, 0, err);
 });
 
+test('Conversation: a refused turn changes nothing, and a message alone too long drops no earlier turn', { timeout: 60_000 }, async () => {
+  const client = await SealedClient.connect(server.url, { allowSimulation: true });
+  const conv = new Conversation(client, { maxTokens: 16 });
+  await conv.send('Once upon a time');
+  const before = conv.messages;
+  assert.equal(before.length, 2);
+  const sent = server.ohttpRequests();
+  await assert.rejects(conv.send('Once upon a time there was a big dog. '.repeat(80)), (e: unknown) => refusalOf(e)?.code === 'context_length_exceeded');
+  assert.deepEqual(conv.messages, before, 'the history is as it was');
+  assert.equal(server.ohttpRequests(), sent + 1, 'not sent again: dropping turns could not make it fit');
+  const huge = new Conversation(client, { maxTokens: 600 });
+  await assert.rejects(huge.send('Once'), (e: unknown) => /600 in the completion/.test(refusalOf(e)?.message ?? ''));
+  assert.deepEqual(huge.messages, []);
+  assert.throws(() => new Conversation(client, { maxTokens: 0 }), /maxTokens must be a positive integer/);
+});
+
 test('a one-shot prompt the server refuses: exit 1 and "refused:" with its message', async () => {
   let err = '';
   const code = await runChat(['--url', server.url, '--allow-simulation', '--max-tokens', '5000', 'Once upon a time'], {

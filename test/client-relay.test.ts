@@ -13,7 +13,8 @@ import { serve } from '@hono/node-server';
 import OpenAI from 'openai';
 import { Engine } from '../engine/index.js';
 import { createSimulatedProvider, type SimulatedProvider } from '../enclave/providers/simulated.js';
-import { createApp } from '../server/app.js';
+import { createApp, createRuntime } from '../server/app.js';
+import { clientAddressKey } from '../server/rate.js';
 import { resolveLimits } from '../server/limits.js';
 import { SealedClient, SealedClientError } from '../client/sdk.js';
 import { runChat } from '../cli/commands/chat.js';
@@ -30,13 +31,22 @@ let provider: SimulatedProvider;
 let url: string;
 let close: () => Promise<void>;
 const seen: Seen[] = [];
+/** The keys the server's attestation rate limiter was asked about, in order. */
+const limiterKeys: string[] = [];
 let relay: Relay;
 let forwarder: Relay;
 
 before(async () => {
   engine = await Engine.create({ modelDir: MODEL_DIR, threads: 1, maxBatch: 2 });
   provider = await createSimulatedProvider({ modelDigest: engine.model.digest });
-  const app = createApp({ engine, provider, limits: resolveLimits({}) });
+  const limits = resolveLimits({});
+  const runtime = createRuntime(limits);
+  const check = runtime.attestationRate.check.bind(runtime.attestationRate);
+  runtime.attestationRate.check = (key: string) => {
+    limiterKeys.push(key);
+    return check(key);
+  };
+  const app = createApp({ engine, provider, limits, runtime });
   const server = serve({
     hostname: '127.0.0.1',
     port: 0,
@@ -78,14 +88,17 @@ test('SDK with a relay: every encapsulated request reaches the server from the r
   assert.deepEqual(relay.forwarded, ['POST ohttp', 'POST ohttp']);
 });
 
-test('SDK with a relay and --attest-via: the server never sees the client\'s address, re-attestation included', async () => {
+test('SDK with a relay and --attest-via: the server never sees the client\'s address; its attestation limit counts the proxy', async () => {
   const from = seen.length;
+  const keysFrom = limiterKeys.length;
   const client = await SealedClient.connect(url, { allowSimulation: true, relay: relay.url, attestVia: forwarder.url });
   assert.deepEqual(client.route, { relay: true, attestVia: true });
   const r = await client.chat({ messages: [{ role: 'user', content: 'Once upon a time' }], max_tokens: 4 });
   assert.ok(r.choices[0].message.content !== undefined);
   assert.deepEqual(peers(from, 'ohttp'), [RELAY_ADDRESS]);
   assert.deepEqual(peers(from, 'attestation'), [RELAY_ADDRESS]);
+  assert.deepEqual(limiterKeys.slice(keysFrom), [clientAddressKey(RELAY_ADDRESS)]);
+  assert.notEqual(clientAddressKey(RELAY_ADDRESS), clientAddressKey('127.0.0.1'));
   assert.equal(client.verification.server, new URL(url).origin, 'the report names the server verified, not the proxy');
 });
 
