@@ -12,7 +12,8 @@ const HELP = `usage: sealed chat --url URL [--policy FILE] [--allow-simulation] 
 
 Attests the server at URL, verifies its evidence (platform signature chain, the binding of
 this client's fresh nonce and session to the session key, model, expiry and simulation flag,
-and the policy), prints what was verified on stderr, and only then sends the prompt, encrypted to the attested key. The
+and the policy), prints what was verified on stderr with a "privacy:" line saying what the
+server can still link, and only then sends the prompt, encrypted to the attested key. The
 answer streams to stdout as it is generated. Without PROMPT, reads a conversation from stdin,
 one message per line (history is kept in memory only; /new starts a new conversation; end with
 Ctrl-D or /exit). A conversation stays inside the model's context: when the history no longer
@@ -30,8 +31,8 @@ options:
   --policy FILE        policy JSON (docs/PROTOCOL.md keys: measurement, modelDigest, minTcb, ...)
   --allow-simulation   accept a simulated server (no hardware protection)
 ${ROUTE_HELP}
-  --max-tokens N       at most N tokens per answer (default ${DEFAULT_MAX_TOKENS}, at most a quarter of the
-                       model's context)
+  --max-tokens N       at most N tokens per answer (default ${DEFAULT_MAX_TOKENS}, or a quarter of the
+                       model's context where that is less)
   --temperature T      sampling temperature, 0 to 2 (default: the server's)
   -h, --help           this text
 

@@ -16,7 +16,9 @@ model and expiry; policy), then serves on HOST:PORT a local OpenAI-compatible AP
 request is encrypted to the attested session key. When that session ends (expiry, a server
 restart: 422), it attests and verifies a new one, says so on stderr, and sends the refused
 request again; a response that does not decrypt fails its request (502, never re-sent) and the
-next request uses a new session. Routes:
+next request uses a new session. What it verified, and a "privacy:" line saying what the server
+can still link, go to stderr; the /chat page runs its own client in the browser and talks to the
+server directly, not through --relay or --attest-via. Routes:
   POST /v1/chat/completions   (stream: true relays each chunk as it is decrypted)
   POST /v1/completions
   GET  /v1/models, /v1/models/{id}
