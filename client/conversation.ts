@@ -123,7 +123,7 @@ export class Conversation {
         // Once, and only if the numbers now say something smaller would fit: a latest message
         // that alone exceeds the context stays the server's refusal.
         const next = this.fit([...this.history, user]);
-        if (attempt > 0 || (next.removed === 0 && this.maxTokens() >= maxTokens)) throw e;
+        if (attempt > 0 || (next.removed <= removed && this.maxTokens() >= maxTokens)) throw e;
       }
     }
   }
