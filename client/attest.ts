@@ -28,6 +28,8 @@ export interface AttestOptions {
   /** How long a 429/503 answer (rate limit, server full, starting, draining) is waited out. */
   retry?: RetryLimits;
   onEvent?: EventListener;
+  /** Where the attestation GET goes instead of the server (a forwarding proxy); the session path is appended as to the server's URL. */
+  attestVia?: URL;
 }
 
 export interface Session {
@@ -59,7 +61,7 @@ export function sessionUrl(base: URL, sid: string, route: 'attestation' | 'ohttp
 export async function attest(base: URL, opts: AttestOptions): Promise<Session> {
   const nonce = randomNonce();
   const sid = randomSessionId();
-  const url = sessionUrl(base, sid, 'attestation');
+  const url = sessionUrl(opts.attestVia ?? base, sid, 'attestation');
   url.searchParams.set('nonce', bytesToHex(nonce));
   const retry = opts.retry ?? DEFAULT_RETRY;
   let res: Response;

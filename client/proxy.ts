@@ -11,6 +11,7 @@ import { escapeHtml, reportHtml } from './report.js';
 import { openAiChunks, sseEvent } from './sse.js';
 import { chatPageHtml, PAGE_SCRIPT_PATH, type PageConfig } from './page/html.js';
 import { isLoopbackHost } from './listen.js';
+import { linkabilityNote } from './privacy.js';
 
 export { isLoopbackHost, parseListen } from './listen.js';
 
@@ -154,6 +155,7 @@ function attestationPage(client: SealedClient): string {
 <p>This proxy encrypts every request to the session key of the server below, which it verified before accepting any.
 Whenever that session ends, it attests and verifies a new one; this page shows the current one.</p>
 ${reportHtml(client.verification)}
+<p>${escapeHtml(linkabilityNote(client.route))}</p>
 <p>OpenAI-compatible API: <code>${escapeHtml('/v1/chat/completions')}</code>, <code>/v1/completions</code>, <code>/v1/models</code>.
 <a href="/chat">Chat page</a> (verifies the server again, in your browser).</p>
 </body></html>`;

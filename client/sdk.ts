@@ -32,6 +32,9 @@ export type { VerificationReport } from './report.js';
 export type { SealedClientEvent, ReattestReason } from './events.js';
 export { describeEvent } from './events.js';
 export { formatSummary, reportHtml } from './report.js';
+export { linkabilityNote, type Route } from './privacy.js';
+export { Conversation, DEFAULT_MAX_TOKENS, parseContextError, refusalOf } from './conversation.js';
+export type { ConversationOptions, TurnResult } from './conversation.js';
 export type * from './types.js';
 
 export interface ConnectOptions {
@@ -50,6 +53,19 @@ export interface ConnectOptions {
   onEvent?: (event: SealedClientEvent) => void;
   /** How often and how long a 429/503 is waited out (default 2 retries, at most 10 s each). */
   retry?: { retries?: number; maxWaitMs?: number };
+  /**
+   * An OHTTP relay for the encapsulated requests: a base URL used like the server's, so each
+   * request is `POST {relay}/v1/sessions/{sid}/ohttp`; the relay is configured with the server
+   * (gateway) and forwards the body and content type there. The server then sees the relay's
+   * address for those requests, not this client's. See README "What the server can link".
+   */
+  relay?: string | URL;
+  /**
+   * A forwarding proxy for the attestation: `GET {attestVia}/v1/sessions/{sid}/attestation?nonce=`
+   * is sent there instead of to the server. Without it the server sees this client's address
+   * when the session is made, and the session id links it to every request, relayed or not.
+   */
+  attestVia?: string | URL;
 }
 
 const OHTTP_KEY_PROBLEM = 'https://iana.org/assignments/http-problem-types#ohttp-key';
@@ -65,12 +81,20 @@ export class SealedClient {
   private reattesting: Promise<Session> | undefined;
   /** Set when the current session must not carry another request, and why. */
   private ended: { session: Session; reason: ReattestReason } | undefined;
-  private readonly opts: { policy?: Policy; pinned: string[]; allowSimulation: boolean; fetch: typeof fetch; retry: RetryLimits; onEvent: EventListener };
+  private readonly opts: { policy?: Policy; pinned: string[]; allowSimulation: boolean; fetch: typeof fetch; retry: RetryLimits; onEvent: EventListener; attestVia?: URL };
+  /** Where encapsulated requests are posted: the relay when one is given, else the server. */
+  private readonly gateway: URL;
 
-  private constructor(url: URL, session: Session, opts: SealedClient['opts']) {
+  private constructor(url: URL, session: Session, opts: SealedClient['opts'], relay: URL | undefined) {
     this.url = url;
     this.session = session;
     this.opts = opts;
+    this.gateway = relay ?? url;
+  }
+
+  /** Which hops the server sees instead of this client: for the note a client shows its user (client/privacy.ts). */
+  get route(): { relay: boolean; attestVia: boolean } {
+    return { relay: this.gateway !== this.url, attestVia: this.opts.attestVia !== undefined };
   }
 
   /** Attests the server at `url` and verifies it; rejects with SealedClientError (nothing sent) if it does not verify. */
@@ -96,9 +120,14 @@ export class SealedClient {
         // A logging callback must not change what happens to a request.
       }
     };
-    const opts = { policy, pinned: pinnedKeys(options.policy), allowSimulation: options.allowSimulation === true, fetch: f, retry: checkRetryLimits(options.retry), onEvent };
+    const relay = options.relay === undefined ? undefined : parseBaseUrl(options.relay, 'relay URL');
+    const attestVia = options.attestVia === undefined ? undefined : parseBaseUrl(options.attestVia, 'attestVia URL');
+    const opts = {
+      policy, pinned: pinnedKeys(options.policy), allowSimulation: options.allowSimulation === true, fetch: f, retry: checkRetryLimits(options.retry), onEvent,
+      ...(attestVia && { attestVia }),
+    };
     const session = await attest(base, { ...opts, signal: options.signal });
-    return new SealedClient(base, session, opts);
+    return new SealedClient(base, session, opts, relay);
   }
 
   /** What was verified for the current session (replaced on re-attestation). */
@@ -248,7 +277,7 @@ export class SealedClient {
       const sealed = seal(session.key, inner);
       let res: Response;
       try {
-        res = await this.opts.fetch(sessionUrl(this.url, session.id, 'ohttp'), {
+        res = await this.opts.fetch(sessionUrl(this.gateway, session.id, 'ohttp'), {
           method: 'POST',
           headers: { 'content-type': mediaType[0] },
           body: sealed.bytes as BufferSource,
@@ -325,16 +354,16 @@ function pinnedKeys(policy: unknown): string[] {
   return Object.keys(policy).filter((k) => (policy as Record<string, unknown>)[k] !== undefined).sort();
 }
 
-function parseBaseUrl(url: string | URL): URL {
+function parseBaseUrl(url: string | URL, what = 'server URL'): URL {
   let u: URL;
   try {
     u = new URL(String(url));
   } catch {
-    throw new SealedClientError('bad_options', 'server URL is not a valid URL');
+    throw new SealedClientError('bad_options', `${what} is not a valid URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new SealedClientError('bad_options', 'server URL must be http(s)');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new SealedClientError('bad_options', `${what} must be http(s)`);
   if (u.username || u.password || u.search || u.hash) {
-    throw new SealedClientError('bad_options', 'server URL must not carry credentials, a query or a fragment');
+    throw new SealedClientError('bad_options', `${what} must not carry credentials, a query or a fragment`);
   }
   if (!u.pathname.endsWith('/')) u.pathname += '/';
   return u;

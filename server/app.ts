@@ -16,6 +16,7 @@ import type { InferenceEngine } from './engine.js';
 import { isServerError } from './errors.js';
 import { handleChunked, handlePlain, MEDIA, type GatewayDeps } from './gateway.js';
 import { createInnerApp } from './inner/app.js';
+import { GenerationLimiter } from './limiter.js';
 import type { Limits } from './limits.js';
 import { silentLogger, type Logger, type RequestLogRecord } from './log.js';
 import { ohttp, type OhttpKeyConfig } from './ohttp.js';
@@ -32,6 +33,8 @@ export interface ServerRuntime {
   tracker: RequestTracker;
   /** Request body bytes held across all connections (maxBufferedBytes). */
   budget: ByteBudget;
+  /** Admission for generations (running and queued), shared with the inner app so both can be counted. */
+  generations: GenerationLimiter;
   /** False until the server accepts requests; /readyz answers 503 meanwhile and while draining. */
   ready: boolean;
 }
@@ -52,7 +55,13 @@ export function createRuntime(limits: Limits, opts: { now?: () => number; sweepI
     totalRate: limits.attestationRateTotal,
     ...(opts.now && { now: opts.now }),
   });
-  return { sessions, attestationRate, tracker: new RequestTracker(), budget: new ByteBudget(limits.maxBufferedBytes), ready: true };
+  const generations = new GenerationLimiter({
+    concurrency: limits.maxConcurrentGenerations,
+    maxQueue: limits.maxQueue,
+    queueTimeoutMs: limits.queueTimeoutMs,
+    maxPerSession: limits.maxConcurrentPerSession,
+  });
+  return { sessions, attestationRate, tracker: new RequestTracker(), budget: new ByteBudget(limits.maxBufferedBytes), generations, ready: true };
 }
 
 export interface AppDeps {
@@ -86,7 +95,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const logger = deps.logger ?? silentLogger;
   const runtime = deps.runtime ?? createRuntime(limits);
   const { sessions, tracker } = runtime;
-  const inner = createInnerApp({ engine, limits });
+  const inner = createInnerApp({ engine, limits, limiter: runtime.generations });
   const gatewayDeps: GatewayDeps = {
     sessions,
     inner: { fetch: (req, env) => inner.fetch(req, env) },

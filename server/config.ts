@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ServerError } from './errors.js';
 import { BODY_BYTES_FIXED, BODY_BYTES_PER_TOKEN, DEFAULT_LIMITS, resolveLimits, type Limits } from './limits.js';
 import { isValidProxyEntry, type ProxyTrust } from './client-address.js';
+import type { LogFormat } from './log.js';
 
 export type PlatformChoice = 'auto' | 'sev-snp' | 'tdx' | 'simulated';
 const PLATFORMS: readonly PlatformChoice[] = ['auto', 'sev-snp', 'tdx', 'simulated'];
@@ -20,6 +21,9 @@ export interface ServeConfig {
   proxyTrust: ProxyTrust | undefined;
   /** False when --max-body-bytes (or its variable) was not given: the caller derives it from the model (bodyBytesForContext). */
   maxBodyBytesGiven: boolean;
+  logFormat: LogFormat;
+  /** Where the metrics listener listens; undefined: no metrics listener (the default). */
+  metricsListen: { host: string; port: number } | undefined;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -77,6 +81,12 @@ options (environment variable in brackets; a flag wins):
   --proxy-address-header NAME
                          header those proxies append the client address to [SEALED_PROXY_ADDRESS_HEADER]
                          (default x-forwarded-for; its rightmost entry is used)
+  --log-format F         text | json: the access log as text lines or one JSON object per line,
+                         the same fields either way, never content [SEALED_LOG_FORMAT] (default text)
+  --metrics-listen HOST:PORT
+                         serve Prometheus metrics at http://HOST:PORT/metrics, a listener apart
+                         from the public one [SEALED_METRICS_LISTEN] (default: off). Aggregate
+                         counts and latencies only; keep it on loopback or a management network
 ${LIMIT_FLAGS.map((f) => `  --${(f.flag + ' N').padEnd(28)} ${f.help} [${f.env}] (default ${f.key === 'maxBodyBytes' ? 'from the model, below' : String(DEFAULT_LIMITS[f.key])})`).join('\n')}
   --stream-padding on|off        pad each streamed event to a size bucket (powers of two from 256
                                  bytes) so a sealed chunk's size does not reveal its token's
@@ -107,6 +117,8 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     'trust-proxy': { type: 'string' },
     'proxy-address-header': { type: 'string' },
     'stream-padding': { type: 'string' },
+    'log-format': { type: 'string' },
+    'metrics-listen': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const f of LIMIT_FLAGS) options[f.flag] = { type: 'string' };
@@ -134,6 +146,9 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
   const proxyHeader = pick('proxy-address-header', 'SEALED_PROXY_ADDRESS_HEADER');
   const padding = pick('stream-padding', 'SEALED_STREAM_PADDING');
   if (padding && padding.value !== 'on' && padding.value !== 'off') throw new ServerError('bad_config', `${padding.from} must be on or off`);
+  const logFormat = pick('log-format', 'SEALED_LOG_FORMAT');
+  const metricsListen = pick('metrics-listen', 'SEALED_METRICS_LISTEN');
+  if (logFormat && logFormat.value !== 'text' && logFormat.value !== 'json') throw new ServerError('bad_config', `${logFormat.from} must be text or json`);
 
   if (platform && !(PLATFORMS as readonly string[]).includes(platform.value)) {
     throw new ServerError('bad_config', `${platform.from} must be one of ${PLATFORMS.join(', ')}`);
@@ -168,7 +183,17 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     limits: limitsWithFlagNames(overrides),
     proxyTrust,
     maxBodyBytesGiven: overrides.maxBodyBytes !== undefined,
+    logFormat: (logFormat?.value as LogFormat | undefined) ?? 'text',
+    metricsListen: metricsListen ? hostPort(metricsListen) : undefined,
   };
+}
+
+/** HOST:PORT, or [IPv6]:PORT; the port is required (no default that could collide with the public one). */
+function hostPort(v: { value: string; from: string }): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9A-Za-z.\-]+)):([0-9]{1,5})$/.exec(v.value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ServerError('bad_config', `${v.from} must be HOST:PORT (e.g. 127.0.0.1:9464)`);
+  return { host: m[1] ?? m[2]!, port };
 }
 
 function number(v: { value: string; from: string }, kind: 'int' | 'real', min: number, max = Number.MAX_SAFE_INTEGER): number {

@@ -41,7 +41,32 @@ export function formatRequestLog(rec: RequestLogRecord, at: Date = new Date()): 
   return parts.join(' ');
 }
 
-export function createLogger(sink: (line: string) => void = (line) => process.stderr.write(line + '\n')): Logger {
+/**
+ * Pure: the same record as one JSON object per line (for log collectors), with exactly the
+ * fields of the text line and nothing more.
+ */
+export function formatRequestLogJson(rec: RequestLogRecord, at: Date = new Date()): string {
+  return JSON.stringify({
+    time: at.toISOString(),
+    method: KNOWN_METHODS.has(rec.method) ? rec.method : 'OTHER',
+    route: rec.route ?? '-',
+    status: Math.trunc(rec.status),
+    bytes_in: Math.max(0, Math.trunc(rec.bytesIn)),
+    bytes_out: Math.max(0, Math.trunc(rec.bytesOut)),
+    ms: Number(Math.max(0, rec.durationMs).toFixed(1)),
+    ...(rec.aborted && { aborted: true }),
+  });
+}
+
+export type LogFormat = 'text' | 'json';
+
+export function createLogger(sink: (line: string) => void = (line) => process.stderr.write(line + '\n'), format: LogFormat = 'text'): Logger {
+  if (format === 'json') {
+    return {
+      request: (rec) => sink(formatRequestLogJson(rec)),
+      info: (message) => sink(JSON.stringify({ time: new Date().toISOString(), msg: message })),
+    };
+  }
   return {
     request: (rec) => sink(formatRequestLog(rec)),
     info: (message) => sink(`${new Date().toISOString()} ${message}`),

@@ -116,6 +116,15 @@ describe('prompts beyond the context', () => {
       assert.equal(r.error.param, param, path);
     }
   });
+
+  test('context_length_exceeded names the numbers: context, prompt tokens and max_tokens', async () => {
+    const r = await post('/v1/completions', { model: 'stories260K', prompt: Array.from({ length: 500 }, () => 5), max_tokens: 20 });
+    assert.equal(r.status, 400);
+    assert.equal(r.error.message, "This model's maximum context length is 512 tokens. However, you requested 520 tokens (500 in the prompt, 20 in the completion). Please reduce the length of the prompt or the completion.");
+    const full = await post('/v1/completions', { model: 'stories260K', prompt: Array.from({ length: 512 }, () => 5) });
+    assert.equal(full.status, 400);
+    assert.match(full.error.message, /maximum context length is 512 tokens\. However, your prompt resulted in 512 tokens, which leaves no room/);
+  });
 });
 
 describe('inner text fields', () => {

@@ -186,8 +186,9 @@ describe('GET /v1/models/{id}', () => {
   test('the served id: 200 with OpenAI\'s model object, the same one the list holds', async () => {
     const one = await call('GET', '/v1/models/stories260K');
     assert.equal(one.status, 200);
-    assert.deepEqual(Object.keys(one.json).sort(), ['created', 'id', 'object', 'owned_by']);
+    assert.deepEqual(Object.keys(one.json).sort(), ['context_length', 'created', 'id', 'object', 'owned_by']);
     assert.equal(one.json.id, 'stories260K');
+    assert.equal(one.json.context_length, 512, 'the model\'s context, for clients that keep a conversation inside it');
     assert.equal(one.json.object, 'model');
     assert.equal(typeof one.json.created, 'number');
     const list = await call('GET', '/v1/models');

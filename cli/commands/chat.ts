@@ -3,19 +3,23 @@
 import process from 'node:process';
 import { createInterface } from 'node:readline';
 import type { Command } from '../sealed.js';
-import type { SealedClient } from '../../client/sdk.js';
-import type { ChatMessage, ChatParams } from '../../client/types.js';
+import { Conversation, DEFAULT_MAX_TOKENS, refusalOf } from '../../client/conversation.js';
 import {
-  CONNECT_FLAGS, EXIT, UsageError, connectOptions, parseAndConnect, parseCliArgs, reportError, type ConnectOptions, type Writable,
+  CONNECT_FLAGS, EXIT, ROUTE_HELP, UsageError, connectOptions, parseAndConnect, parseCliArgs, reportError, type ConnectOptions, type Writable,
 } from '../../client/node/cli-common.js';
 
-const HELP = `usage: sealed chat --url URL [--policy FILE] [--allow-simulation] [--max-tokens N] [--temperature T] [PROMPT]
+const HELP = `usage: sealed chat --url URL [--policy FILE] [--allow-simulation] [--relay URL] [--attest-via URL] [--max-tokens N] [--temperature T] [PROMPT]
 
 Attests the server at URL, verifies its evidence (platform signature chain, the binding of
 this client's fresh nonce and session to the session key, model, expiry and simulation flag,
-and the policy), prints what was verified on stderr, and only then sends the prompt, encrypted to the attested key. The
+and the policy), prints what was verified on stderr with a "privacy:" line saying what the
+server can still link, and only then sends the prompt, encrypted to the attested key. The
 answer streams to stdout as it is generated. Without PROMPT, reads a conversation from stdin,
-one message per line (history is kept in memory only; end with Ctrl-D or /exit).
+one message per line (history is kept in memory only; /new starts a new conversation; end with
+Ctrl-D or /exit). A conversation stays inside the model's context: when the history no longer
+fits, the oldest turns are dropped (a line on stderr says how many). A request the server
+refuses (HTTP 4xx: too long, a bad parameter) is shown on stderr as "refused: " and the
+server's message; the conversation carries on without that turn.
 
 When the server's session ends (restart, expiry, eviction: it answers 422), a new session is
 attested and verified like the first, a line on stderr says so, and the message is sent again:
@@ -26,7 +30,9 @@ options:
   --url URL            the server (e.g. http://127.0.0.1:8080)
   --policy FILE        policy JSON (docs/PROTOCOL.md keys: measurement, modelDigest, minTcb, ...)
   --allow-simulation   accept a simulated server (no hardware protection)
-  --max-tokens N       at most N tokens per answer (default: the server's)
+${ROUTE_HELP}
+  --max-tokens N       at most N tokens per answer (default ${DEFAULT_MAX_TOKENS}, or a quarter of the
+                       model's context where that is less)
   --temperature T      sampling temperature, 0 to 2 (default: the server's)
   -h, --help           this text
 
@@ -77,21 +83,30 @@ export async function parseChatArgs(argv: string[]): Promise<ChatOptions | 'help
   return opts;
 }
 
-/** Streams one answer to stdout; returns its full text. */
-async function answer(client: SealedClient, messages: ChatMessage[], opts: ChatOptions, stdout: Writable): Promise<string> {
-  const params: ChatParams & { stream: true } = { messages, stream: true };
-  if (opts.maxTokens !== undefined) params.max_tokens = opts.maxTokens;
-  if (opts.temperature !== undefined) params.temperature = opts.temperature;
-  let text = '';
-  for await (const chunk of await client.chat(params)) {
-    const delta = chunk.choices?.[0]?.delta?.content;
-    if (typeof delta === 'string' && delta.length > 0) {
-      text += delta;
-      stdout.write(delta);
-    }
+/** Streams one turn's answer to stdout (a newline ends it); a dropped-turns notice goes to stderr first. */
+async function answer(conversation: Conversation, text: string, io: { stdout: Writable; stderr: Writable }): Promise<void> {
+  let started = false;
+  try {
+    const r = await conversation.send(text, (delta) => {
+      started = true;
+      io.stdout.write(delta);
+    });
+    io.stdout.write('\n');
+    if (r.dropped > 0) io.stderr.write(`sealed: dropped the ${r.dropped} oldest messages to stay within the model's context\n`);
+  } catch (e) {
+    if (started) io.stdout.write('\n');
+    throw e;
   }
-  stdout.write('\n');
-  return text;
+}
+
+/** A refusal is the server's answer to this turn, not a failure of the client: say what it said. */
+function reportTurnError(e: unknown, stderr: Writable): number {
+  const refusal = refusalOf(e);
+  if (refusal) {
+    stderr.write(`refused: ${refusal.message}\n`);
+    return EXIT.error;
+  }
+  return reportError(e, stderr);
 }
 
 export async function runChat(argv: string[], io: ChatIo): Promise<number> {
@@ -99,30 +114,33 @@ export async function runChat(argv: string[], io: ChatIo): Promise<number> {
   if (typeof started === 'number') return started;
   const { opts, client } = started;
 
+  const conversation = new Conversation(client, {
+    ...(opts.maxTokens !== undefined && { maxTokens: opts.maxTokens }),
+    ...(opts.temperature !== undefined && { temperature: opts.temperature }),
+  });
   if (opts.prompt !== undefined) {
     try {
-      await answer(client, [{ role: 'user', content: opts.prompt }], opts, io.stdout);
+      await answer(conversation, opts.prompt, io);
       return EXIT.ok;
     } catch (e) {
-      return reportError(e, io.stderr);
+      return reportTurnError(e, io.stderr);
     }
   }
 
-  const history: ChatMessage[] = [];
   const rl = createInterface({ input: io.stdin, terminal: false });
-  io.stderr.write('conversation: one message per line; Ctrl-D or /exit ends it\n> ');
+  io.stderr.write('conversation: one message per line; /new starts over; Ctrl-D or /exit ends it\n> ');
   try {
     for await (const line of rl) {
       const text = line.trim();
       if (text === '/exit') break;
-      if (text !== '') {
-        history.push({ role: 'user', content: text });
+      if (text === '/new') {
+        conversation.reset();
+        io.stderr.write('sealed: new conversation (the earlier turns are forgotten)\n');
+      } else if (text !== '') {
         try {
-          const reply = await answer(client, history, opts, io.stdout);
-          history.push({ role: 'assistant', content: reply });
+          await answer(conversation, text, io);
         } catch (e) {
-          history.pop(); // that turn did not happen
-          const code = reportError(e, io.stderr);
+          const code = reportTurnError(e, io.stderr);
           if (code === EXIT.rejected) return code; // re-attestation failed verification: stop talking
         }
       }

@@ -6,17 +6,19 @@ import { isLoopbackHost, parseListen } from '../../client/listen.js';
 import { startProxy, type RunningProxy } from '../../client/proxy.js';
 import { loadPageBundle } from '../../client/node/page-bundle.js';
 import {
-  CONNECT_FLAGS, EXIT, UsageError, connectOptions, parseAndConnect, parseCliArgs, parseServerUrl, reportError, type ConnectOptions, type Writable,
+  CONNECT_FLAGS, EXIT, ROUTE_HELP, UsageError, connectOptions, parseAndConnect, parseCliArgs, parseServerUrl, reportError, type ConnectOptions, type Writable,
 } from '../../client/node/cli-common.js';
 
-const HELP = `usage: sealed proxy --url URL --listen HOST:PORT [--policy FILE] [--allow-simulation] [--force-listen]
+const HELP = `usage: sealed proxy --url URL --listen HOST:PORT [--policy FILE] [--allow-simulation] [--relay URL] [--attest-via URL] [--force-listen]
 
 Attests and verifies the server at URL (platform evidence; the binding of nonce, session, key,
 model and expiry; policy), then serves on HOST:PORT a local OpenAI-compatible API whose every
 request is encrypted to the attested session key. When that session ends (expiry, a server
 restart: 422), it attests and verifies a new one, says so on stderr, and sends the refused
 request again; a response that does not decrypt fails its request (502, never re-sent) and the
-next request uses a new session. Routes:
+next request uses a new session. What it verified, and a "privacy:" line saying what the server
+can still link, go to stderr; the /chat page runs its own client in the browser and talks to the
+server directly, not through --relay or --attest-via. Routes:
   POST /v1/chat/completions   (stream: true relays each chunk as it is decrypted)
   POST /v1/completions
   GET  /v1/models, /v1/models/{id}
@@ -29,6 +31,7 @@ options:
   --listen HOST:PORT   where to listen; loopback only unless --force-listen (port 0: any free port)
   --policy FILE        policy JSON (docs/PROTOCOL.md keys: measurement, modelDigest, minTcb, ...)
   --allow-simulation   accept a simulated server (no hardware protection)
+${ROUTE_HELP}
   --force-listen       allow a non-loopback address: anyone who can reach it can use this session
   -h, --help           this text
 
@@ -114,6 +117,10 @@ export async function runProxy(argv: string[], io: ProxyIo): Promise<number> {
     return reportError(e, io.stderr);
   }
   io.stderr.write(`listening on ${proxy.url} (OpenAI base URL ${proxy.url}/v1; attestation ${proxy.url}/; chat ${proxy.url}/chat)\n`);
+  if (opts.relay !== undefined || opts.attestVia !== undefined) {
+    // The page runs its own client in the browser, which this process cannot route.
+    io.stderr.write('sealed proxy: the chat page at /chat attests and sends from the browser straight to the server, not through --relay or --attest-via\n');
+  }
   io.onListening?.(proxy);
 
   await new Promise<void>((resolve) => {

@@ -10,6 +10,8 @@ import { isServerError } from '../../server/errors.js';
 import { createLogger, type Logger } from '../../server/log.js';
 import { startServer } from '../../server/lifecycle.js';
 import { bodyBytesForContext, resolveLimits } from '../../server/limits.js';
+import { Metrics, countingEngine, countingLogger } from '../../server/metrics.js';
+import { startMetricsListener, type MetricsListener } from '../../server/metrics-http.js';
 
 export const SIMULATION_BANNER = [
   '################################################################################',
@@ -44,7 +46,7 @@ export async function runServe(argv: string[], io: ServeIo): Promise<number> {
     io.stdout.write(SERVE_HELP);
     return 0;
   }
-  return serve(config, io, createLogger((line) => io.stderr.write(line + '\n')));
+  return serve(config, io, createLogger((line) => io.stderr.write(line + '\n'), config.logFormat));
 }
 
 async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<number> {
@@ -93,9 +95,13 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     return 1;
   }
 
+  // Metrics count what the access log and the engine already see; off, nothing is wrapped.
+  const metrics = config.metricsListen ? new Metrics() : undefined;
   let running;
   try {
-    running = await startServer({ engine, provider, limits, host: config.host, port: config.port, logger,
+    running = await startServer({
+      engine: metrics ? countingEngine(engine, metrics) : engine, provider, limits, host: config.host, port: config.port,
+      logger: metrics ? countingLogger(logger, metrics) : logger,
       ...(config.proxyTrust && { proxyTrust: config.proxyTrust }) });
   } catch (e) {
     provider.close?.();
@@ -105,13 +111,30 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     return 1;
   }
 
+  let metricsListener: MetricsListener | undefined;
+  if (metrics && config.metricsListen) {
+    const rt = running.runtime;
+    metrics.setGauges({ sessionsLive: () => rt.sessions.size, generationsRunning: () => rt.generations.active, generationsQueued: () => rt.generations.queued });
+    try {
+      metricsListener = await startMetricsListener(metrics, config.metricsListen.host, config.metricsListen.port);
+    } catch (e) {
+      await running.close();
+      provider.close?.();
+      await engine.close();
+      const code = (e as { code?: unknown }).code;
+      io.stderr.write(`sealed serve: cannot listen for metrics on ${config.metricsListen.host}:${config.metricsListen.port}${typeof code === 'string' ? ` (${code})` : ''}\n`);
+      return 1;
+    }
+  }
+
   if (provider.simulated) io.stdout.write(SIMULATION_BANNER + '\n');
   io.stdout.write(
     `sealed-inference listening on ${running.url}\n` +
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
       `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${limits.sessionLifetimeSeconds} s, ` +
       `up to ${limits.maxSessions} sessions, ${limits.maxConcurrentGenerations} concurrent generations, ` +
-      `bodies up to ${limits.maxBodyBytes} bytes, stream padding ${limits.streamPadding ? 'on' : 'off'}\n`,
+      `bodies up to ${limits.maxBodyBytes} bytes, stream padding ${limits.streamPadding ? 'on' : 'off'}\n` +
+      (metricsListener ? `  metrics at ${metricsListener.url} (aggregate counts and latencies only)\n` : ''),
   );
 
   return new Promise<number>((resolve) => {
@@ -127,6 +150,7 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
       logger.info(`${signal}: shutting down`);
       void (async () => {
         await running.close();
+        await metricsListener?.close();
         provider.close?.();
         await engine.close().catch(() => {});
         logger.info('stopped; session keys wiped');

@@ -8,6 +8,7 @@ import { parsePolicy } from '../../enclave/policy.js';
 import { SealedClient, describeEvent } from '../sdk.js';
 import { SealedClientError, isVerificationFailure } from '../errors.js';
 import { formatSummary } from '../report.js';
+import { linkabilityNote } from '../privacy.js';
 
 /** Exit codes, matching `sealed verify` where they overlap. */
 export const EXIT = { ok: 0, error: 1, usage: 2, rejected: 10, malformed: 30 } as const;
@@ -56,31 +57,53 @@ export const CONNECT_FLAGS = {
   url: { type: 'string' },
   policy: { type: 'string' },
   'allow-simulation': { type: 'boolean', default: false },
+  relay: { type: 'string' },
+  'attest-via': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+/** The help lines for --relay and --attest-via, the same in every client command. */
+export const ROUTE_HELP = `  --relay URL          send the encrypted requests through an OHTTP relay: each goes to
+                       URL/v1/sessions/{sid}/ohttp, which the relay forwards to the server
+                       (the relay is configured with the server; it sees this machine's
+                       address and the session id, never the content)
+  --attest-via URL     send the attestation through a forwarding proxy: URL/v1/sessions/{sid}/
+                       attestation?nonce=... (without it the server sees this machine's address
+                       when the session is made and can link it to every relayed request)`;
 
 export interface ConnectOptions {
   url: string;
   /** The policy file's JSON, already checked by parsePolicy. */
   policy?: unknown;
   allowSimulation: boolean;
+  relay?: string;
+  attestVia?: string;
 }
 
-/** CONNECT_FLAGS' values as options: --url checked, the --policy file read and checked. */
-export async function connectOptions(v: { url?: string; policy?: string; 'allow-simulation'?: boolean }): Promise<ConnectOptions> {
+/** CONNECT_FLAGS' values as options: --url, --relay and --attest-via checked, the --policy file read and checked. */
+export async function connectOptions(v: { url?: string; policy?: string; 'allow-simulation'?: boolean; relay?: string; 'attest-via'?: string }): Promise<ConnectOptions> {
   const opts: ConnectOptions = { url: parseServerUrl(v.url), allowSimulation: v['allow-simulation'] === true };
+  if (v.relay !== undefined) opts.relay = parseBaseFlag('--relay', v.relay);
+  if (v['attest-via'] !== undefined) opts.attestVia = parseBaseFlag('--attest-via', v['attest-via']);
   if (v.policy !== undefined) opts.policy = await loadPolicyFile(v.policy);
   return opts;
 }
 
 export function parseServerUrl(s: string | undefined): string {
   if (!s) throw new UsageError('--url is required');
+  return parseBaseFlag('--url', s);
+}
+
+/** An http(s) base URL with nothing the session path could be confused with (query, fragment, credentials). */
+function parseBaseFlag(flag: string, s: string): string {
+  let u: URL;
   try {
-    const u = new URL(s);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+    u = new URL(s);
   } catch {
-    throw new UsageError('--url must be an http(s) URL');
+    throw new UsageError(`${flag} must be an http(s) URL`);
   }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`${flag} must be an http(s) URL`);
+  if (u.username || u.password || u.search || u.hash) throw new UsageError(`${flag} must not carry credentials, a query or a fragment`);
   return s;
 }
 
@@ -97,12 +120,19 @@ export function rejectionLine(e: SealedClientError): string {
  */
 export async function connectAndReport(
   url: string,
-  opts: { policy?: unknown; allowSimulation: boolean },
+  opts: { policy?: unknown; allowSimulation: boolean; relay?: string; attestVia?: string },
   stderr: Writable,
 ): Promise<SealedClient | number> {
   try {
-    const client = await SealedClient.connect(url, { ...opts, onEvent: (e) => stderr.write(`sealed: ${describeEvent(e)}\n`) });
+    const client = await SealedClient.connect(url, {
+      policy: opts.policy,
+      allowSimulation: opts.allowSimulation,
+      ...(opts.relay !== undefined && { relay: opts.relay }),
+      ...(opts.attestVia !== undefined && { attestVia: opts.attestVia }),
+      onEvent: (e) => stderr.write(`sealed: ${describeEvent(e)}\n`),
+    });
     stderr.write(formatSummary(client.verification) + '\n');
+    stderr.write(linkabilityNote(client.route) + '\n');
     return client;
   } catch (e) {
     return reportError(e, stderr);

@@ -36,16 +36,16 @@ body[data-state=rejected] #status,body[data-state=error] #status{background:#fde
 .warn{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem .8rem}
 details{margin:.8rem 0}dt{font-weight:600}dd{margin:0 0 .3rem 1rem;font-family:ui-monospace,monospace;word-break:break-all}
 #transcript .msg{white-space:pre-wrap;margin:.6rem 0;padding:.5rem .8rem;border-radius:.4rem}
-#transcript .user{background:#eef2ff}#transcript .assistant{background:#f6f6f6}
+#transcript .user{background:#eef2ff}#transcript .assistant{background:#f6f6f6}#transcript .refused{background:#fde8e8;border:1px solid #e09a9a}
 form{display:flex;gap:.5rem}#prompt{flex:1;font:inherit;padding:.4rem}
 </style></head>
 <body data-state="verifying">
 <h1>sealed chat</h1>
 <p id="status" role="status">Verifying ${escapeHtml(config.server)} in this browser&hellip;</p>
-<details id="verification" open><summary>What this page verified</summary><div id="report"></div></details>
+<details id="verification"><summary>What this page verified</summary><div id="report"></div></details>
 <div id="transcript" aria-live="polite"></div>
 <form id="ask"><input id="prompt" autocomplete="off" placeholder="Message (sent only after verification, encrypted in this page)" disabled>
-<button id="send" type="submit" disabled>Send</button></form>
+<button id="send" type="submit" disabled>Send</button><button id="new-chat" type="button" disabled>New chat</button></form>
 <script type="application/json" id="sealed-config">${inertJson(config)}</script>
 <script type="module" src="${escapeHtml(scriptPath)}"></script>
 </body></html>

@@ -3,10 +3,12 @@
 // encrypts every message in this page, so neither the proxy that served the page nor
 // anything between sees a prompt. The prompt box stays disabled unless verification passed.
 // When the server's session ends, the SDK attests and verifies a new one; the status line
-// says so and the report shows the new session.
+// says so and the report shows the new session. The conversation stays inside the model's
+// context (client/conversation.ts); a refused request shows the server's message in place of
+// the answer; "New chat" forgets every turn.
 import { SealedClient, SealedClientError, describeEvent, isVerificationFailure, type SealedClientEvent } from '../sdk.js';
+import { Conversation, refusalOf } from '../conversation.js';
 import { reportHtml } from '../report.js';
-import type { ChatMessage, ChatParams } from '../types.js';
 import type { PageConfig } from './html.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -70,22 +72,31 @@ async function main(): Promise<void> {
   document.body.dataset.session = client.verification.session;
   setState('verified', verifiedText(client));
 
-  const history: ChatMessage[] = [];
+  const conversation = new Conversation(client, config.maxTokens !== undefined ? { maxTokens: config.maxTokens } : {});
   const prompt = $<HTMLInputElement>('prompt');
   const send = $<HTMLButtonElement>('send');
+  const fresh = $<HTMLButtonElement>('new-chat');
   prompt.disabled = false;
   send.disabled = false;
+  fresh.disabled = false;
 
   $('ask').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const text = prompt.value.trim();
     if (!text || send.disabled) return;
     prompt.value = '';
-    void turn(client!, config, history, text, prompt, send);
+    void turn(client!, conversation, text, prompt, send);
+  });
+  fresh.addEventListener('click', () => {
+    if (send.disabled) return; // not while an answer streams
+    conversation.reset();
+    $('transcript').replaceChildren();
+    setState('verified', `${verifiedText(client!)} New chat: earlier messages are forgotten.`);
+    prompt.focus();
   });
 }
 
-async function turn(client: SealedClient, config: PageConfig, history: ChatMessage[], text: string, prompt: HTMLInputElement, send: HTMLButtonElement): Promise<void> {
+async function turn(client: SealedClient, conversation: Conversation, text: string, prompt: HTMLInputElement, send: HTMLButtonElement): Promise<void> {
   const transcript = $('transcript');
   const you = document.createElement('div');
   you.className = 'msg user';
@@ -95,29 +106,32 @@ async function turn(client: SealedClient, config: PageConfig, history: ChatMessa
   bot.dataset.done = 'false';
   transcript.append(you, bot);
   prompt.disabled = send.disabled = true;
-  history.push({ role: 'user', content: text });
   setState('streaming', 'Streaming the answer (decrypted in this page)…');
   notice = '';
   let answer = '';
   try {
-    const params: ChatParams & { stream: true } = { messages: history, stream: true };
-    if (config.maxTokens !== undefined) params.max_tokens = config.maxTokens;
-    for await (const chunk of await client.chat(params)) {
-      const delta = chunk.choices?.[0]?.delta?.content;
-      if (delta) {
-        answer += delta;
-        bot.textContent = answer;
-        bot.dataset.chunks = String(Number(bot.dataset.chunks ?? '0') + 1);
-      }
-    }
-    history.push({ role: 'assistant', content: answer });
+    const r = await conversation.send(text, (delta) => {
+      answer += delta;
+      bot.textContent = answer;
+      bot.dataset.chunks = String(Number(bot.dataset.chunks ?? '0') + 1);
+    });
     bot.dataset.done = 'true';
-    setState('verified', notice ? `${verifiedText(client)} Note: ${notice}.` : verifiedText(client));
+    const notes = [notice, r.dropped > 0 ? `the ${r.dropped} oldest messages were dropped to stay within the model's context` : ''].filter((n) => n);
+    setState('verified', notes.length > 0 ? `${verifiedText(client)} Note: ${notes.join('; ')}.` : verifiedText(client));
   } catch (e) {
-    history.pop();
-    bot.dataset.done = 'error';
-    bot.textContent = answer + ' [the answer was cut off]';
-    setState(isVerificationFailure(e) ? 'rejected' : 'error', `${isVerificationFailure(e) ? 'rejected' : 'error'}: ${describe(e)}${notice ? ` (${notice})` : ''}`);
+    const refusal = refusalOf(e);
+    if (refusal) {
+      // The server read the request and said no: its answer is the refusal, shown where the answer goes.
+      bot.dataset.done = 'refused';
+      bot.classList.add('refused');
+      bot.textContent = `Refused: ${refusal.message}`;
+      setState('verified', `${verifiedText(client)} The last message was refused; the conversation carries on without it.`);
+    } else {
+      bot.dataset.done = 'error';
+      // Only a stream that broke after part of an answer was cut off; anything else never started.
+      bot.textContent = answer ? `${answer} [the answer was cut off: ${describe(e)}]` : `Not answered: ${describe(e)}`;
+      setState(isVerificationFailure(e) ? 'rejected' : 'error', `${isVerificationFailure(e) ? 'rejected' : 'error'}: ${describe(e)}${notice ? ` (${notice})` : ''}`);
+    }
   } finally {
     // A server that no longer verifies gets nothing more from this page.
     if (document.body.dataset.state !== 'rejected') {

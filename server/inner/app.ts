@@ -58,9 +58,11 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
   const created = Math.floor(Date.now() / 1000);
   const app = new Hono();
 
-  app.get('/v1/models', () => json(modelList(engine.model.id, created)));
+  const contextLength = engine.model.contextLength;
+  app.get('/v1/models', () => json(modelList(engine.model.id, created, contextLength)));
   // A model id may hold a slash (`org/name`), which clients send unescaped.
-  app.get('/v1/models/:id{.+}', (c) => (c.req.param('id') === engine.model.id ? json(modelObject(engine.model.id, created)) : modelNotFound()));
+  app.get('/v1/models/:id{.+}', (c) =>
+    c.req.param('id') === engine.model.id ? json(modelObject(engine.model.id, created, contextLength)) : modelNotFound());
 
   app.post('/v1/chat/completions', async (c) => {
     if (limiter.atCap(sessionOf(c))) return sessionBusy();
@@ -122,7 +124,7 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
     const context = engine.model.contextLength;
     const room = context - promptTokens;
     if (room < 1 || (requestedMax !== null && requestedMax > room)) {
-      return contextTooLong(context, kind === 'chat' ? 'messages' : 'prompt');
+      return contextTooLong(context, promptTokens, requestedMax, kind === 'chat' ? 'messages' : 'prompt');
     }
     const maxTokens = requestedMax ?? Math.min(limits.maxTokensCeiling, room, defaultMax ?? room);
     const stop = body.stop == null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop;
@@ -239,11 +241,18 @@ function tooLarge(max: number): Response {
   return errorResponse(413, `The request body exceeds ${max} bytes.`, 'invalid_request_error', null, 'request_too_large');
 }
 
-/** `param` names the request's prompt field: `messages` for chat, `prompt` for completions. */
-function contextTooLong(context: number, param: 'messages' | 'prompt'): Response {
+/**
+ * `param` names the request's prompt field: `messages` for chat, `prompt` for completions. The
+ * message gives the three numbers (OpenAI's wording, which clients already parse) so a client can
+ * drop old turns or lower max_tokens and try again; counts are not content.
+ */
+export function contextTooLong(context: number, promptTokens: number, maxTokens: number | null, param: 'messages' | 'prompt'): Response {
+  const asked = maxTokens === null
+    ? `However, your ${param} resulted in ${promptTokens} tokens, which leaves no room for a completion.`
+    : `However, you requested ${promptTokens + maxTokens} tokens (${promptTokens} in the ${param}, ${maxTokens} in the completion).`;
   return errorResponse(
     400,
-    `This model's maximum context length is ${context} tokens; the prompt and max_tokens together exceed it.`,
+    `This model's maximum context length is ${context} tokens. ${asked} Please reduce the length of the ${param} or the completion.`,
     'invalid_request_error',
     param,
     'context_length_exceeded',

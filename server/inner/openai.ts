@@ -164,11 +164,15 @@ export function textUsageChunk(meta: ResponseMeta, u: Usage) {
   return { id: meta.id, object: 'text_completion' as const, created: meta.created, model: meta.model, choices: [], usage: u };
 }
 
-/** OpenAI's model object for the served model. */
-export function modelObject(id: string, created: number) {
-  return { id, object: 'model' as const, created, owned_by: 'sealed-inference' };
+/**
+ * OpenAI's model object for the served model, with `context_length` (not OpenAI's; vLLM and
+ * other compatible servers add it as `max_model_len` or `context_length`) so that a client
+ * can keep a conversation inside the context without guessing.
+ */
+export function modelObject(id: string, created: number, contextLength: number) {
+  return { id, object: 'model' as const, created, owned_by: 'sealed-inference', context_length: contextLength };
 }
 
-export function modelList(id: string, created: number) {
-  return { object: 'list' as const, data: [modelObject(id, created)] };
+export function modelList(id: string, created: number, contextLength: number) {
+  return { object: 'list' as const, data: [modelObject(id, created, contextLength)] };
 }
