@@ -7,8 +7,9 @@
  *   ("model_q4") or a transformers.js dtype ("q4", "fp16", "q8"…). A missing or
  *   wrong choice is refused with the list of what the directory offers.
  * - External data: whatever files the graph's tensors name, one or several,
- *   each of which must be a regular file inside the model directory (no
- *   absolute path, no "..", no symlink leading out).
+ *   each of which must be a regular file inside the model's onnx/ directory
+ *   (no absolute path, no "..", no symlink leading out: ONNX Runtime
+ *   resolves them against the graph's directory and refuses the same).
  * - The JSON side files, the chat template and a graph up to
  *   GRAPH_IN_MEMORY_LIMIT are read into memory and hashed from those bytes;
  *   external data (and a larger graph) is hashed as a stream and later opened
@@ -124,7 +125,7 @@ export async function chooseGraph(dir: string, modelFile?: string): Promise<stri
 }
 
 /** Checks an external data location and returns its path relative to the model directory. */
-async function externalPath(dir: string, realDir: string, location: string, graphName: string): Promise<string> {
+async function externalPath(dir: string, realOnnxDir: string, location: string, graphName: string): Promise<string> {
   const refuse = (why: string) => invalid(`onnx/${graphName} names external data '${location.slice(0, 200)}' ${why}`);
   if (location.length === 0 || location.includes('\0')) throw refuse('that is not a file name');
   if (isAbsolute(location) || location.startsWith('/') || location.includes('\\') || /^[A-Za-z]:/.test(location)) {
@@ -136,7 +137,7 @@ async function externalPath(dir: string, realDir: string, location: string, grap
   const abs = join(dir, ...rel.split('/'));
   if ((await regularFile(abs)) === null) throw refuse('which is not a file in the model directory');
   const real = await realpath(abs);
-  if (!real.startsWith(realDir + sep)) throw refuse('through a link that leads outside the model directory');
+  if (!real.startsWith(realOnnxDir + sep)) throw refuse('through a link that leads outside the model\'s onnx/ directory');
   return rel;
 }
 
@@ -193,7 +194,7 @@ export async function readModelFiles(dir: string, opts: ModelFileOptions = {}): 
   }
   const externalData: string[] = [];
   for (const location of scan.externalFiles) {
-    const rel = await externalPath(dir, realDir, location, graphName);
+    const rel = await externalPath(dir, await realpath(join(dir, 'onnx')), location, graphName);
     if (externalData.includes(rel)) continue;
     externalData.push(rel);
     const abs = join(dir, ...rel.split('/'));

@@ -64,6 +64,9 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
   try {
     engine = await Engine.create({
       modelDir: resolveModelDir(config.modelDir),
+      ...(config.modelFile !== undefined && { modelFile: config.modelFile }),
+      // A large model takes a while to hash and map: say what is happening meanwhile.
+      onProgress: (line) => io.stderr.write(`sealed serve: ${line}\n`),
       ...(config.threads !== undefined && { threads: config.threads }),
       maxBatch: config.limits.maxConcurrentGenerations,
       maxQueue: Math.max(1, config.limits.maxQueue),
@@ -100,6 +103,8 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
   io.stdout.write(
     `sealed-inference listening on ${running.url}\n` +
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
+      `  graph onnx/${engine.model.variant}: KV cache ${engine.dtypes.kv}, logits ${engine.dtypes.logits}, ` +
+      `decode mode ${engine.decodeMode}${engine.padding === 'right' ? ' (rows right-padded for GroupQueryAttention)' : ''}\n` +
       `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${config.limits.sessionLifetimeSeconds} s, ` +
       `up to ${config.limits.maxSessions} sessions, ${config.limits.maxConcurrentGenerations} concurrent generations\n`,
   );
