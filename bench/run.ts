@@ -10,6 +10,7 @@ import { aggregate, runClosedLoop, splitRounds, timeRequest } from './measure.js
 import { compareOutputs } from './outputs.js';
 import { measureSealOpen } from './seal-cost.js';
 import { createEngine, engineDriver } from './modes/engine.js';
+import { chooseGraph } from '../engine/model-files.js';
 import { createPlaintextHttpDriver } from './modes/plaintext-http.js';
 import { createTransformersJsDriver } from './modes/transformers-js.js';
 import { round } from './stats.js';
@@ -30,17 +31,17 @@ export type Progress = (message: string, transient?: boolean) => void;
 async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Promise<{ driver: ModeDriver; modelId?: string }> {
   switch (mode) {
     case 'engine': {
-      const engine = await createEngine({ modelDir: o.modelDir, threads: o.threads, maxBatch });
+      const engine = await createEngine({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads, maxBatch });
       return { driver: engineDriver(engine), modelId: engine.model.id };
     }
     case 'plaintext-http':
-      return { driver: await createPlaintextHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
+      return { driver: await createPlaintextHttpDriver({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads, maxBatch }) };
     case 'encrypted-http': {
       const { createEncryptedHttpDriver } = await import('./modes/encrypted-http.js');
-      return { driver: await createEncryptedHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
+      return { driver: await createEncryptedHttpDriver({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads, maxBatch }) };
     }
     case 'transformers-js':
-      return { driver: await createTransformersJsDriver({ modelDir: o.modelDir, threads: o.threads }) };
+      return { driver: await createTransformersJsDriver({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads }) };
   }
 }
 
@@ -77,6 +78,12 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     extra: { load_avg_1m_start: round(os.loadavg()[0], 2) },
     targets: [],
   };
+  // Which graph every mode runs, named in the report; a directory with several and no choice stops here.
+  try {
+    report.variant = await chooseGraph(o.modelDir, o.modelFile);
+  } catch (err) {
+    throw new BenchError('bad_args', err instanceof Error ? err.message : String(err));
+  }
   const errors: NonNullable<BenchReport['errors']> = [];
   const drivers: ModeDriver[] = [];
   const texts = new Map<ModeName, string>();
