@@ -93,6 +93,8 @@ export interface LoadOptions {
   readonly modelFile?: string;
   /** Receives progress lines while large files are hashed and loaded. */
   readonly onProgress?: (line: string) => void;
+  /** Largest graph file held in memory (model-files.ts); a larger one is loaded by path. */
+  readonly graphInMemoryLimit?: number;
 }
 
 const invalid = (msg: string) => new EngineError('model_invalid', msg);
@@ -106,6 +108,7 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   const files = await readModelFiles(absDir, {
     ...(opts.modelFile !== undefined && { modelFile: opts.modelFile }),
     ...(opts.onProgress && { onProgress: opts.onProgress }),
+    ...(opts.graphInMemoryLimit !== undefined && { graphInMemoryLimit: opts.graphInMemoryLimit }),
   });
   const { manifest, digest } = files;
 
@@ -282,7 +285,10 @@ export function inspectGraph(session: ort.InferenceSession, config: ModelConfig,
       problems.push(`${kind} '${name}' is missing`);
       return;
     }
-    if (m.type !== type) problems.push(`${kind} '${name}' has type ${m.type}, expected ${type}`);
+    if (m.type !== type) {
+      const drives = type === 'int64' ? '' : ' (caches and logits are driven as float32 or float16, each kind all alike)';
+      problems.push(`${kind} '${name}' has type ${m.type}, expected ${type}${drives}`);
+    }
     if (m.shape.length !== 0 && m.shape.length !== rank) problems.push(`${kind} '${name}' has rank ${m.shape.length}, expected ${rank}`);
   };
   need(inputs, 'input', 'input_ids', 'int64', 2);

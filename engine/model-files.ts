@@ -66,6 +66,8 @@ export interface ModelFileOptions {
   readonly modelFile?: string;
   /** Called with one line at a time while large files are hashed. */
   readonly onProgress?: (line: string) => void;
+  /** Default GRAPH_IN_MEMORY_LIMIT; tests lower it to take the by-path route with a small graph. */
+  readonly graphInMemoryLimit?: number;
 }
 
 const invalid = (msg: string) => new EngineError('model_invalid', msg);
@@ -184,7 +186,7 @@ export async function readModelFiles(dir: string, opts: ModelFileOptions = {}): 
   let scan: GraphScan;
   const entries: ManifestFile[] = [];
   for (const [path, bytes] of side) entries.push({ path, sha256: sha256Hex(bytes), size: bytes.byteLength });
-  if (graphSize <= GRAPH_IN_MEMORY_LIMIT) {
+  if (graphSize <= (opts.graphInMemoryLimit ?? GRAPH_IN_MEMORY_LIMIT)) {
     graphBytes = new Uint8Array(await readFile(graphPath));
     scan = scanGraphBytes(graphBytes, graphRel);
     entries.push({ path: graphRel, sha256: sha256Hex(graphBytes), size: graphBytes.byteLength });

@@ -149,3 +149,33 @@ test('external data is resolved only inside the model directory', async () => {
     await symlink('weights.bin', join(dir, 'onnx', 'model_q4.onnx_data'));
   }), null);
 });
+
+test('a graph over the in-memory limit is scanned by positioned reads, hashed as a stream and loaded by path', async () => {
+  const golden = JSON.parse(await readFile(new URL('./fixtures/stories260K-golden-greedy-200.json', import.meta.url), 'utf8')) as {
+    generated_ids: number[];
+  };
+  const pinned = JSON.parse(await readFile(new URL('./fixtures/engine/stories260K-manifest.json', import.meta.url), 'utf8')) as { digest: string };
+  const { Runner } = await import('../engine/runner.js');
+  const progress: string[] = [];
+  const m = await loadModelDir(BUNDLED, { threads: 1, graphInMemoryLimit: 0, onProgress: (l) => progress.push(l) });
+  try {
+    // Same digest as from the bytes; no rewrite of a graph that was not read, so plain decoding.
+    assert.equal(m.digest, pinned.digest);
+    assert.equal(m.stepOutputs, null);
+    assert.ok(progress.some((l) => l.startsWith('loaded onnx/model.onnx')), progress.join(' | '));
+    const r = new Runner(m, 256, true);
+    const seq = r.newSequence();
+    let logits = await r.prefill(seq, [1]);
+    const out: number[] = [];
+    for (let i = 0; i < 32; i++) {
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+      out.push(best);
+      logits = await r.step([seq], [best]);
+    }
+    r.release(seq);
+    assert.deepEqual(out, golden.generated_ids.slice(0, 32));
+  } finally {
+    await m.session.release();
+  }
+});
