@@ -98,8 +98,11 @@ const MAX_STOP_LENGTH = 256;
 export class Engine {
   readonly model: EngineModelInfo;
   readonly threads: number;
-  /** Cache layout of decode steps: 'slot' (one new column fetched per step) or 'plain'. */
-  readonly decodeMode: 'slot' | 'plain';
+  /**
+   * Cache layout of decode steps: 'slot' (one new column fetched per step),
+   * 'plain', or 'unbatched' (a graph whose batch rows are coupled, run a row at a time).
+   */
+  readonly decodeMode: 'slot' | 'plain' | 'unbatched';
   /** Where batched rows are padded: 'right' for GroupQueryAttention graphs (model-dir.ts). */
   readonly padding: 'left' | 'right';
   /** Element types the graph exchanges: KV cache and logits. */
@@ -138,7 +141,7 @@ export class Engine {
     });
     try {
       const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize, loaded.config.contextLength);
-      const slot = loaded.stepOutputs !== null && (await slotModeAgrees(loaded));
+      const slot = loaded.stepOutputs !== null && !loaded.rowsCoupled && (await slotModeAgrees(loaded));
       const runner = new Runner(loaded, opts.prefillChunk ?? 256, !slot);
       const scheduler = new Scheduler(runner, {
         maxBatch: opts.maxBatch ?? 16,

@@ -70,6 +70,13 @@ export interface LoadedModel {
    * and attends to its first length + 1 columns.
    */
   readonly padding: 'left' | 'right';
+  /**
+   * True when one row's result depends on the other rows of its batch: the
+   * graph quantizes activations with one scale per tensor at run time
+   * (DynamicQuantizeLinear, as onnxruntime's quantize_dynamic writes the
+   * hub's model_quantized.onnx). Such a graph is decoded a row at a time.
+   */
+  readonly rowsCoupled: boolean;
   readonly config: ModelConfig;
   readonly io: GraphIO;
   readonly session: ort.InferenceSession;
@@ -98,6 +105,9 @@ export interface LoadOptions {
 }
 
 const invalid = (msg: string) => new EngineError('model_invalid', msg);
+
+/** Operators whose one quantization scale spans the whole batch (see LoadedModel.rowsCoupled). */
+const ROW_COUPLING_OPS = [':DynamicQuantizeLinear', 'com.microsoft:DynamicQuantizeMatMul'];
 
 export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const absDir = resolve(dir);
@@ -149,8 +159,9 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   if (large) opts.onProgress?.(`loaded onnx/${files.graphName} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const id = opts.id ?? basename(absDir);
   const padding = files.scan.ops.has('com.microsoft:GroupQueryAttention') ? 'right' : 'left';
+  const rowsCoupled = ROW_COUPLING_OPS.some((op) => files.scan.ops.has(op));
   return {
-    id, dir: absDir, variant: files.graphName, padding, config, io, session, stepOutputs,
+    id, dir: absDir, variant: files.graphName, padding, rowsCoupled, config, io, session, stepOutputs,
     tokenizerJson, tokenizerConfig, manifest, digest, threads,
   };
 }

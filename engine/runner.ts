@@ -26,6 +26,12 @@
  *   caches, right for GroupQueryAttention, which writes each row's new
  *   column at that row's length).
  *
+ * - unbatched mode (model.rowsCoupled: activations quantized per tensor,
+ *   so a batch's rows would change each other's numbers): each sequence
+ *   keeps its standalone cache and a decode step runs it alone, one ONNX
+ *   run per sequence. Slower, but a sequence's output stays independent of
+ *   what it is scheduled with.
+ *
  * Cache tensors are float32 or float16 as the graph declares them (float16
  * is carried as its raw bits in a Uint16Array: the runner only copies it);
  * float16 logits are widened to float32 for sampling.
@@ -98,6 +104,7 @@ export class Runner {
   private batch: Batch | null = null;
   private slots: SlotBatch | null = null;
   private readonly slotMode: boolean;
+  private readonly unbatched: boolean;
   private readonly stepFetches: string[];
   private readonly prefillFetches: string[];
   private live = new Set<SequenceCache>();
@@ -119,7 +126,8 @@ export class Runner {
     this.kvType = io.kvType;
     this.rightPadded = model.padding === 'right';
     this.emptyPast = new ort.Tensor(this.kvType, this.newKv(0), [1, this.heads, 0, this.headDim]);
-    this.slotMode = stepOutputs !== null && !forcePlain;
+    this.unbatched = model.rowsCoupled;
+    this.slotMode = stepOutputs !== null && !forcePlain && !this.unbatched;
     this.prefillFetches = [io.logits, ...io.presentKeys, ...io.presentValues];
     this.stepFetches = this.slotMode
       ? [io.logits, ...stepOutputs!.newKeys, ...stepOutputs!.newValues]
@@ -127,8 +135,8 @@ export class Runner {
   }
 
   /** Which cache layout decode steps use. */
-  get mode(): 'slot' | 'plain' {
-    return this.slotMode ? 'slot' : 'plain';
+  get mode(): 'slot' | 'plain' | 'unbatched' {
+    return this.unbatched ? 'unbatched' : this.slotMode ? 'slot' : 'plain';
   }
 
   get vocabSize(): number {
@@ -209,6 +217,7 @@ export class Runner {
     for (const s of seqs) {
       if (s.released || s.length === 0) throw new EngineError('internal', 'step on a released or empty sequence');
     }
+    if (this.unbatched) return this.stepUnbatched(seqs, tokens);
     if (this.slotMode) return this.stepSlots(seqs, tokens);
     const batch = this.ensureBatch(seqs);
     const { io } = this.model;
@@ -241,6 +250,23 @@ export class Runner {
     for (const s of seqs) if (!s.released) s.length++;
     if (batch.seqs.every((s) => s.released)) this.batch = null;
     return this.logitsOf(out, b, 1);
+  }
+
+  /** Each sequence alone, from its standalone cache: the rows of the result are independent runs. */
+  private async stepUnbatched(seqs: readonly SequenceCache[], tokens: readonly number[]): Promise<Float32Array> {
+    const out = new Float32Array(seqs.length * this.vocab);
+    for (let r = 0; r < seqs.length; r++) {
+      if (seqs[r].released) continue;
+      try {
+        out.set(await this.prefill(seqs[r], [tokens[r]]), r * this.vocab);
+      } catch (e) {
+        // A row cancelled while the others ran: its logits are not read.
+        if (seqs[r].released) continue;
+        throw e;
+      }
+    }
+    this.steps++;
+    return out;
   }
 
   /** Returns the batch for exactly `seqs` in this order, re-packing rows when membership changed. */

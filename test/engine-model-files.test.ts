@@ -12,7 +12,7 @@ import { scanGraphBytes, scanGraphFile } from '../engine/onnx-scan.js';
 
 const VARIANTS = new URL('./fixtures/models/stories260K-variants', import.meta.url).pathname;
 const BUNDLED = new URL('../models/stories260K', import.meta.url).pathname;
-const OFFERED = ['model.onnx', 'model_fp16.onnx', 'model_q4.onnx', 'model_q4f16.onnx'];
+const OFFERED = ['model.onnx', 'model_fp16.onnx', 'model_q4.onnx', 'model_q4f16.onnx', 'model_quantized.onnx'];
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 function isInvalid(...mentions: (string | RegExp)[]) {
@@ -28,12 +28,12 @@ function isInvalid(...mentions: (string | RegExp)[]) {
 }
 
 test('a directory with several graphs is refused without a choice, listing them', async () => {
-  await assert.rejects(loadModelDir(VARIANTS, { threads: 1 }), isInvalid('4 graphs', OFFERED.join(', '), '--model-file'));
+  await assert.rejects(loadModelDir(VARIANTS, { threads: 1 }), isInvalid('5 graphs', OFFERED.join(', '), '--model-file'));
   await assert.rejects(computeModelDigest(VARIANTS), isInvalid(OFFERED.join(', ')));
 });
 
 test('a wrong choice is refused, listing what the directory offers', async () => {
-  for (const bad of ['q8', 'model_int8.onnx', 'bnb4', '../model.onnx', 'onnx/../model.onnx', '/etc/passwd', '', 'config.json']) {
+  for (const bad of ['int8', 'model_int8.onnx', 'bnb4', '../model.onnx', 'onnx/../model.onnx', '/etc/passwd', '', 'config.json']) {
     await assert.rejects(loadModelDir(VARIANTS, { threads: 1, modelFile: bad }), isInvalid('onnx/ offers: ' + OFFERED.join(', ')), bad);
   }
 });
@@ -45,7 +45,7 @@ test('a choice is a file name, a stem, an onnx/ path or a transformers.js dtype'
   ] as const) {
     assert.equal(resolveChoice(choice, OFFERED), file, choice);
   }
-  assert.equal(resolveChoice('q8', [...OFFERED, 'model_quantized.onnx']), 'model_quantized.onnx');
+  assert.equal(resolveChoice('q8', OFFERED), 'model_quantized.onnx');
   assert.equal(resolveChoice('fp16', ['model.onnx']), null);
 });
 
@@ -91,7 +91,7 @@ async function q4Copy(edit: (dir: string, outside: string) => Promise<void>): Pr
   const outside = await mkdtemp(join(tmpdir(), 'engine-outside-'));
   try {
     await cp(VARIANTS, dir, { recursive: true });
-    for (const f of ['model.onnx', 'model.onnx_data', 'model.onnx_data_1', 'model_fp16.onnx', 'model_q4f16.onnx', 'model_q4f16.onnx_data']) {
+    for (const f of ['model.onnx', 'model.onnx_data', 'model.onnx_data_1', 'model_fp16.onnx', 'model_q4f16.onnx', 'model_q4f16.onnx_data', 'model_quantized.onnx']) {
       await rm(join(dir, 'onnx', f));
     }
     await edit(dir, outside);

@@ -1,9 +1,10 @@
 // The hub's export layouts (test/fixtures/models, made by generate.py there): 4-bit MatMulNBits weights with
 // external data named like the hub's, float16 throughout (KV cache and logits), both, weights split over two
-// external files, and a GroupQueryAttention graph without position_ids. For each, the engine's greedy output,
-// alone and batched beside 7 other sequences (joining and leaving under it), in slot and plain mode, equals an
-// oracle that runs the same graph through ONNX Runtime with no cache at all: the whole sequence recomputed
-// every step, batch 1, no padding.
+// external files, 8-bit weights with dynamically quantized activations, and a GroupQueryAttention graph without
+// position_ids. For each, the engine's greedy output, alone and batched beside 7 other sequences (joining and
+// leaving under it), in the fast and the plain decode mode, equals an oracle that runs the same graph through
+// ONNX Runtime with no cache at all: the whole sequence recomputed every step, batch 1, no padding (for the
+// 8-bit graph, see its case).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
@@ -22,32 +23,47 @@ function f16(bits: number): number {
   return bits & 0x8000 ? -v : v;
 }
 
-/** Greedy tokens from ONNX Runtime with no KV cache: every step feeds the whole sequence from empty pasts. */
-async function oracle(graphPath: string, prompt: readonly number[], n: number, eos: number): Promise<number[]> {
+/**
+ * Greedy tokens from ONNX Runtime, batch 1. 'recompute': no KV cache, every step feeds the whole sequence
+ * from empty pasts. 'incremental': the graph's own cache, the prompt once and then one token per run,
+ * presents fed back as pasts.
+ */
+async function oracle(graphPath: string, prompt: readonly number[], n: number, eos: number, how: 'recompute' | 'incremental'): Promise<number[]> {
   const s = await ort.InferenceSession.create(graphPath, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
   try {
     const ids = [...prompt];
     const out: number[] = [];
+    let past = new Map<string, ort.Tensor>();
+    for (const m of s.inputMetadata) {
+      if (!m.name.startsWith('past_key_values.') || !m.isTensor) continue;
+      const [, heads, , dim] = m.shape as number[];
+      const type = m.type as 'float32' | 'float16';
+      past.set(m.name, new ort.Tensor(type, type === 'float16' ? new Uint16Array(0) : new Float32Array(0), [1, heads, 0, dim]));
+    }
+    const empty = new Map(past);
+    let cached = 0;
     for (let step = 0; step < n; step++) {
       const L = ids.length;
+      const start = how === 'recompute' ? 0 : cached;
+      const fed = ids.slice(start);
       const feeds: Record<string, ort.Tensor> = {
-        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, L]),
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(fed, BigInt), [1, fed.length]),
         attention_mask: new ort.Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]),
       };
       if (s.inputNames.includes('position_ids')) {
-        feeds.position_ids = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, L]);
+        feeds.position_ids = new ort.Tensor('int64', BigInt64Array.from(fed.map((_, i) => BigInt(start + i))), [1, fed.length]);
       }
-      for (const m of s.inputMetadata) {
-        if (!m.name.startsWith('past_key_values.') || !m.isTensor) continue;
-        const [, heads, , dim] = m.shape as number[];
-        const type = m.type as 'float32' | 'float16';
-        feeds[m.name] = new ort.Tensor(type, type === 'float16' ? new Uint16Array(0) : new Float32Array(0), [1, heads, 0, dim]);
+      for (const [name, t] of how === 'recompute' ? empty : past) feeds[name] = t;
+      const r = await s.run(feeds);
+      if (how === 'incremental') {
+        past = new Map([...past.keys()].map((name) => [name, r[name.replace('past_key_values.', 'present.')]]));
+        cached = L;
       }
-      const r = await s.run(feeds, ['logits']);
       const t = r.logits;
       const vocab = t.dims[2];
+      const rows = t.dims[1];
       const data = t.data as Float32Array | Uint16Array;
-      const row = Array.from(data.subarray((L - 1) * vocab, L * vocab), (x) => (t.type === 'float16' ? f16(x) : x));
+      const row = Array.from(data.subarray((rows - 1) * vocab, rows * vocab), (x) => (t.type === 'float16' ? f16(x) : x));
       // Lowest index wins a tie, as numpy's argmax.
       let best = 0;
       for (let i = 1; i < vocab; i++) if (row[i] > row[best]) best = i;
@@ -72,8 +88,10 @@ interface Case {
   readonly name: string;
   readonly dir: string;
   readonly modelFile?: string;
-  readonly expect: { kv: string; logits: string; slot: boolean; padding: 'left' | 'right' };
+  readonly expect: { kv: string; logits: string; mode: 'slot' | 'plain' | 'unbatched'; padding: 'left' | 'right' };
   readonly prompt: readonly number[];
+  /** 'recompute' unless the layout makes a no-cache recompute a different computation (see the q8 case). */
+  readonly oracle?: 'incremental';
 }
 
 const stories = join(FIXTURES, 'stories260K-variants');
@@ -81,15 +99,21 @@ const stories = join(FIXTURES, 'stories260K-variants');
 const storyPrompt = [1, 403, 407, 261, 378, 432, 383, 286, 261];
 const cases: Case[] = [
   { name: '4-bit MatMulNBits, external data model_q4.onnx_data', dir: stories, modelFile: 'q4',
-    expect: { kv: 'float32', logits: 'float32', slot: true, padding: 'left' }, prompt: storyPrompt },
+    expect: { kv: 'float32', logits: 'float32', mode: 'slot', padding: 'left' }, prompt: storyPrompt },
   { name: 'float16 weights, KV cache and logits', dir: stories, modelFile: 'model_fp16.onnx',
-    expect: { kv: 'float16', logits: 'float16', slot: true, padding: 'left' }, prompt: storyPrompt },
+    expect: { kv: 'float16', logits: 'float16', mode: 'slot', padding: 'left' }, prompt: storyPrompt },
   { name: '4-bit weights with float16 activations (q4f16)', dir: stories, modelFile: 'model_q4f16',
-    expect: { kv: 'float16', logits: 'float16', slot: true, padding: 'left' }, prompt: storyPrompt },
+    expect: { kv: 'float16', logits: 'float16', mode: 'slot', padding: 'left' }, prompt: storyPrompt },
+  // Activations quantized with one scale per tensor couple a batch's rows, so the engine decodes a row at a
+  // time. The same coupling runs along the sequence: recomputing the whole sequence re-quantizes every past
+  // position with a new scale, a different computation from any cached decode; so the oracle here is ONNX
+  // Runtime with the graph's own cache, batch 1, one token per run.
+  { name: '8-bit weights as quantize_dynamic writes them (model_quantized.onnx)', dir: stories, modelFile: 'q8',
+    expect: { kv: 'float32', logits: 'float32', mode: 'unbatched', padding: 'left' }, prompt: storyPrompt, oracle: 'incremental' },
   { name: 'float32 weights split over model.onnx_data and model.onnx_data_1', dir: stories, modelFile: 'fp32',
-    expect: { kv: 'float32', logits: 'float32', slot: true, padding: 'left' }, prompt: storyPrompt },
+    expect: { kv: 'float32', logits: 'float32', mode: 'slot', padding: 'left' }, prompt: storyPrompt },
   { name: 'GroupQueryAttention without position_ids (random weights)', dir: join(FIXTURES, 'tiny-gqa'),
-    expect: { kv: 'float32', logits: 'float32', slot: false, padding: 'right' }, prompt: [1, 77, 300, 12, 451, 9] },
+    expect: { kv: 'float32', logits: 'float32', mode: 'plain', padding: 'right' }, prompt: [1, 77, 300, 12, 451, 9] },
 ];
 
 const engines: Engine[] = [];
@@ -98,18 +122,19 @@ after(async () => {
 });
 
 for (const c of cases) {
-  test(`${c.name}: greedy output alone and batched equals ONNX Runtime without a cache`, async () => {
+  const reference = c.oracle === 'incremental' ? 'with its own cache, batch 1' : 'without a cache';
+  test(`${c.name}: greedy output alone and batched equals ONNX Runtime ${reference}`, async () => {
     const plain = await Engine.create({ modelDir: c.dir, threads: 1, maxBatch: 8, fastDecode: false, ...(c.modelFile && { modelFile: c.modelFile }) });
     engines.push(plain);
     const fast = await Engine.create({ modelDir: c.dir, threads: 1, maxBatch: 8, ...(c.modelFile && { modelFile: c.modelFile }) });
     engines.push(fast);
     assert.deepEqual(fast.dtypes, { kv: c.expect.kv, logits: c.expect.logits });
-    assert.equal(fast.decodeMode, c.expect.slot ? 'slot' : 'plain');
+    assert.equal(fast.decodeMode, c.expect.mode);
     assert.equal(fast.padding, c.expect.padding);
-    assert.equal(plain.decodeMode, 'plain');
+    assert.equal(plain.decodeMode, c.expect.mode === 'unbatched' ? 'unbatched' : 'plain');
 
     const graph = join(c.dir, 'onnx', fast.model.variant);
-    const expected = await oracle(graph, c.prompt, TOKENS, 2);
+    const expected = await oracle(graph, c.prompt, TOKENS, 2, c.oracle ?? 'recompute');
     assert.equal(expected.length, TOKENS, 'the oracle runs the full length without EOS');
     // Not a degenerate loop: the reference itself has variety.
     assert.ok(new Set(expected).size >= 8, `oracle output has ${new Set(expected).size} distinct tokens`);

@@ -70,10 +70,10 @@ const VARIANTS = new URL('./fixtures/models/stories260K-variants', import.meta.u
 test('--model-file chooses among several graphs; without it, or with a wrong one, the server lists them (exit 1)', async () => {
   const none = await run('--platform', 'simulated', '--port', '0', '--threads', '1', '--model-dir', VARIANTS);
   assert.equal(none.code, 1);
-  assert.match(none.stderr, /cannot load the model: onnx\/ holds 4 graphs \(model\.onnx, model_fp16\.onnx, model_q4\.onnx, model_q4f16\.onnx\); choose one with --model-file/);
-  const wrong = await run('--platform', 'simulated', '--port', '0', '--threads', '1', '--model-dir', VARIANTS, '--model-file', 'q8');
+  assert.match(none.stderr, /cannot load the model: onnx\/ holds 5 graphs \(model\.onnx, model_fp16\.onnx, model_q4\.onnx, model_q4f16\.onnx, model_quantized\.onnx\); choose one with --model-file/);
+  const wrong = await run('--platform', 'simulated', '--port', '0', '--threads', '1', '--model-dir', VARIANTS, '--model-file', 'int8');
   assert.equal(wrong.code, 1);
-  assert.match(wrong.stderr, /model file 'q8' not found; onnx\/ offers: model\.onnx, model_fp16\.onnx, model_q4\.onnx, model_q4f16\.onnx/);
+  assert.match(wrong.stderr, /model file 'int8' not found; onnx\/ offers: model\.onnx, model_fp16\.onnx, model_q4\.onnx, model_q4f16\.onnx, model_quantized\.onnx/);
   // A good choice gets past loading: it fails only at the platform (no TEE here), as the bundled model does.
   const env = { TSX_DISABLE_CACHE: '1', SEALED_MODEL_FILE: 'q4' };
   const chosen = await runWithEnv(env, '--platform', 'tdx', '--port', '0', '--threads', '1', '--model-dir', VARIANTS);

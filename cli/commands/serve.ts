@@ -104,7 +104,8 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     `sealed-inference listening on ${running.url}\n` +
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
       `  graph onnx/${engine.model.variant}: KV cache ${engine.dtypes.kv}, logits ${engine.dtypes.logits}, ` +
-      `decode mode ${engine.decodeMode}${engine.padding === 'right' ? ' (rows right-padded for GroupQueryAttention)' : ''}\n` +
+      `decode mode ${engine.decodeMode}${engine.padding === 'right' ? ' (rows right-padded for GroupQueryAttention)' : ''}` +
+      `${engine.decodeMode === 'unbatched' ? ' (one run per sequence: the graph quantizes activations per tensor, coupling batched rows)' : ''}\n` +
       `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${config.limits.sessionLifetimeSeconds} s, ` +
       `up to ${config.limits.maxSessions} sessions, ${config.limits.maxConcurrentGenerations} concurrent generations\n`,
   );
