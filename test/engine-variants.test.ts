@@ -161,5 +161,14 @@ for (const c of cases) {
       assert.deepEqual(batched.tokenIds, expected, `${engine.decodeMode}: batched beside 7 others`);
       assert.equal(engine.stats().cachedSequences, 0);
     }
+
+    // The prompt prefilled in chunks of 4 (past and new tokens in one run) continues the same way. Not for
+    // activations quantized per tensor: a chunk's scale differs from the whole prompt's by construction.
+    if (c.oracle !== 'incremental') {
+      const chunked = await Engine.create({ modelDir: c.dir, threads: 1, prefillChunk: 4, ...(c.modelFile && { modelFile: c.modelFile }) });
+      engines.push(chunked);
+      const r = await collect(chunked.generate({ prompt: c.prompt, maxTokens: TOKENS, temperature: 0, returnTokenIds: true }));
+      assert.deepEqual(r.tokenIds, expected, 'prefilled in chunks of 4');
+    }
   });
 }
