@@ -83,3 +83,30 @@ test('--model-file chooses among several graphs; without it, or with a wrong one
     assert.doesNotMatch(chosen.stderr, /cannot load the model/);
   }
 });
+
+test('the start-up banner names the graph served, its cache and logits types and the decode mode it needs', { timeout: 60_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const root = new URL('..', import.meta.url).pathname;
+  const banner = (args: string[]) => new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/sealed.ts', 'serve', '--platform', 'simulated', '--port', '0', '--threads', '1', ...args], {
+      cwd: root, env: { ...process.env, TSX_DISABLE_CACHE: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/decode mode .*\n/.test(out)) child.kill('SIGTERM');
+    });
+    child.on('error', reject);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+  });
+  const q8 = await banner(['--model-dir', VARIANTS, '--model-file', 'q8']);
+  assert.match(q8, /graph onnx\/model_quantized\.onnx: KV cache float32, logits float32, decode mode unbatched \(one run per sequence/);
+  const fp16 = await banner(['--model-dir', VARIANTS, '--model-file', 'model_fp16.onnx']);
+  assert.match(fp16, /graph onnx\/model_fp16\.onnx: KV cache float16, logits float16, decode mode slot\n/);
+  const gqa = await banner(['--model-dir', new URL('./fixtures/models/tiny-gqa', import.meta.url).pathname]);
+  assert.match(gqa, /graph onnx\/model\.onnx: KV cache float32, logits float32, decode mode plain \(rows right-padded for GroupQueryAttention\)/);
+});
