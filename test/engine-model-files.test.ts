@@ -136,6 +136,12 @@ test('external data is resolved only inside the model directory', async () => {
     await symlink(join(outside, 'weights'), join(dir, 'onnx', 'model_q4.onnx_data'));
   });
   isInvalid('link that leads outside')(linked);
+  // The graph itself may not lead out either.
+  isInvalid('onnx/model_q4.onnx is a link that leads outside the model directory')(await q4Copy(async (dir, outside) => {
+    await cp(join(dir, 'onnx', 'model_q4.onnx'), join(outside, 'graph.onnx'));
+    await rm(join(dir, 'onnx', 'model_q4.onnx'));
+    await symlink(join(outside, 'graph.onnx'), join(dir, 'onnx', 'model_q4.onnx'));
+  }));
   // A link into the model directory but out of onnx/ is refused too (ONNX Runtime would refuse it later)...
   isInvalid('link that leads outside')(await q4Copy(async (dir) => {
     await cp(join(dir, 'onnx', 'model_q4.onnx_data'), join(dir, 'weights.bin'));
