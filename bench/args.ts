@@ -22,6 +22,8 @@ export function nodeEntry(rel: string): string[] {
 export interface BenchOptions {
   help: boolean;
   modelDir: string;
+  /** Which graph under the directory's onnx/ (as `sealed serve --model-file`); undefined: its only one. */
+  modelFile?: string;
   threads: number;
   json?: string;
   chart?: string;
@@ -46,7 +48,9 @@ greedy workload through four paths, in one run so the ratios hold:
 Progress goes to stderr, the table to stdout.
 
 options:
-  --model DIR          model directory (default: the bundled stories260K)
+  --model-dir DIR      model directory (default: the bundled stories260K; --model DIR too)
+  --model-file NAME    which graph under DIR/onnx/ when it holds several: a file name,
+                       a stem or a dtype (q4, fp16, ...), as sealed serve --model-file
   --threads N          ONNX intra-op threads for every mode (default 1)
   --modes a,b          modes to run (default: all four)
   --concurrency 1,4    concurrency levels (default 1,4,16,32; --quick: 1,16)
@@ -87,7 +91,8 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     switch (flag) {
       case '--help': case '-h': o.help = true; break;
       case '--quick': o.quick = true; break;
-      case '--model': o.modelDir = path.resolve(value(flag, next())); break;
+      case '--model': case '--model-dir': o.modelDir = path.resolve(value(flag, next())); break;
+      case '--model-file': o.modelFile = value(flag, next()); break;
       case '--threads': o.threads = positiveInt(flag, next(), 256); break;
       case '--json': o.json = value(flag, next()); break;
       case '--chart': o.chart = value(flag, next()); break;

@@ -28,6 +28,7 @@ export interface BalancerSweepOptions {
   requests: number;
   threads: number;
   modelDir: string;
+  modelFile?: string;
   work: Workload;
 }
 
@@ -42,7 +43,7 @@ export async function runBalancerSweep(o: BalancerSweepOptions, progress: (line:
     let stop: (() => Promise<void>) | undefined;
     try {
       const args = [
-        '--model-dir', o.modelDir, '--threads', String(o.threads), '--trust-proxy', '127.0.0.1',
+        '--model-dir', o.modelDir, ...(o.modelFile !== undefined ? ['--model-file', o.modelFile] : []), '--threads', String(o.threads), '--trust-proxy', '127.0.0.1',
         '--max-concurrent', String(o.concurrency), '--max-queue', String(4 * o.concurrency),
         '--attestation-rate', '1000', '--attestation-burst', '1000', '--attestation-rate-total', '1000',
       ];

@@ -13,7 +13,7 @@ import { resolveLimits } from '../server/limits.js';
 
 async function main(): Promise<void> {
   const { values } = parseNodeArgs({
-    options: { model: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' } },
+    options: { model: { type: 'string' }, 'model-file': { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' } },
     strict: true,
   });
   const threads = Number(values.threads ?? '1');
@@ -22,7 +22,8 @@ async function main(): Promise<void> {
     throw new Error('usage: plaintext-twin.ts --model DIR --threads N --max-batch N');
   }
   const maxQueue = Math.max(64, 4 * maxBatch);
-  const engine = await Engine.create({ modelDir: values.model, threads, maxBatch, maxQueue });
+  const modelFile = values['model-file'];
+  const engine = await Engine.create({ modelDir: values.model, ...(modelFile !== undefined && { modelFile }), threads, maxBatch, maxQueue });
   // The same admission limits the encrypted server is started with, so the two HTTP modes differ only in the envelope.
   const limits = resolveLimits({ maxConcurrentGenerations: maxBatch, maxQueue });
   const app = createInnerApp({ engine, limits });

@@ -25,7 +25,7 @@ export function toContractJson(report: BenchReport): Record<string, unknown> {
   });
   const out: Record<string, unknown> = { model: report.model, threads: report.threads, machine: report.machine, runs };
   const extras: (keyof BenchReport)[] = [
-    'date', 'prompt_tokens', 'max_tokens', 'session_setup_ms_p50', 'seal_open_us', 'seal_open_backend', 'outputs_identical',
+    'variant', 'date', 'prompt_tokens', 'max_tokens', 'session_setup_ms_p50', 'seal_open_us', 'seal_open_backend', 'outputs_identical',
   ];
   for (const k of extras) if (report[k] !== undefined) out[k] = report[k];
   for (const [k, v] of Object.entries(report.extra)) if (!(k in out) && k !== 'targets' && k !== 'errors') out[k] = num(v);

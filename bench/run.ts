@@ -11,6 +11,7 @@ import { aggregate, runClosedLoop, splitRounds, timeRequest } from './measure.js
 import { compareOutputs } from './outputs.js';
 import { measureSealOpen } from './seal-cost.js';
 import { createEngine, engineDriver } from './modes/engine.js';
+import { chooseGraph } from '../engine/model-files.js';
 import { createPlaintextHttpDriver } from './modes/plaintext-http.js';
 import { createTransformersJsDriver } from './modes/transformers-js.js';
 import { round } from './stats.js';
@@ -31,18 +32,18 @@ export type Progress = (message: string, transient?: boolean) => void;
 async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Promise<{ driver: ModeDriver; modelId?: string }> {
   switch (mode) {
     case 'engine': {
-      const engine = await createEngine({ modelDir: o.modelDir, threads: o.threads, maxBatch });
+      const engine = await createEngine({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads, maxBatch });
       return { driver: engineDriver(engine), modelId: engine.model.id };
     }
     case 'plaintext-http':
-      return { driver: await createPlaintextHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch }) };
+      return { driver: await createPlaintextHttpDriver({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads, maxBatch }) };
     case 'encrypted-http': {
       const { createEncryptedHttpDriver } = await import('./modes/encrypted-http.js');
       const work: Workload = { prompt: PROMPT, maxTokens: o.maxTokens };
-      return { driver: await createEncryptedHttpDriver({ modelDir: o.modelDir, threads: o.threads, maxBatch, work }) };
+      return { driver: await createEncryptedHttpDriver({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads, maxBatch, work }) };
     }
     case 'transformers-js':
-      return { driver: await createTransformersJsDriver({ modelDir: o.modelDir, threads: o.threads }) };
+      return { driver: await createTransformersJsDriver({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads }) };
   }
 }
 
@@ -79,6 +80,12 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     extra: { load_avg_1m_start: round(os.loadavg()[0], 2) },
     targets: [],
   };
+  // Which graph every mode runs, named in the report; a directory with several and no choice stops here.
+  try {
+    report.variant = await chooseGraph(o.modelDir, o.modelFile);
+  } catch (err) {
+    throw new BenchError('bad_args', err instanceof Error ? err.message : String(err));
+  }
   const errors: NonNullable<BenchReport['errors']> = [];
   const drivers: ModeDriver[] = [];
   const texts = new Map<ModeName, string>();
@@ -194,7 +201,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     const c = Math.max(...o.concurrency.filter((x) => x <= 16), Math.min(...o.concurrency));
     try {
       report.balancer = await runBalancerSweep(
-        { replicas: o.replicas, concurrency: c, requests: requestsFor(o, c), threads: o.threads, modelDir: o.modelDir, work },
+        { replicas: o.replicas, concurrency: c, requests: requestsFor(o, c), threads: o.threads, modelDir: o.modelDir, modelFile: o.modelFile, work },
         progress,
       );
     } catch (err) {

@@ -42,7 +42,7 @@ export function targetsTable(targets: readonly TargetResult[]): string {
 /** The whole human-readable report. */
 export function formatReport(report: BenchReport): string {
   const lines = [
-    `model ${report.model}, threads ${report.threads}, prompt ${report.prompt_tokens ?? '?'} tokens, max_tokens ${report.max_tokens}, greedy`,
+    `model ${report.model}${report.variant ? ` (onnx/${report.variant})` : ''}, threads ${report.threads}, prompt ${report.prompt_tokens ?? '?'} tokens, max_tokens ${report.max_tokens}, greedy`,
     `machine: ${report.machine}`,
     `date: ${report.date}${report.extra.load_avg_1m_start !== undefined ? `, load average (1 min) ${report.extra.load_avg_1m_start} at start, ${report.extra.load_avg_1m_end ?? '?'} at end` : ''}`,
     '',

@@ -79,6 +79,8 @@ export interface TargetResult {
 
 export interface BenchReport {
   model: string;
+  /** The graph measured under the model directory's onnx/, e.g. "model_q4.onnx". */
+  variant?: string;
   threads: number;
   machine: string;
   runs: RunResult[];

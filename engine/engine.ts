@@ -16,6 +16,10 @@ import { createTokenizer, type ChatMessage, type Tokenizer } from './tokenizer.j
 
 export interface EngineOptions {
   readonly modelDir: string;
+  /** Which graph under onnx/ when there are several: a file name, a stem or a dtype such as q4 (model-files.ts). */
+  readonly modelFile?: string;
+  /** Receives progress lines while a large model is hashed and loaded (the CLI writes them to stderr). */
+  readonly onProgress?: (line: string) => void;
   /** Model id announced to clients; default: the directory's name. */
   readonly modelId?: string;
   /** ONNX Runtime intra-op threads; default: all cores. */
@@ -68,6 +72,8 @@ export type GenerateEvent =
 
 export interface EngineModelInfo {
   readonly id: string;
+  /** The graph served under onnx/, e.g. "model_q4.onnx". */
+  readonly variant: string;
   readonly digest: string;
   readonly contextLength: number;
   readonly manifest: Manifest;
@@ -92,8 +98,17 @@ const MAX_STOP_LENGTH = 256;
 export class Engine {
   readonly model: EngineModelInfo;
   readonly threads: number;
-  /** Cache layout of decode steps: 'slot' (one new column fetched per step) or 'plain'. */
-  readonly decodeMode: 'slot' | 'plain';
+  /**
+   * Cache layout of decode steps: 'slot' (one new column fetched per step),
+   * 'plain', or 'unbatched' (a graph whose batch rows are coupled, run a row at a time).
+   */
+  readonly decodeMode: 'slot' | 'plain' | 'unbatched';
+  /** Where batched rows are padded: 'right' for GroupQueryAttention graphs (model-dir.ts). */
+  readonly padding: 'left' | 'right';
+  /** Element types the graph exchanges: KV cache and logits. */
+  readonly dtypes: { readonly kv: 'float32' | 'float16'; readonly logits: 'float32' | 'float16' };
+  /** Token ids that end a generation: generation_config / config eos_token_id and tokenizer_config's eos_token. */
+  readonly stopTokenIds: readonly number[];
   private closed = false;
 
   private constructor(
@@ -103,8 +118,12 @@ export class Engine {
     runner: Runner,
   ) {
     this.decodeMode = runner.mode;
+    this.padding = loaded.padding;
+    this.dtypes = { kv: loaded.io.kvType, logits: loaded.io.logitsType };
+    this.stopTokenIds = [...new Set([...loaded.config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
     this.model = {
       id: loaded.id,
+      variant: loaded.variant,
       digest: loaded.digest,
       contextLength: loaded.config.contextLength,
       manifest: loaded.manifest,
@@ -117,10 +136,12 @@ export class Engine {
       threads: opts.threads ?? availableParallelism(),
       id: opts.modelId,
       fastDecode: opts.fastDecode !== false,
+      ...(opts.modelFile !== undefined && { modelFile: opts.modelFile }),
+      ...(opts.onProgress && { onProgress: opts.onProgress }),
     });
     try {
       const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize, loaded.config.contextLength);
-      const slot = loaded.stepOutputs !== null && (await slotModeAgrees(loaded));
+      const slot = loaded.stepOutputs !== null && !loaded.rowsCoupled && (await slotModeAgrees(loaded));
       const runner = new Runner(loaded, opts.prefillChunk ?? 256, !slot);
       const scheduler = new Scheduler(runner, {
         maxBatch: opts.maxBatch ?? 16,
@@ -154,6 +175,11 @@ export class Engine {
     return this.tokenizer.hasChatTemplate;
   }
 
+  /** The prompt text a conversation renders to through the chat template (null without one). */
+  renderChat(messages: readonly ChatMessage[]): string | null {
+    return this.tokenizer.renderChat(messages);
+  }
+
   stats(): EngineStats {
     const s = this.scheduler.stats();
     return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks };
@@ -172,7 +198,7 @@ export class Engine {
     if (signal?.aborted) throw new EngineError('cancelled', 'the request was cancelled');
     const plan = this.plan(req);
     const channel = new EventChannel();
-    const seq = new GenerationSequence(plan, this.tokenizer, this.loaded.config.eosTokenIds, channel);
+    const seq = new GenerationSequence(plan, this.tokenizer, this.stopTokenIds, channel);
     const ticket: Ticket = this.scheduler.submit(seq);
     const onAbort = () => {
       channel.fail(new EngineError('cancelled', 'the request was cancelled'));

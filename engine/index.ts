@@ -32,12 +32,18 @@
  *   says which is in use. The manifest/digest are of the files as read;
  *   the rewrite is a deterministic function of those bytes and this code.
  *
+ * - Model directories as the hub's exports lay them out (model-files.ts):
+ *   `modelFile` chooses among several graphs under onnx/; external data is
+ *   what the graph names, hashed as a stream and opened by ONNX Runtime by
+ *   path. float16 KV caches and logits (engine.dtypes), and
+ *   GroupQueryAttention graphs (engine.padding 'right') are driven.
+ *
  * Known limits: onnxruntime-node runs a session synchronously on the main
  * thread (inside a setImmediate), so each step blocks the event loop for
  * its duration (about a millisecond here; a large model would want the
  * runner in a worker thread). Prompts are prefilled one sequence at a time.
- * Only float32 KV caches and int64 ids are driven; other graphs are refused
- * with model_invalid.
+ * float32 and float16 KV caches and int64 ids are driven; other graphs
+ * (bfloat16 caches, say) are refused with model_invalid.
  */
 export { Engine } from './engine.js';
 export type { EngineOptions, GenerateRequest, GenerateEvent, FinishReason, EngineModelInfo, EngineStats } from './engine.js';

@@ -3,7 +3,8 @@
  * transformers.js layout:
  *
  *   config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
- *   onnx/model.onnx (+ optional onnx/model.onnx_data), optional chat_template.jinja
+ *   onnx/<graph>.onnx (one of several, see model-files.ts) with the external
+ *   data files it names, optional chat_template.jinja
  *
  * Every fact the runner needs (input/output names, KV-cache layout, layer
  * count, context length, EOS ids) comes from the ONNX session metadata and
@@ -14,7 +15,8 @@ import { basename, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { ort } from './ort.js';
 import { EngineError } from './errors.js';
-import { buildManifest, manifestDigest, readModelFiles, type Manifest } from './manifest.js';
+import type { Manifest } from './manifest.js';
+import { readModelFiles, type ModelFiles } from './model-files.js';
 import { exposeStepOutputs } from './graph-outputs.js';
 
 export interface ModelConfig {
@@ -28,8 +30,14 @@ export interface ModelConfig {
   readonly eosTokenIds: readonly number[];
 }
 
+/** Element types of the cache and logits tensors the runner exchanges with the graph. */
+export type FloatType = 'float32' | 'float16';
+
 /** Names of the graph's inputs and outputs, as read from the session. */
 export interface GraphIO {
+  /** Of every past/present tensor. */
+  readonly kvType: FloatType;
+  readonly logitsType: FloatType;
   readonly inputIds: string;
   readonly attentionMask: string;
   /** Absent when the graph derives positions itself (then left padding relies on the mask). */
@@ -52,6 +60,23 @@ export interface LoadedModel {
   readonly stepOutputs: { readonly newKeys: readonly string[]; readonly newValues: readonly string[] } | null;
   readonly id: string;
   readonly dir: string;
+  /** The graph served, e.g. "model_q4.onnx" (under onnx/). */
+  readonly variant: string;
+  /**
+   * Where a batched step's shorter rows are padded. 'left' for graphs that
+   * append the new key/value after the past (Concat): the new column is the
+   * same for every row. 'right' for GroupQueryAttention, which writes each
+   * row's new key/value at that row's length (from the attention mask's sum)
+   * and attends to its first length + 1 columns.
+   */
+  readonly padding: 'left' | 'right';
+  /**
+   * True when one row's result depends on the other rows of its batch: the
+   * graph quantizes activations with one scale per tensor at run time
+   * (DynamicQuantizeLinear, as onnxruntime's quantize_dynamic writes the
+   * hub's model_quantized.onnx). Such a graph is decoded a row at a time.
+   */
+  readonly rowsCoupled: boolean;
   readonly config: ModelConfig;
   readonly io: GraphIO;
   readonly session: ort.InferenceSession;
@@ -71,9 +96,18 @@ export interface LoadOptions {
   readonly id?: string;
   /** Expose the per-step key/value tensors so decode fetches one cache column (default true). */
   readonly fastDecode?: boolean;
+  /** Which graph under onnx/ when there are several: a file name, a stem or a dtype (model-files.ts). */
+  readonly modelFile?: string;
+  /** Receives progress lines while large files are hashed and loaded. */
+  readonly onProgress?: (line: string) => void;
+  /** Largest graph file held in memory (model-files.ts); a larger one is loaded by path. */
+  readonly graphInMemoryLimit?: number;
 }
 
 const invalid = (msg: string) => new EngineError('model_invalid', msg);
+
+/** Operators whose one quantization scale spans the whole batch (see LoadedModel.rowsCoupled). */
+const ROW_COUPLING_OPS = [':DynamicQuantizeLinear', 'com.microsoft:DynamicQuantizeMatMul'];
 
 export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const absDir = resolve(dir);
@@ -81,30 +115,36 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
     throw new EngineError('invalid_request', 'threads must be an integer between 1 and 1024');
   }
-  const files = await readModelFiles(absDir);
-  const manifest = buildManifest(files);
-  const digest = manifestDigest(manifest);
+  const files = await readModelFiles(absDir, {
+    ...(opts.modelFile !== undefined && { modelFile: opts.modelFile }),
+    ...(opts.onProgress && { onProgress: opts.onProgress }),
+    ...(opts.graphInMemoryLimit !== undefined && { graphInMemoryLimit: opts.graphInMemoryLimit }),
+  });
+  const { manifest, digest } = files;
 
-  const configJson = parseJsonFile(files, 'config.json');
-  const genConfig = parseJsonFile(files, 'generation_config.json');
-  const tokenizerJson = parseJsonFile(files, 'tokenizer.json');
-  const tokenizerConfig = { ...parseJsonFile(files, 'tokenizer_config.json') };
-  const chatTemplateFile = files.get('chat_template.jinja');
+  const configJson = parseJsonFile(files.side, 'config.json');
+  const genConfig = parseJsonFile(files.side, 'generation_config.json');
+  const tokenizerJson = parseJsonFile(files.side, 'tokenizer.json');
+  const tokenizerConfig = { ...parseJsonFile(files.side, 'tokenizer_config.json') };
+  const chatTemplateFile = files.side.get('chat_template.jinja');
   if (chatTemplateFile !== undefined && tokenizerConfig.chat_template === undefined) {
     tokenizerConfig.chat_template = decodeUtf8(chatTemplateFile, 'chat_template.jinja');
   }
   const config = readModelConfig(configJson, genConfig);
 
-  let session = await createSession(files.get('onnx/model.onnx')!, files.get('onnx/model.onnx_data'), threads);
+  const large = files.externalData.length > 0 || files.graphBytes === null;
+  if (large) opts.onProgress?.(`loading onnx/${files.graphName} into ONNX Runtime`);
+  const started = Date.now();
+  let session = await createSession(files, files.graphBytes, threads);
   let io: GraphIO;
   let stepOutputs: LoadedModel['stepOutputs'] = null;
   try {
-    io = inspectGraph(session, config);
-    if (opts.fastDecode !== false) {
+    io = inspectGraph(session, config, files.graphName);
+    if (opts.fastDecode !== false && files.graphBytes) {
       // Same computation, extra outputs: derived from the hashed bytes by this code alone.
-      const exposed = exposeStepOutputs(files.get('onnx/model.onnx')!, io.presentKeys, io.presentValues, io.pastKeys, io.pastValues);
+      const exposed = exposeStepOutputs(files.graphBytes, io.presentKeys, io.presentValues, io.pastKeys, io.pastValues);
       if (exposed) {
-        const fast = await createSession(exposed.model, files.get('onnx/model.onnx_data'), threads).catch(() => null);
+        const fast = await createSession(files, exposed.model, threads).catch(() => null);
         if (fast) {
           await session.release().catch(() => {});
           session = fast;
@@ -116,8 +156,14 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
     await session.release().catch(() => {});
     throw e;
   }
+  if (large) opts.onProgress?.(`loaded onnx/${files.graphName} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const id = opts.id ?? basename(absDir);
-  return { id, dir: absDir, config, io, session, stepOutputs, tokenizerJson, tokenizerConfig, manifest, digest, threads };
+  const padding = files.scan.ops.has('com.microsoft:GroupQueryAttention') ? 'right' : 'left';
+  const rowsCoupled = ROW_COUPLING_OPS.some((op) => files.scan.ops.has(op));
+  return {
+    id, dir: absDir, variant: files.graphName, padding, rowsCoupled, config, io, session, stepOutputs,
+    tokenizerJson, tokenizerConfig, manifest, digest, threads,
+  };
 }
 
 function decodeUtf8(bytes: Uint8Array, name: string): string {
@@ -205,7 +251,12 @@ export function readModelConfig(cfg: Record<string, unknown>, gen: Record<string
   };
 }
 
-async function createSession(model: Uint8Array, external: Uint8Array | undefined, threads: number): Promise<ort.InferenceSession> {
+/**
+ * A session from the graph's bytes (when held) or its path; external data is
+ * always opened by ONNX Runtime from onnx/, which maps or reads only what
+ * the tensors name: no weight file passes through a JS buffer.
+ */
+async function createSession(files: ModelFiles, model: Uint8Array | null, threads: number): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
@@ -214,13 +265,14 @@ async function createSession(model: Uint8Array, external: Uint8Array | undefined
     executionProviders: ['cpu'],
     // Nothing may be written to disk: no optimized-model dump, no profiling.
     enableProfiling: false,
-    ...(external ? { externalData: [{ path: 'model.onnx_data', data: external }] } : {}),
+    // Only consulted for a graph given as bytes: where its external data lies.
+    extra: { session: { model_external_initializers_file_folder_path: files.externalDataDir } },
   };
   try {
-    return await ort.InferenceSession.create(model, options);
+    return model ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(files.graphPath, options);
   } catch (e) {
     const reason = e instanceof Error ? e.message.split('\n')[0].slice(0, 200) : 'unknown error';
-    throw invalid(`onnx/model.onnx could not be loaded by ONNX Runtime (${reason})`);
+    throw invalid(`onnx/${files.graphName} could not be loaded by ONNX Runtime (${reason})`);
   }
 }
 
@@ -233,7 +285,7 @@ function tensorMeta(list: readonly ort.InferenceSession.ValueMetadata[]): Map<st
 }
 
 /** Checks the graph against what the runner drives and returns the names to feed and fetch. */
-export function inspectGraph(session: ort.InferenceSession, config: ModelConfig): GraphIO {
+export function inspectGraph(session: ort.InferenceSession, config: ModelConfig, graphName = 'model.onnx'): GraphIO {
   const inputs = tensorMeta(session.inputMetadata);
   const outputs = tensorMeta(session.outputMetadata);
   const problems: string[] = [];
@@ -244,14 +296,20 @@ export function inspectGraph(session: ort.InferenceSession, config: ModelConfig)
       problems.push(`${kind} '${name}' is missing`);
       return;
     }
-    if (m.type !== type) problems.push(`${kind} '${name}' has type ${m.type}, expected ${type}`);
+    if (m.type !== type) {
+      const drives = type === 'int64' ? '' : ' (caches and logits are driven as float32 or float16, each kind all alike)';
+      problems.push(`${kind} '${name}' has type ${m.type}, expected ${type}${drives}`);
+    }
     if (m.shape.length !== 0 && m.shape.length !== rank) problems.push(`${kind} '${name}' has rank ${m.shape.length}, expected ${rank}`);
   };
   need(inputs, 'input', 'input_ids', 'int64', 2);
   need(inputs, 'input', 'attention_mask', 'int64', 2);
   const hasPositions = inputs.has('position_ids');
   if (hasPositions) need(inputs, 'input', 'position_ids', 'int64', 2);
-  need(outputs, 'output', 'logits', 'float32', 3);
+  const floatType = (name: string, map: Map<string, TensorMeta>): FloatType =>
+    map.get(name)?.type === 'float16' ? 'float16' : 'float32';
+  const logitsType = floatType('logits', outputs);
+  need(outputs, 'output', 'logits', logitsType, 3);
   const logits = outputs.get('logits');
   if (logits && typeof logits.shape[2] === 'number' && logits.shape[2] !== config.vocabSize) {
     problems.push(`output 'logits' has ${logits.shape[2]} classes but config.json says vocab_size ${config.vocabSize}`);
@@ -261,8 +319,10 @@ export function inspectGraph(session: ort.InferenceSession, config: ModelConfig)
   const pastValues: string[] = [];
   const presentKeys: string[] = [];
   const presentValues: string[] = [];
+  // The first past key sets the cache's type; every other cache tensor must match it.
+  const kvType = floatType('past_key_values.0.key', inputs);
   const checkKv = (map: Map<string, TensorMeta>, kind: string, name: string) => {
-    need(map, kind, name, 'float32', 4);
+    need(map, kind, name, kvType, 4);
     const m = map.get(name);
     if (!m || m.shape.length !== 4) return;
     const [, heads, , dim] = m.shape;
@@ -297,9 +357,11 @@ export function inspectGraph(session: ort.InferenceSession, config: ModelConfig)
   if (unknown.length > 0) problems.push(`graph has input(s) the engine cannot feed: ${unknown.slice(0, 5).join(', ')}`);
   if (problems.length > 0) {
     const shown = problems.slice(0, 6).join('; ') + (problems.length > 6 ? `; and ${problems.length - 6} more` : '');
-    throw invalid(`onnx/model.onnx cannot be driven as a decoder with a KV cache: ${shown}`);
+    throw invalid(`onnx/${graphName} cannot be driven as a decoder with a KV cache: ${shown}`);
   }
   return {
+    kvType,
+    logitsType,
     inputIds: 'input_ids',
     attentionMask: 'attention_mask',
     positionIds: hasPositions ? 'position_ids' : null,

@@ -106,7 +106,10 @@ export function buildPieceTable(
   const json = tokenizerJson as TokenizerJsonShape;
   const entries = vocabEntries(json);
   if (!entries) return null;
-  const size = Math.max(vocabSize, ...entries.map(([, id]) => id + 1), ...(json.added_tokens ?? []).map((t) => t.id + 1));
+  // A loop, not Math.max(...ids): spreading a 150K-entry vocabulary overflows the call stack.
+  let size = vocabSize;
+  for (const [, id] of entries) size = Math.max(size, id + 1);
+  for (const t of json.added_tokens ?? []) size = Math.max(size, t.id + 1);
   if (size > 1_000_000) return null;
   const decoderText = JSON.stringify(json.decoder ?? null);
   const candidates: { piece: (t: string) => Uint8Array | null; strip: boolean }[] = [];

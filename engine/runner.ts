@@ -20,20 +20,37 @@
  *   step fetches only the logits and the one new column per layer, which is
  *   written into column len. No full cache crosses from ONNX Runtime to JS
  *   per step; the buffer grows by chunks when a row reaches its capacity.
- * - plain mode (any other graph): left padding, and the `present.*` outputs
- *   of one step are fed back as the next step's `past_*` inputs.
+ * - plain mode (any other graph): the `present.*` outputs of one step are
+ *   fed back as the next step's `past_*` inputs; rows are padded on the
+ *   side the graph's attention needs (model.padding: left for Concat
+ *   caches, right for GroupQueryAttention, which writes each row's new
+ *   column at that row's length).
+ *
+ * - unbatched mode (model.rowsCoupled: activations quantized per tensor,
+ *   so a batch's rows would change each other's numbers): each sequence
+ *   keeps its standalone cache and a decode step runs it alone, one ONNX
+ *   run per sequence. Slower, but a sequence's output stays independent of
+ *   what it is scheduled with.
+ *
+ * Cache tensors are float32 or float16 as the graph declares them (float16
+ * is carried as its raw bits in a Uint16Array: the runner only copies it);
+ * float16 logits are widened to float32 for sampling.
  */
 import { ort } from './ort.js';
 import { EngineError } from './errors.js';
-import type { LoadedModel } from './model-dir.js';
+import type { FloatType, LoadedModel } from './model-dir.js';
+import { halfBits, halfToFloat } from './half.js';
+
+/** One layer's keys or values: float32 values, or float16 bits. */
+export type KvArray = Float32Array | Uint16Array;
 
 /** The runner's handle on one sequence's KV cache. */
 export class SequenceCache {
   /** Tokens held in the cache (= position id of the next token). */
   length = 0;
   /** Standalone cache after prefill: per layer [1, H, length, D]; null once packed into the batch. */
-  keys: Float32Array[] | null = null;
-  values: Float32Array[] | null = null;
+  keys: KvArray[] | null = null;
+  values: KvArray[] | null = null;
   /** Row in the current batch, or -1. */
   row = -1;
   released = false;
@@ -52,8 +69,8 @@ interface SlotBatch {
   seqs: SequenceCache[];
   /** Columns per row. */
   cap: number;
-  keys: Float32Array[];
-  values: Float32Array[];
+  keys: KvArray[];
+  values: KvArray[];
   feeds: Record<string, ort.Tensor>;
   ids: BigInt64Array;
   positions: BigInt64Array;
@@ -87,12 +104,15 @@ export class Runner {
   private batch: Batch | null = null;
   private slots: SlotBatch | null = null;
   private readonly slotMode: boolean;
+  private readonly unbatched: boolean;
   private readonly stepFetches: string[];
   private readonly prefillFetches: string[];
   private live = new Set<SequenceCache>();
   private steps = 0;
   private repacks = 0;
   private readonly emptyPast: ort.Tensor;
+  private readonly kvType: FloatType;
+  private readonly rightPadded: boolean;
 
   constructor(private readonly model: LoadedModel, private readonly prefillChunk = 256, forcePlain = false) {
     if (!Number.isInteger(prefillChunk) || prefillChunk < 1) {
@@ -102,9 +122,12 @@ export class Runner {
     this.heads = model.config.numKvHeads;
     this.headDim = model.config.headDim;
     this.vocab = model.config.vocabSize;
-    this.emptyPast = new ort.Tensor('float32', new Float32Array(0), [1, this.heads, 0, this.headDim]);
     const { io, stepOutputs } = model;
-    this.slotMode = stepOutputs !== null && !forcePlain;
+    this.kvType = io.kvType;
+    this.rightPadded = model.padding === 'right';
+    this.emptyPast = new ort.Tensor(this.kvType, this.newKv(0), [1, this.heads, 0, this.headDim]);
+    this.unbatched = model.rowsCoupled;
+    this.slotMode = stepOutputs !== null && !forcePlain && !this.unbatched;
     this.prefillFetches = [io.logits, ...io.presentKeys, ...io.presentValues];
     this.stepFetches = this.slotMode
       ? [io.logits, ...stepOutputs!.newKeys, ...stepOutputs!.newValues]
@@ -112,8 +135,8 @@ export class Runner {
   }
 
   /** Which cache layout decode steps use. */
-  get mode(): 'slot' | 'plain' {
-    return this.slotMode ? 'slot' : 'plain';
+  get mode(): 'slot' | 'plain' | 'unbatched' {
+    return this.unbatched ? 'unbatched' : this.slotMode ? 'slot' : 'plain';
   }
 
   get vocabSize(): number {
@@ -178,9 +201,8 @@ export class Runner {
       seq.keys = io.presentKeys.map((name) => this.present(out, name, 1, past + n));
       seq.values = io.presentValues.map((name) => this.present(out, name, 1, past + n));
       seq.length = past + n;
-      const all = this.logitsOf(out, 1, n);
-      // Copy the last position out so the [n, vocab] block can be collected.
-      logits = all.slice((n - 1) * this.vocab, n * this.vocab);
+      // Only the last position: a copy, so the [n, vocab] block can be collected.
+      logits = this.logitsOf(out, 1, n, n - 1).slice();
     }
     return logits!;
   }
@@ -195,6 +217,7 @@ export class Runner {
     for (const s of seqs) {
       if (s.released || s.length === 0) throw new EngineError('internal', 'step on a released or empty sequence');
     }
+    if (this.unbatched) return this.stepUnbatched(seqs, tokens);
     if (this.slotMode) return this.stepSlots(seqs, tokens);
     const batch = this.ensureBatch(seqs);
     const { io } = this.model;
@@ -207,7 +230,8 @@ export class Runner {
       const s = seqs[r];
       inputIds[r] = BigInt(tokens[r]);
       positions[r] = BigInt(s.length);
-      mask.fill(1n, r * (width + 1) + (width - s.length), (r + 1) * (width + 1));
+      if (this.rightPadded) mask.fill(1n, r * (width + 1), r * (width + 1) + s.length + 1);
+      else mask.fill(1n, r * (width + 1) + (width - s.length), (r + 1) * (width + 1));
     }
     const feeds: Record<string, ort.Tensor> = {
       [io.inputIds]: new ort.Tensor('int64', inputIds, [b, 1]),
@@ -228,6 +252,23 @@ export class Runner {
     return this.logitsOf(out, b, 1);
   }
 
+  /** Each sequence alone, from its standalone cache: the rows of the result are independent runs. */
+  private async stepUnbatched(seqs: readonly SequenceCache[], tokens: readonly number[]): Promise<Float32Array> {
+    const out = new Float32Array(seqs.length * this.vocab);
+    for (let r = 0; r < seqs.length; r++) {
+      if (seqs[r].released) continue;
+      try {
+        out.set(await this.prefill(seqs[r], [tokens[r]]), r * this.vocab);
+      } catch (e) {
+        // A row cancelled while the others ran: its logits are not read.
+        if (seqs[r].released) continue;
+        throw e;
+      }
+    }
+    this.steps++;
+    return out;
+  }
+
   /** Returns the batch for exactly `seqs` in this order, re-packing rows when membership changed. */
   private ensureBatch(seqs: readonly SequenceCache[]): Batch {
     const cur = this.batch;
@@ -238,22 +279,22 @@ export class Runner {
     for (const s of seqs) width = Math.max(width, s.length);
     const { heads, headDim } = this;
     const rowStride = heads * width * headDim;
-    const keys: Float32Array[] = [];
-    const values: Float32Array[] = [];
+    const keys: KvArray[] = [];
+    const values: KvArray[] = [];
     for (let l = 0; l < this.layers; l++) {
-      keys.push(new Float32Array(b * rowStride));
-      values.push(new Float32Array(b * rowStride));
+      keys.push(this.newKv(b * rowStride));
+      values.push(this.newKv(b * rowStride));
     }
     for (let r = 0; r < b; r++) {
       const s = seqs[r];
       const len = s.length;
-      let srcK: (l: number) => Float32Array;
-      let srcV: (l: number) => Float32Array;
+      let srcK: (l: number) => KvArray;
+      let srcV: (l: number) => KvArray;
       let srcRow: number;
       let srcWidth: number;
       if (cur && s.row >= 0 && s.row < cur.seqs.length && cur.seqs[s.row] === s) {
-        srcK = (l) => cur.keys[l].data as Float32Array;
-        srcV = (l) => cur.values[l].data as Float32Array;
+        srcK = (l) => this.kvData(cur.keys[l]);
+        srcV = (l) => this.kvData(cur.values[l]);
         srcRow = s.row;
         srcWidth = cur.width;
       } else if (s.keys && s.values) {
@@ -267,8 +308,8 @@ export class Runner {
         throw new EngineError('internal', 'sequence has no cache to pack');
       }
       for (let l = 0; l < this.layers; l++) {
-        copyRow(srcK(l), srcRow, srcWidth, keys[l], r, width, len, heads, headDim);
-        copyRow(srcV(l), srcRow, srcWidth, values[l], r, width, len, heads, headDim);
+        copyRow(srcK(l), srcRow, srcWidth, keys[l], r, width, len, heads, headDim, this.rightPadded);
+        copyRow(srcV(l), srcRow, srcWidth, values[l], r, width, len, heads, headDim, this.rightPadded);
       }
     }
     // Only now detach: every source was read above.
@@ -282,8 +323,8 @@ export class Runner {
     const batch: Batch = {
       seqs: [...seqs],
       width,
-      keys: keys.map((d) => new ort.Tensor('float32', d, dims)),
-      values: values.map((d) => new ort.Tensor('float32', d, dims)),
+      keys: keys.map((d) => new ort.Tensor(this.kvType, d, dims)),
+      values: values.map((d) => new ort.Tensor(this.kvType, d, dims)),
     };
     this.batch = batch;
     return batch;
@@ -303,8 +344,8 @@ export class Runner {
     const { newKeys, newValues } = this.model.stepOutputs!;
     const rowStride = heads * cap * headDim;
     for (let l = 0; l < this.layers; l++) {
-      const nk = this.checkedTensor(out, newKeys[l], b, 1).data as Float32Array;
-      const nv = this.checkedTensor(out, newValues[l], b, 1).data as Float32Array;
+      const nk = this.kvData(this.checkedTensor(out, newKeys[l], b, 1));
+      const nv = this.kvData(this.checkedTensor(out, newValues[l], b, 1));
       const dk = sb.keys[l];
       const dv = sb.values[l];
       for (let r = 0; r < b; r++) {
@@ -343,11 +384,11 @@ export class Runner {
     const cap = Math.min(ctx, maxLen + SLOT_SLACK);
     if (maxLen >= cap) throw new EngineError('internal', 'sequence longer than the context');
     const { heads, headDim } = this;
-    const keys: Float32Array[] = [];
-    const values: Float32Array[] = [];
+    const keys: KvArray[] = [];
+    const values: KvArray[] = [];
     for (let l = 0; l < this.layers; l++) {
-      keys.push(new Float32Array(b * heads * cap * headDim));
-      values.push(new Float32Array(b * heads * cap * headDim));
+      keys.push(this.newKv(b * heads * cap * headDim));
+      values.push(this.newKv(b * heads * cap * headDim));
     }
     const mask = new BigInt64Array(b * (cap + 1));
     for (let r = 0; r < b; r++) {
@@ -388,54 +429,69 @@ export class Runner {
     };
     if (io.positionIds) feeds[io.positionIds] = new ort.Tensor('int64', positions, [b, 1]);
     for (let l = 0; l < this.layers; l++) {
-      feeds[io.pastKeys[l]] = new ort.Tensor('float32', keys[l], dims);
-      feeds[io.pastValues[l]] = new ort.Tensor('float32', values[l], dims);
+      feeds[io.pastKeys[l]] = new ort.Tensor(this.kvType, keys[l], dims);
+      feeds[io.pastValues[l]] = new ort.Tensor(this.kvType, values[l], dims);
     }
     const sb: SlotBatch = { seqs: [...seqs], cap, keys, values, feeds, ids, positions, mask };
     this.slots = sb;
     return sb;
   }
 
-  private kvTensor(data: Float32Array, b: number, len: number): ort.Tensor {
-    return new ort.Tensor('float32', data, [b, this.heads, len, this.headDim]);
+  private newKv(n: number): KvArray {
+    return this.kvType === 'float16' ? new Uint16Array(n) : new Float32Array(n);
+  }
+
+  private kvTensor(data: KvArray, b: number, len: number): ort.Tensor {
+    return new ort.Tensor(this.kvType, data, [b, this.heads, len, this.headDim]);
   }
 
   private checkedTensor(out: ort.InferenceSession.ReturnType, name: string, b: number, len: number): ort.Tensor {
     const t = out[name] as ort.Tensor | undefined;
     const d = t?.dims;
-    if (!t || t.type !== 'float32' || !d || d.length !== 4 || d[0] !== b || d[1] !== this.heads || d[2] !== len || d[3] !== this.headDim) {
+    if (!t || t.type !== this.kvType || !d || d.length !== 4 || d[0] !== b || d[1] !== this.heads || d[2] !== len || d[3] !== this.headDim) {
       throw new EngineError('internal', `output '${name}' has an unexpected shape`);
     }
     return t;
   }
 
-  private present(out: ort.InferenceSession.ReturnType, name: string, b: number, len: number): Float32Array {
-    return this.checkedTensor(out, name, b, len).data as Float32Array;
+  private present(out: ort.InferenceSession.ReturnType, name: string, b: number, len: number): KvArray {
+    return this.kvData(this.checkedTensor(out, name, b, len));
   }
 
-  private logitsOf(out: ort.InferenceSession.ReturnType, b: number, n: number): Float32Array {
+  private kvData(t: ort.Tensor): KvArray {
+    return this.kvType === 'float16' ? halfBits(t.data) : (t.data as Float32Array);
+  }
+
+  /** Logits as float32: all [b, n] rows, or (with `onlyRow`, for b = 1) that position's row. */
+  private logitsOf(out: ort.InferenceSession.ReturnType, b: number, n: number, onlyRow?: number): Float32Array {
     const t = out[this.model.io.logits] as ort.Tensor | undefined;
     const d = t?.dims;
-    if (!t || t.type !== 'float32' || !d || d.length !== 3 || d[0] !== b || d[1] !== n || d[2] !== this.vocab) {
+    if (!t || t.type !== this.model.io.logitsType || !d || d.length !== 3 || d[0] !== b || d[1] !== n || d[2] !== this.vocab) {
       throw new EngineError('internal', 'logits output has an unexpected shape');
     }
-    return t.data as Float32Array;
+    const data = this.model.io.logitsType === 'float16' ? halfBits(t.data) : (t.data as Float32Array);
+    const rows = onlyRow === undefined ? data : data.subarray(onlyRow * this.vocab, (onlyRow + 1) * this.vocab);
+    return rows instanceof Uint16Array ? halfToFloat(rows) : rows;
   }
 }
 
 /**
- * Copies the last `len` positions of row `srcRow` (width `srcWidth`) into row
- * `dstRow` of a [b, heads, dstWidth, headDim] buffer, right-aligned (left padding).
+ * Copies a row's `len` filled positions from row `srcRow` (width `srcWidth`)
+ * into row `dstRow` of a [b, heads, dstWidth, headDim] buffer: the last
+ * positions to the right end (left padding), or the first ones to the left
+ * end (right padding).
  */
 function copyRow(
-  src: Float32Array, srcRow: number, srcWidth: number,
-  dst: Float32Array, dstRow: number, dstWidth: number,
-  len: number, heads: number, headDim: number,
+  src: KvArray, srcRow: number, srcWidth: number,
+  dst: KvArray, dstRow: number, dstWidth: number,
+  len: number, heads: number, headDim: number, rightPadded: boolean,
 ): void {
   const n = len * headDim;
+  const srcSkip = rightPadded ? 0 : srcWidth - len;
+  const dstSkip = rightPadded ? 0 : dstWidth - len;
   for (let h = 0; h < heads; h++) {
-    const s = ((srcRow * heads + h) * srcWidth + (srcWidth - len)) * headDim;
-    const d = ((dstRow * heads + h) * dstWidth + (dstWidth - len)) * headDim;
+    const s = ((srcRow * heads + h) * srcWidth + srcSkip) * headDim;
+    const d = ((dstRow * heads + h) * dstWidth + dstSkip) * headDim;
     dst.set(src.subarray(s, s + n), d);
   }
 }

@@ -30,6 +30,10 @@ export interface Tokenizer {
   decode(ids: readonly number[]): string;
   /** Prompt ids for a conversation, ending where the assistant's reply starts. */
   chatPrompt(messages: readonly ChatMessage[]): number[];
+  /** The text the chat template renders for a conversation (with the generation prompt), or null without a template. */
+  renderChat(messages: readonly ChatMessage[]): string | null;
+  /** tokenizer_config.json's eos_token as one token id (chat models end a turn with it), when it is one. */
+  readonly eosTokenId: number | null;
   readonly hasChatTemplate: boolean;
   /** Byte table for fast streaming detokenization, when verified for this tokenizer. */
   readonly pieceTable: PieceTable | null;
@@ -154,24 +158,33 @@ export function createTokenizer(
   };
 
   const decode = (ids: readonly number[]) => (ids.length === 0 ? '' : tok.decode(ids as number[], { skip_special_tokens: true }));
+  const render = (msgs: { role: ChatRole; content: string }[]): string => {
+    try {
+      return template!.render({ messages: msgs, add_generation_prompt: true, tools: null, documents: null, ...specialTokens });
+    } catch {
+      // Templates raise for conversations they do not accept (e.g. roles out of order).
+      throw new EngineError('invalid_request', 'the conversation does not fit the model\'s chat template');
+    }
+  };
+  const eosId = specialTokens.eos_token === undefined ? undefined : tok.token_to_id(specialTokens.eos_token);
   return {
     hasChatTemplate,
+    eosTokenId: eosId !== undefined && eosId < (vocabSize || Infinity) ? eosId : null,
     pieceTable: buildPieceTable(tokenizerJson, vocabSize, decode),
     encode,
     decode,
+    renderChat(messages) {
+      if (!template) return null;
+      const msgs = normalizeMessages(messages);
+      checkLength(msgs.reduce((n, m) => n + m.content.length, 0));
+      return render(msgs);
+    },
     chatPrompt(messages) {
       const msgs = normalizeMessages(messages);
       checkLength(msgs.reduce((n, m) => n + m.content.length, 0));
       if (template) {
-        let rendered: string;
-        try {
-          rendered = template.render({ messages: msgs, add_generation_prompt: true, tools: null, documents: null, ...specialTokens });
-        } catch {
-          // Templates raise for conversations they do not accept (e.g. roles out of order).
-          throw new EngineError('invalid_request', 'the conversation does not fit the model\'s chat template');
-        }
         // The template writes the special tokens (BOS) itself.
-        return encode(rendered, false);
+        return encode(render(msgs), false);
       }
       // Plain fallback for a base model without a template: it has no notion
       // of turns, so the conversation is the messages' text joined by

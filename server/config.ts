@@ -13,6 +13,8 @@ export interface ServeConfig {
   host: string;
   port: number;
   modelDir: string;
+  /** Which graph under the directory's onnx/ (a file name, stem or dtype); undefined: its only one. */
+  modelFile: string | undefined;
   platform: PlatformChoice;
   /** ONNX Runtime threads; undefined lets the engine choose (all cores). */
   threads: number | undefined;
@@ -71,6 +73,11 @@ options (environment variable in brackets; a flag wins):
   --port N               port, 0 for any free one [PORT] (default ${DEFAULT_PORT})
   --host ADDR            address to listen on [HOST] (default ${DEFAULT_HOST})
   --model-dir DIR        model directory [SEALED_MODEL_DIR] (default ${DEFAULT_MODEL_DIR})
+  --model-file NAME      which graph under DIR/onnx/ when it holds several [SEALED_MODEL_FILE]:
+                         a file name (model_q4.onnx), a stem (model_q4) or a dtype as
+                         transformers.js names them (fp32, fp16, q8, q4, q4f16, int8, uint8,
+                         bnb4); without it a directory with several refuses to start and
+                         lists them
   --platform P           auto | sev-snp | tdx | simulated [SEALED_PLATFORM] (default auto:
                          the TEE found through configfs-tsm; refuses to start without one)
   --threads N            ONNX Runtime threads [SEALED_THREADS] (default: all cores)
@@ -112,6 +119,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     port: { type: 'string' },
     host: { type: 'string' },
     'model-dir': { type: 'string' },
+    'model-file': { type: 'string' },
     platform: { type: 'string' },
     threads: { type: 'string' },
     'trust-proxy': { type: 'string' },
@@ -140,6 +148,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
   const port = pick('port', 'PORT');
   const host = pick('host', 'HOST');
   const modelDir = pick('model-dir', 'SEALED_MODEL_DIR');
+  const modelFile = pick('model-file', 'SEALED_MODEL_FILE');
   const platform = pick('platform', 'SEALED_PLATFORM');
   const threads = pick('threads', 'SEALED_THREADS');
   const trustProxy = pick('trust-proxy', 'SEALED_TRUST_PROXY');
@@ -178,6 +187,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     host: host?.value ?? DEFAULT_HOST,
     port: port ? number(port, 'int', 0, 65535) : DEFAULT_PORT,
     modelDir: modelDir?.value ?? DEFAULT_MODEL_DIR,
+    modelFile: modelFile?.value,
     platform: (platform?.value as PlatformChoice | undefined) ?? 'auto',
     threads: threads ? number(threads, 'int', 1, 1024) : undefined,
     limits: limitsWithFlagNames(overrides),

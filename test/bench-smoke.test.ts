@@ -54,3 +54,27 @@ test('sealed bench: engine + plaintext-http smoke run writes CONTRACT JSON and a
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('sealed bench --model-dir on a fixture: the report names the model and the variant; a directory with several graphs needs --model-file', { timeout: 120_000 }, async () => {
+  const variants = new URL('./fixtures/models/stories260K-variants', import.meta.url).pathname;
+  const dir = await mkdtemp(path.join(tmpdir(), 'bench-variant-'));
+  try {
+    const json = path.join(dir, 'bench.json');
+    const code = await command.run([
+      '--model-dir', variants, '--model-file', 'fp16', '--modes', 'engine,plaintext-http', '--concurrency', '1', '--requests', '2',
+      '--max-tokens', '12', '--json', json,
+    ]);
+    assert.equal(code, 0);
+    const doc = JSON.parse(await readFile(json, 'utf8')) as Record<string, unknown>;
+    validateContractShape({ ...doc });
+    assert.equal(doc.model, 'stories260K-variants');
+    assert.equal(doc.variant, 'model_fp16.onnx');
+    assert.equal(doc.outputs_identical, true, 'the engine and the HTTP twin ran the same graph');
+    const runs = doc.runs as Record<string, number | string>[];
+    assert.deepEqual(runs.map((r) => `${r.mode}@${r.concurrency}`), ['engine@1', 'plaintext-http@1']);
+    for (const r of runs) assert.equal(r.tokens, 24);
+    assert.equal(await command.run(['--model-dir', variants, '--modes', 'engine', '--concurrency', '1', '--requests', '1']), 2);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

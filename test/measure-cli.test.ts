@@ -77,6 +77,15 @@ test('--policy-out writes the policy clients pin; --merge adds to it', async () 
     assert.deepEqual(parsed.platforms, ['sev-snp']);
     assert.equal(Buffer.from(parsed.modelDigest!).toString('hex'), modelDigest);
     assert.equal(Buffer.from(parsed.sevSnp.measurement![0]).toString('hex'), SNP_DEFAULT);
+
+    // A directory with several graphs: the digest of the one the server is told to serve.
+    const variants = join(root, 'test', 'fixtures', 'models', 'stories260K-variants');
+    const withVariant = await run([...SNP_DEFAULT_ARGS, '--policy-out', path, '--model-dir', variants, '--model-file', 'q4']);
+    assert.equal(withVariant.code, 0, withVariant.err);
+    const q4 = (await computeModelDigest(variants, 'model_q4.onnx')).digest;
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).modelDigest, q4);
+    assert.notEqual(q4, modelDigest);
+    assert.equal((await run([...SNP_DEFAULT_ARGS, '--policy-out', path, '--model-file', 'q4'])).code, 2, '--model-file needs --model-dir');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

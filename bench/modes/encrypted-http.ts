@@ -24,11 +24,11 @@ const SESSION_SAMPLES = 12;
  * the public endpoint's protections. Stream padding is left at its default
  * (on): the bench measures what is served.
  */
-export function serveArgs(o: { modelDir: string; threads: number; maxBatch: number }): string[] {
+export function serveArgs(o: { modelDir: string; modelFile?: string; threads: number; maxBatch: number }): string[] {
   return [
     ...nodeEntry('cli/sealed'), 'serve',
     '--platform', 'simulated', '--host', '127.0.0.1', '--port', '0',
-    '--model-dir', o.modelDir, '--threads', String(o.threads),
+    '--model-dir', o.modelDir, ...(o.modelFile !== undefined ? ['--model-file', o.modelFile] : []), '--threads', String(o.threads),
     '--max-concurrent', String(o.maxBatch), '--max-queue', String(Math.max(64, 4 * o.maxBatch)),
     '--max-requests-per-session', '100000',
     '--max-concurrent-per-session', String(Math.max(64, 4 * o.maxBatch) + o.maxBatch),
@@ -43,7 +43,7 @@ export async function timeSessionSetup(url: string): Promise<number> {
   return performance.now() - t0;
 }
 
-export async function createEncryptedHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number; work?: Workload }): Promise<ModeDriver & { server: ChildServer }> {
+export async function createEncryptedHttpDriver(opts: { modelDir: string; modelFile?: string; threads: number; maxBatch: number; work?: Workload }): Promise<ModeDriver & { server: ChildServer }> {
   const server = await startChildServer(serveArgs(opts), { env: { TSX_DISABLE_CACHE: '1' } });
   let client: SealedClient;
   try {

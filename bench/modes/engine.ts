@@ -4,10 +4,10 @@ import { Engine } from '../../engine/index.js';
 import { BenchError } from '../errors.js';
 import type { Completed, ModeDriver, Workload } from '../types.js';
 
-export async function createEngine(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<Engine> {
+export async function createEngine(opts: { modelDir: string; modelFile?: string; threads: number; maxBatch: number }): Promise<Engine> {
   // Queue room for every request a sweep level can have waiting, so the
   // benchmark measures queueing, never refusals.
-  return Engine.create({ modelDir: opts.modelDir, threads: opts.threads, maxBatch: opts.maxBatch, maxQueue: Math.max(64, 4 * opts.maxBatch) });
+  return Engine.create({ modelDir: opts.modelDir, ...(opts.modelFile !== undefined && { modelFile: opts.modelFile }), threads: opts.threads, maxBatch: opts.maxBatch, maxQueue: Math.max(64, 4 * opts.maxBatch) });
 }
 
 /** Drives one engine; greedy (temperature 0) so every mode produces the same tokens. */

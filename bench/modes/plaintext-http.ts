@@ -54,10 +54,10 @@ export async function consumeCompletionStream(body: ReadableStream<Uint8Array>, 
   return { tokens: usageTokens ?? chunks, text: out, promptTokens };
 }
 
-export async function createPlaintextHttpDriver(opts: { modelDir: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
+export async function createPlaintextHttpDriver(opts: { modelDir: string; modelFile?: string; threads: number; maxBatch: number }): Promise<ModeDriver & { server: ChildServer }> {
   const server = await startChildServer([
     ...nodeEntry('bench/plaintext-twin'),
-    '--model', opts.modelDir, '--threads', String(opts.threads), '--max-batch', String(opts.maxBatch),
+    '--model', opts.modelDir, ...(opts.modelFile !== undefined ? ['--model-file', opts.modelFile] : []), '--threads', String(opts.threads), '--max-batch', String(opts.maxBatch),
   ]);
   let modelId = 'model';
   try {

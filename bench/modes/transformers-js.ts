@@ -2,6 +2,8 @@
 // user would otherwise reach for. Local files only, fp32, the same intra-op
 // thread count. Concurrency means independent generate() calls in flight at
 // once on one loaded model, as a server built on the library would run them.
+import { readdir } from 'node:fs/promises';
+import { chooseGraph, DTYPE_SUFFIXES } from '../../engine/model-files.js';
 import path from 'node:path';
 import { BenchError } from '../errors.js';
 import type { Completed, ModeDriver, Workload } from '../types.js';
@@ -16,7 +18,20 @@ interface CausalLM {
   dispose?(): Promise<unknown>;
 }
 
-export async function createTransformersJsDriver(opts: { modelDir: string; threads: number }): Promise<ModeDriver> {
+/**
+ * transformers.js picks a graph by dtype (model_q4.onnx is 'q4') and needs to be told how many
+ * external data files it has (model.onnx_data, model.onnx_data_1, ...).
+ */
+async function transformersJsChoice(modelDir: string, modelFile?: string): Promise<{ dtype: string; externalData: boolean | number }> {
+  const graph = await chooseGraph(modelDir, modelFile);
+  const dtype = Object.keys(DTYPE_SUFFIXES).find((d) => `model${DTYPE_SUFFIXES[d]}.onnx` === graph);
+  if (dtype === undefined) throw new BenchError('mode_unavailable', `transformers-js names graphs by dtype; onnx/${graph} is none of them`);
+  const names = await readdir(path.join(modelDir, 'onnx'));
+  const chunks = names.filter((n) => n === `${graph}_data` || new RegExp(`^${graph.replace('.', '\\.')}_data_\\d+$`).test(n)).length;
+  return { dtype, externalData: chunks === 0 ? false : chunks === 1 ? true : chunks };
+}
+
+export async function createTransformersJsDriver(opts: { modelDir: string; modelFile?: string; threads: number }): Promise<ModeDriver> {
   // A development dependency: the comparison is for a checkout, and production carries neither
   // transformers.js nor the ONNX Runtime Web and sharp it brings.
   let tf: typeof import('@huggingface/transformers');
@@ -32,10 +47,12 @@ export async function createTransformersJsDriver(opts: { modelDir: string; threa
   const id = path.basename(path.resolve(opts.modelDir));
   let tokenizer: Tokenizer;
   let model: CausalLM;
+  const choice = await transformersJsChoice(opts.modelDir, opts.modelFile);
   try {
     tokenizer = (await tf.AutoTokenizer.from_pretrained(id)) as unknown as Tokenizer;
     model = (await tf.AutoModelForCausalLM.from_pretrained(id, {
-      dtype: 'fp32',
+      dtype: choice.dtype as 'fp32',
+      use_external_data_format: choice.externalData,
       session_options: { intraOpNumThreads: opts.threads, interOpNumThreads: 1 },
     })) as unknown as CausalLM;
   } catch (err) {

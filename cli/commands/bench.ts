@@ -48,6 +48,13 @@ export const command: Command = {
     let report;
     try {
       report = await runBench(opts, progressPrinter());
+    } catch (err) {
+      // A model directory whose graph cannot be chosen is a usage error, found before anything runs.
+      if (err instanceof BenchError && err.code === 'bad_args') {
+        process.stderr.write(`sealed bench: ${err.message}\n`);
+        return 2;
+      }
+      throw err;
     } finally {
       process.off('SIGINT', interrupted);
       process.off('SIGTERM', interrupted);

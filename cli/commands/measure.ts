@@ -24,7 +24,7 @@ const HELP = `usage: sealed measure --ovmf FILE [--mode snp|seves|sev|snp:ovmf-h
                       [--vcpu-type TYPE | --vcpu-sig VALUE | --vcpu-family F --vcpu-model M --vcpu-stepping S]
                       [--kernel FILE [--initrd FILE] [--append CMDLINE]] [--vmm-type qemu|ec2|gce]
                       [--guest-features VALUE] [--snp-ovmf-hash HEX] [--output-format hex|base64]
-                      [--policy-out FILE [--merge] [--model-dir DIR]]
+                      [--policy-out FILE [--merge] [--model-dir DIR [--model-file NAME]]]
 
 Computes the launch digest AMD firmware reports as MEASUREMENT for a guest booted from OVMF,
 exactly as virtee/sev-snp-measure does, and prints it (hex by default).
@@ -48,6 +48,7 @@ options:
   --policy-out FILE      also write the policy clients pin: {"measurement", "platforms": ["sev-snp"]}
   --merge                add the measurement to the policy already in FILE (keeps its other keys)
   --model-dir DIR        also pin "modelDigest": the manifest digest of the model in DIR
+  --model-file NAME      the graph under DIR/onnx/ the server serves (as sealed serve --model-file)
   -h, --help             this text
 
 exit status: 0 printed, 2 usage, 30 malformed input (OVMF without the needed metadata), 1 other error.
@@ -112,6 +113,7 @@ export async function runMeasure(argv: string[], io: MeasureIo): Promise<number>
         'policy-out': { type: 'string' },
         merge: { type: 'boolean', default: false },
         'model-dir': { type: 'string' },
+        'model-file': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -135,6 +137,7 @@ export async function runMeasure(argv: string[], io: MeasureIo): Promise<number>
       throw new UsageError('--initrd and --append need --kernel');
     }
     if (v['snp-ovmf-hash'] !== undefined && mode !== 'snp') throw new UsageError('--snp-ovmf-hash only applies to --mode snp');
+    if (v['model-file'] !== undefined && v['model-dir'] === undefined) throw new UsageError('--model-file needs --model-dir');
     if ((v.merge || v['model-dir'] !== undefined) && v['policy-out'] === undefined) {
       throw new UsageError('--merge and --model-dir need --policy-out');
     }
@@ -166,7 +169,7 @@ export async function runMeasure(argv: string[], io: MeasureIo): Promise<number>
     const out = v['output-format'] === 'hex' ? Buffer.from(digest).toString('hex') : Buffer.from(digest).toString('base64');
 
     if (v['policy-out'] !== undefined) {
-      await writePolicy(v['policy-out'], digest, v.merge === true, v['model-dir']);
+      await writePolicy(v['policy-out'], digest, v.merge === true, v['model-dir'], v['model-file']);
     }
     io.stdout.write(out + '\n');
     return 0;
@@ -227,7 +230,7 @@ function resolveVcpuSig(v: Values, vmm: VmmType, mode: Mode): number {
   throw new UsageError(`missing --vcpu-type, --vcpu-sig or --vcpu-family in mode ${mode}`);
 }
 
-async function writePolicy(path: string, digest: Uint8Array, merge: boolean, modelDir: string | undefined): Promise<void> {
+async function writePolicy(path: string, digest: Uint8Array, merge: boolean, modelDir: string | undefined, modelFile: string | undefined): Promise<void> {
   let policy;
   if (merge) {
     let existing: unknown;
@@ -243,7 +246,7 @@ async function writePolicy(path: string, digest: Uint8Array, merge: boolean, mod
   if (modelDir !== undefined) {
     // Loaded lazily: the engine's manifest code is Node-only and not needed otherwise.
     const { computeModelDigest } = await import('../../engine/manifest.js');
-    policy.modelDigest = (await computeModelDigest(modelDir)).digest;
+    policy.modelDigest = (await computeModelDigest(modelDir, modelFile)).digest;
   }
   await writeFile(path, JSON.stringify(policy, null, 2) + '\n', { mode: 0o644 });
 }

@@ -67,6 +67,9 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
   try {
     engine = await Engine.create({
       modelDir: resolveModelDir(config.modelDir),
+      ...(config.modelFile !== undefined && { modelFile: config.modelFile }),
+      // A large model takes a while to hash and map: say what is happening meanwhile.
+      onProgress: (line) => io.stderr.write(`sealed serve: ${line}\n`),
       ...(config.threads !== undefined && { threads: config.threads }),
       maxBatch: config.limits.maxConcurrentGenerations,
       maxQueue: Math.max(1, config.limits.maxQueue),
@@ -131,7 +134,10 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
   io.stdout.write(
     `sealed-inference listening on ${running.url}\n` +
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
-      `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${limits.sessionLifetimeSeconds} s, ` +
+      `  graph onnx/${engine.model.variant}: KV cache ${engine.dtypes.kv}, logits ${engine.dtypes.logits}, ` +
+      `decode mode ${engine.decodeMode}${engine.padding === 'right' ? ' (rows right-padded for GroupQueryAttention)' : ''}` +
+      `${engine.decodeMode === 'unbatched' ? ' (one run per sequence: the graph quantizes activations per tensor, coupling batched rows)' : ''}\n` +
+            `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${limits.sessionLifetimeSeconds} s, ` +
       `up to ${limits.maxSessions} sessions, ${limits.maxConcurrentGenerations} concurrent generations, ` +
       `bodies up to ${limits.maxBodyBytes} bytes, stream padding ${limits.streamPadding ? 'on' : 'off'}\n` +
       (metricsListener ? `  metrics at ${metricsListener.url} (aggregate counts and latencies only)\n` : ''),
