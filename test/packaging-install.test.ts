@@ -3,7 +3,7 @@
 // the prune script), dist/ compiled with the repository's TypeScript, the
 // model, bin/ and package.json as the runtime stage copies them. The tree is
 // then made read-only and the server is started from it as an unprivileged
-// user with no usable HOME or TMPDIR: /healthz and /v1/attestation must
+// user with no usable HOME or TMPDIR: /healthz and a session's attestation must
 // answer, and the default platform (auto) must refuse to start without a TEE.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,7 +88,7 @@ function startServer(app: string, env: NodeJS.ProcessEnv): { child: ChildProcess
   return { child, url, exit, output: () => out };
 }
 
-test('production install: read-only tree, compiled JS, serves /healthz and /v1/attestation', { skip: serverPresent ? false : 'server/ and cli/commands/serve.ts have not landed', timeout: 240_000 }, async (t) => {
+test('production install: read-only tree, compiled JS, serves /healthz and a session's attestation', { skip: serverPresent ? false : 'server/ and cli/commands/serve.ts have not landed', timeout: 240_000 }, async (t) => {
   const df = parseDockerfile(readFileSync(join(root, 'Dockerfile'), 'utf8'));
   const deps = df.stages.find((s) => s.instructions.some((i) => i.keyword === 'RUN' && /npm ci[^&\n]*--omit=dev/.test(i.rest)));
   assert.ok(deps, 'the Dockerfile has a production-install stage');
