@@ -88,7 +88,7 @@ function startServer(app: string, env: NodeJS.ProcessEnv): { child: ChildProcess
   return { child, url, exit, output: () => out };
 }
 
-test('production install: read-only tree, compiled JS, serves /healthz and a session's attestation', { skip: serverPresent ? false : 'server/ and cli/commands/serve.ts have not landed', timeout: 240_000 }, async (t) => {
+test('production install: read-only tree, compiled JS, serves /healthz and a session attestation', { skip: serverPresent ? false : 'server/ and cli/commands/serve.ts have not landed', timeout: 240_000 }, async (t) => {
   const df = parseDockerfile(readFileSync(join(root, 'Dockerfile'), 'utf8'));
   const deps = df.stages.find((s) => s.instructions.some((i) => i.keyword === 'RUN' && /npm ci[^&\n]*--omit=dev/.test(i.rest)));
   assert.ok(deps, 'the Dockerfile has a production-install stage');
