@@ -13,7 +13,7 @@
 import process from 'node:process';
 import { Worker } from 'node:worker_threads';
 import { EventChannel } from './channel.js';
-import type { EngineModelInfo, GenerateEvent, GenerateRequest } from './engine.js';
+import type { EngineModelInfo, EngineStats, GenerateEvent, GenerateRequest } from './engine.js';
 import { EngineError } from './errors.js';
 import { planRequest } from './plan.js';
 import { createTokenizer, type ChatMessage, type Tokenizer } from './tokenizer.js';
@@ -62,6 +62,7 @@ export class WorkerEngine {
   private closed = false;
   private closing: Promise<void> | null = null;
   private workerGone!: Promise<void>;
+  private readonly statsWaiters = new Map<number, { resolve: (s: EngineStats) => void; reject: (e: EngineError) => void }>();
 
   private constructor(private readonly worker: Worker, info: WorkerReady, opts: { maxBatch: number; maxQueue: number }) {
     this.model = info.model;
@@ -191,6 +192,17 @@ export class WorkerEngine {
     return channel;
   }
 
+  /** The scheduler's counters as the worker sees them, after every message sent before this call. */
+  stats(): Promise<EngineStats> {
+    if (this.closed) return Promise.reject(new EngineError('closed', 'the engine is closed'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.statsWaiters.set(id, { resolve, reject });
+      this.worker.ref();
+      this.send({ t: 'stats', id });
+    });
+  }
+
   /** Fails every stream with 'closed', lets the worker finish its step and release the model, then ends the thread. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
@@ -218,13 +230,16 @@ export class WorkerEngine {
   /** Drops a stream from the count; true if it was still counted. */
   private forget(id: number): boolean {
     if (!this.streams.delete(id)) return false;
-    if (this.streams.size === 0 && !this.closing) this.worker.unref();
+    if (this.streams.size === 0 && this.statsWaiters.size === 0 && !this.closing) this.worker.unref();
     return true;
   }
 
   private failAll(err: EngineError): void {
     const all = [...this.streams.values()];
     this.streams.clear();
+    const waiters = [...this.statsWaiters.values()];
+    this.statsWaiters.clear();
+    for (const w of waiters) w.reject(err);
     for (const ch of all) {
       ch.onClose = null;
       ch.fail(err);
@@ -232,6 +247,13 @@ export class WorkerEngine {
   }
 
   private onMessage(msg: FromWorker): void {
+    if (msg.t === 'stats') {
+      const w = this.statsWaiters.get(msg.id);
+      this.statsWaiters.delete(msg.id);
+      if (this.statsWaiters.size === 0 && this.streams.size === 0 && !this.closing) this.worker.unref();
+      w?.resolve(msg.stats);
+      return;
+    }
     if (msg.t !== 'events') return;
     try {
       deliverBatch(msg.batch, {

@@ -38,6 +38,7 @@ export interface WorkerReady {
 export type ToWorker =
   | { t: 'gen'; id: number; plan: PlannedRequest }
   | { t: 'cancel'; id: number }
+  | { t: 'stats'; id: number }
   | { t: 'close' };
 
 export type FromWorker =
@@ -45,6 +46,7 @@ export type FromWorker =
   | { t: 'failed'; message: string }
   | { t: 'progress'; line: string }
   | { t: 'events'; batch: EventBatch }
+  | { t: 'stats'; id: number; stats: import('./engine.js').EngineStats }
   | { t: 'closed' };
 
 /** Record kinds of an event batch. */

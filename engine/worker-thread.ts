@@ -106,6 +106,9 @@ async function main(init: WorkerInit): Promise<void> {
       case 'cancel':
         tickets.get(msg.id)?.cancel();
         break;
+      case 'stats':
+        post({ t: 'stats', id: msg.id, stats: engine.stats() });
+        break;
       case 'close':
         void engine.close().finally(() => {
           flush();
