@@ -48,16 +48,22 @@ async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Pr
   }
 }
 
+/** Short requests one after another in the warm-up: enough for the JIT to compile a request's whole path. */
+const WARM_SEQUENTIAL = 24;
+
 /**
  * Two full requests (the first also gives the text for the cross-mode check),
  * then one burst at the top concurrency with short completions (batch shapes,
- * pools, JIT).
+ * pools, JIT), then short requests one at a time: a request's set-up path
+ * (decapsulation, parsing, the first seal) runs once per request, so the burst
+ * alone leaves it cold, and TTFT at concurrency 1 would time the compiler.
  */
 async function warmUp(driver: ModeDriver, work: Workload, maxConcurrency: number): Promise<Completed> {
   const first = await driver.request(work, () => {}, true);
   await timeRequest(driver, work);
   const short = { ...work, maxTokens: Math.min(work.maxTokens, 16) };
   await Promise.all(Array.from({ length: maxConcurrency }, () => timeRequest(driver, short)));
+  for (let i = 0; i < WARM_SEQUENTIAL; i++) await timeRequest(driver, short);
   return first;
 }
 
