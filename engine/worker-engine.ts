@@ -172,11 +172,13 @@ export class WorkerEngine {
       encode: (text, special) => this.tokenizer.encode(text, special),
     });
     if (this.streams.size >= this.capacity) throw new EngineError('busy', 'the engine is at capacity; try again later');
-    const id = this.nextId++;
+    const id = this.newId();
     const channel = new EventChannel();
     this.streams.set(id, channel);
     if (this.streams.size === 1) this.worker.ref();
     this.send({ t: 'gen', id, plan });
+    // postMessage cloned it: this copy of the prompt is not needed any more.
+    plan.promptIds.fill(0);
     const cancel = () => {
       if (this.forget(id)) this.send({ t: 'cancel', id });
     };
@@ -195,7 +197,7 @@ export class WorkerEngine {
   /** The scheduler's counters as the worker sees them, after every message sent before this call. */
   stats(): Promise<EngineStats> {
     if (this.closed) return Promise.reject(new EngineError('closed', 'the engine is closed'));
-    const id = this.nextId++;
+    const id = this.newId();
     return new Promise((resolve, reject) => {
       this.statsWaiters.set(id, { resolve, reject });
       this.worker.ref();
@@ -216,6 +218,13 @@ export class WorkerEngine {
       clearTimeout(timer);
     })();
     return this.closing;
+  }
+
+  /** Ids travel as int32 (worker-protocol.ts): they wrap after 2^31 - 1, long after any stream that held one ended. */
+  private newId(): number {
+    const id = this.nextId;
+    this.nextId = id >= 0x7fffffff ? 1 : id + 1;
+    return id;
   }
 
   private send(msg: ToWorker): void {

@@ -109,6 +109,16 @@ test('abort: the stream throws cancelled, the worker frees slot and cache, decod
   assert.ok((await worker.stats()).steps <= s.steps + 1, 'the cancelled sequence does not keep decoding');
 });
 
+test("ids wrap within int32 (the batch's record type) and the caller's prompt array is left as it was", async () => {
+  (worker as unknown as { nextId: number }).nextId = 0x7fffffff;
+  const prompt = [1, 400, 300];
+  const a = await collect(worker.generate({ prompt, maxTokens: 5, temperature: 0 }));
+  const b = await collect(worker.generate({ prompt, maxTokens: 5, temperature: 0 }));
+  assert.equal((worker as unknown as { nextId: number }).nextId, 2);
+  assert.deepEqual(a, b);
+  assert.deepEqual(prompt, [1, 400, 300]);
+});
+
 test('leaving the loop early cancels in the worker', async () => {
   for await (const ev of worker.generate({ prompt: [1], maxTokens: 400, temperature: 0 })) {
     if (ev.type === 'delta') break;
