@@ -17,7 +17,7 @@ import type { EngineModelInfo, EngineStats, GenerateEvent, GenerateRequest } fro
 import { EngineError } from './errors.js';
 import { planRequest } from './plan.js';
 import { createTokenizer, type ChatMessage, type Tokenizer } from './tokenizer.js';
-import { deliverBatch, type FromWorker, type ToWorker, type WorkerInit, type WorkerReady } from './worker-protocol.js';
+import { deliverBatch, type BatchTarget, type FromWorker, type ToWorker, type WorkerInit, type WorkerReady } from './worker-protocol.js';
 
 export interface WorkerEngineOptions {
   readonly modelDir: string;
@@ -255,6 +255,25 @@ export class WorkerEngine {
     }
   }
 
+  /** Where decoded events go: made once, not per message (one message per decode step). */
+  private readonly target: BatchTarget = {
+    event: (id, ev) => this.streams.get(id)?.push(ev),
+    end: (id) => {
+      const ch = this.streams.get(id);
+      if (!ch) return;
+      this.forget(id);
+      ch.onClose = null;
+      ch.end();
+    },
+    fail: (id, err) => {
+      const ch = this.streams.get(id);
+      if (!ch) return;
+      this.forget(id);
+      ch.onClose = null;
+      ch.fail(err);
+    },
+  };
+
   private onMessage(msg: FromWorker): void {
     if (msg.t === 'stats') {
       const w = this.statsWaiters.get(msg.id);
@@ -265,23 +284,7 @@ export class WorkerEngine {
     }
     if (msg.t !== 'events') return;
     try {
-      deliverBatch(msg.batch, {
-        event: (id, ev) => this.streams.get(id)?.push(ev),
-        end: (id) => {
-          const ch = this.streams.get(id);
-          if (!ch) return;
-          this.forget(id);
-          ch.onClose = null;
-          ch.end();
-        },
-        fail: (id, err) => {
-          const ch = this.streams.get(id);
-          if (!ch) return;
-          this.forget(id);
-          ch.onClose = null;
-          ch.fail(err);
-        },
-      });
+      deliverBatch(msg.batch, this.target);
     } catch (e) {
       // A worker that sends garbage cannot be trusted with the rest: fail closed.
       this.failAll(e instanceof EngineError ? e : new EngineError('internal', 'the engine thread misbehaved'));
