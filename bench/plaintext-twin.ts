@@ -7,7 +7,7 @@
 import { serve } from '@hono/node-server';
 import process from 'node:process';
 import { parseArgs as parseNodeArgs } from 'node:util';
-import { Engine } from '../engine/index.js';
+import { WorkerEngine } from '../engine/worker-engine.js';
 import { createInnerApp } from '../server/inner/app.js';
 import { resolveLimits } from '../server/limits.js';
 
@@ -23,7 +23,8 @@ async function main(): Promise<void> {
   }
   const maxQueue = Math.max(64, 4 * maxBatch);
   const modelFile = values['model-file'];
-  const engine = await Engine.create({ modelDir: values.model, ...(modelFile !== undefined && { modelFile }), threads, maxBatch, maxQueue });
+  // In a worker thread, as `sealed serve` runs it, so the two HTTP modes differ only in the envelope.
+  const engine = await WorkerEngine.create({ modelDir: values.model, ...(modelFile !== undefined && { modelFile }), threads, maxBatch, maxQueue });
   // The same admission limits the encrypted server is started with, so the two HTTP modes differ only in the envelope.
   const limits = resolveLimits({ maxConcurrentGenerations: maxBatch, maxQueue });
   const app = createInnerApp({ engine, limits });

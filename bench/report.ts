@@ -31,6 +31,7 @@ export function toContractJson(report: BenchReport): Record<string, unknown> {
   for (const [k, v] of Object.entries(report.extra)) if (!(k in out) && k !== 'targets' && k !== 'errors') out[k] = num(v);
   out.targets = report.targets;
   if (report.cpu !== undefined) out.cpu = report.cpu;
+  if (report.ceiling !== undefined) out.ceiling = report.ceiling;
   if (report.balancer !== undefined) out.balancer = report.balancer;
   if (report.errors !== undefined) out.errors = report.errors;
   return out;

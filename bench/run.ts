@@ -16,6 +16,7 @@ import { createPlaintextHttpDriver } from './modes/plaintext-http.js';
 import { createTransformersJsDriver } from './modes/transformers-js.js';
 import { round } from './stats.js';
 import { evaluateTargets } from './targets.js';
+import { ceilingRun, openCeiling, type Ceiling } from './ceiling.js';
 import { MODES } from './types.js';
 import os from 'node:os';
 import process from 'node:process';
@@ -47,16 +48,22 @@ async function openDriver(mode: ModeName, o: BenchOptions, maxBatch: number): Pr
   }
 }
 
+/** Short requests one after another in the warm-up: enough for the JIT to compile a request's whole path. */
+const WARM_SEQUENTIAL = 24;
+
 /**
  * Two full requests (the first also gives the text for the cross-mode check),
  * then one burst at the top concurrency with short completions (batch shapes,
- * pools, JIT).
+ * pools, JIT), then short requests one at a time: a request's set-up path
+ * (decapsulation, parsing, the first seal) runs once per request, so the burst
+ * alone leaves it cold, and TTFT at concurrency 1 would time the compiler.
  */
 async function warmUp(driver: ModeDriver, work: Workload, maxConcurrency: number): Promise<Completed> {
   const first = await driver.request(work, () => {}, true);
   await timeRequest(driver, work);
   const short = { ...work, maxTokens: Math.min(work.maxTokens, 16) };
   await Promise.all(Array.from({ length: maxConcurrency }, () => timeRequest(driver, short)));
+  for (let i = 0; i < WARM_SEQUENTIAL; i++) await timeRequest(driver, short);
   return first;
 }
 
@@ -91,10 +98,18 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   const texts = new Map<ModeName, string>();
   const cpuRows: CpuRow[] = [];
   const promptCounts = new Map<ModeName, number>();
+  let ceiling: Ceiling | null = null;
+  const ceilingMs = new Map<number, number[]>();
   try {
     // Start every mode at once (model loads, server children booting); nothing is timed yet.
     progress(`starting ${o.modes.join(', ')}`);
     const started = await Promise.allSettled(o.modes.map((mode) => openDriver(mode, o, maxConcurrency)));
+    try {
+      // Past width: the prompt plus half the completion, the workload's mean length.
+      ceiling = await openCeiling({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads, width: 20 + Math.round(o.maxTokens / 2) });
+    } catch (err) {
+      errors.push({ mode: 'runtime-ceiling', ...describeError(err) });
+    }
     // Warm up one mode at a time, so each warms on a machine the others leave alone.
     for (const [i, mode] of o.modes.entries()) {
       const s = started[i];
@@ -135,6 +150,17 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
       const measured = new Map<ModeDriver, { samples: RequestSample[]; seconds: number; benchCpuUs: number; serverCpuMs?: number }>();
       // Modes take turns round by round, so drift on a shared machine lands on all of them.
       for (const [round, count] of rounds.entries()) {
+        if (ceiling) {
+          try {
+            // As many steps as the engine runs for this round's tokens.
+            const { stepMs } = await ceiling.measure(c, Math.min(1000, Math.ceil((count * o.maxTokens) / c)));
+            ceilingMs.set(c, [...(ceilingMs.get(c) ?? []), ...stepMs]);
+          } catch (err) {
+            errors.push({ mode: 'runtime-ceiling', ...describeError(err) });
+            await ceiling.close();
+            ceiling = null;
+          }
+        }
         for (const driver of [...drivers]) {
           try {
             const acc = measured.get(driver) ?? { samples: [], seconds: 0, benchCpuUs: 0, serverCpuMs: 0 };
@@ -195,7 +221,9 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     }
   } finally {
     for (const driver of drivers) await driver.close().catch(() => undefined);
+    await ceiling?.close();
   }
+  if (ceilingMs.size > 0) report.ceiling = [...ceilingMs].map(([b, ms]) => ceilingRun(b, ms));
   if (o.replicas.length > 0) {
     // After every mode's drivers are gone, so the replicas have the machine to themselves.
     const c = Math.max(...o.concurrency.filter((x) => x <= 16), Math.min(...o.concurrency));
@@ -210,7 +238,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   }
   report.runs.sort((a: RunResult, b: RunResult) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.concurrency - b.concurrency);
   report.extra.load_avg_1m_end = round(os.loadavg()[0], 2);
-  report.targets = evaluateTargets(report.runs, report.session_setup_ms_p50);
+  report.targets = evaluateTargets(report.runs, report.session_setup_ms_p50, report.ceiling);
   cpuRows.sort((a, b) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.concurrency - b.concurrency);
   if (cpuRows.length > 0) report.cpu = cpuRows;
   if (errors.length > 0) report.errors = errors;

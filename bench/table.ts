@@ -49,6 +49,13 @@ export function formatReport(report: BenchReport): string {
     runsTable(report.runs),
     '',
   ];
+  if (report.ceiling !== undefined && report.ceiling.length > 0) {
+    lines.push(
+      'reference: the runtime alone (a bare loop of batched session.run decode steps, same graph and threads, no engine):',
+      formatTable(['batch', 'steps', 'step p50 ms', 'tok/s'], report.ceiling.map((r) => [String(r.batch), String(r.steps), fmt(r.step_ms_p50, 3), fmt(r.tokens_per_second, 1)])),
+      '',
+    );
+  }
   const extras: string[] = [];
   if (report.session_setup_ms_p50 !== undefined) extras.push(`session set-up (attest + verify) p50: ${fmt(report.session_setup_ms_p50, 2)} ms`);
   const rss = report.extra.server_rss_mb;

@@ -1,4 +1,5 @@
 // The issue's targets, evaluated on ratios measured in the same run. Pure.
+import type { CeilingRun } from './ceiling.js';
 import type { ModeName, RunResult, TargetResult } from './types.js';
 
 function tps(runs: readonly RunResult[], mode: ModeName, pick: (c: number) => boolean): number | null {
@@ -20,17 +21,23 @@ function target(name: string, value: number | null, comparison: '>=' | '<=', thr
  * TTFT is judged on the product path (encrypted-http at concurrency 1), falling
  * back to the engine when the encrypted mode was not run, and says which.
  */
-export function evaluateTargets(runs: readonly RunResult[], sessionSetupMs: number | undefined): TargetResult[] {
+export function evaluateTargets(runs: readonly RunResult[], sessionSetupMs: number | undefined, ceiling?: readonly CeilingRun[]): TargetResult[] {
   const one = (c: number): boolean => c === 1;
   const many = (c: number): boolean => c >= 16;
+  const at = (n: number) => (c: number): boolean => c === n;
+  const ceiling16 = ceiling?.find((r) => r.batch === 16)?.tokens_per_second ?? null;
   const ttftRun = runs.find((r) => r.mode === 'encrypted-http' && r.concurrency === 1)
     ?? runs.find((r) => r.mode === 'engine' && r.concurrency === 1);
   return [
     target('encrypted-http / engine, c=1', ratio(tps(runs, 'encrypted-http', one), tps(runs, 'engine', one)), '>=', 0.9),
     target('engine / transformers-js, c=1', ratio(tps(runs, 'engine', one), tps(runs, 'transformers-js', one)), '>=', 1.0),
     target('encrypted-http c>=16 / c=1', ratio(tps(runs, 'encrypted-http', many), tps(runs, 'encrypted-http', one)), '>=', 4),
-    target(`TTFT p50 ms (${ttftRun?.mode ?? 'encrypted-http'}, c=1)`, ttftRun?.ttft_ms_p50 ?? null, '<=', 10),
+    target('encrypted-http / engine, c=16', ratio(tps(runs, 'encrypted-http', at(16)), tps(runs, 'engine', at(16))), '>=', 0.8),
+    target('engine c=32 / engine c=16', ratio(tps(runs, 'engine', at(32)), tps(runs, 'engine', at(16))), '>=', 1),
+    target('engine c=16 / runtime ceiling b=16', ratio(tps(runs, 'engine', at(16)), ceiling16), '>=', 0.85),
+    target(`TTFT p50 ms (${ttftRun?.mode ?? 'encrypted-http'}, c=1)`, ttftRun?.ttft_ms_p50 ?? null, '<=', 5),
     target('session set-up p50 ms', sessionSetupMs ?? null, '<=', 50),
+    target('encrypted-http tok/s, c=32 (reach)', tps(runs, 'encrypted-http', at(32)), '>=', 10000),
   ];
 }
 

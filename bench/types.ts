@@ -97,6 +97,8 @@ export interface BenchReport {
   extra: Record<string, number>;
   targets: TargetResult[];
   cpu?: CpuRow[];
+  /** The runtime's bare batched decode step at each concurrency level (bench/ceiling.ts). */
+  ceiling?: import('./ceiling.js').CeilingRun[];
   /** `--replicas`: aggregate encrypted tokens/s through the load balancer with 1, 2, 3 replicas. */
   balancer?: BalancerRun[];
   errors?: { mode: string; code: string; message: string }[];

@@ -8,10 +8,11 @@ import { EngineError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import { loadModelDir, type LoadedModel } from './model-dir.js';
 import { Runner, slotModeAgrees } from './runner.js';
-import { Rng, sample, type SamplingParams } from './sampler.js';
+import { Rng, sample } from './sampler.js';
 import { Scheduler, type SchedulableSequence, type Ticket } from './scheduler.js';
 import { StopMatcher } from './stop.js';
-import { isWellFormed } from './text.js';
+import { EventChannel, type EventSink } from './channel.js';
+import { planRequest, type PlannedRequest } from './plan.js';
 import { createTokenizer, type ChatMessage, type Tokenizer } from './tokenizer.js';
 
 export interface EngineOptions {
@@ -37,6 +38,11 @@ export interface EngineOptions {
    * allows it; default true. false keeps the plain mode (for comparison).
    */
   readonly fastDecode?: boolean;
+  /**
+   * Called after each scheduler iteration that produced tokens (prefill or decode step): a worker
+   * thread sends the step's events in one message here, instead of one per token.
+   */
+  readonly afterStep?: () => void;
 }
 
 export interface GenerateRequest {
@@ -92,9 +98,6 @@ export interface EngineStats {
   readonly repacks: number;
 }
 
-const MAX_STOPS = 4;
-const MAX_STOP_LENGTH = 256;
-
 export class Engine {
   readonly model: EngineModelInfo;
   readonly threads: number;
@@ -147,12 +150,19 @@ export class Engine {
         maxBatch: opts.maxBatch ?? 16,
         maxQueue: opts.maxQueue ?? 64,
         prefillBudget: opts.prefillBudget ?? 512,
+        ...(opts.afterStep && { afterStep: opts.afterStep }),
       });
       return new Engine(loaded, tokenizer, scheduler, runner);
     } catch (e) {
       await loaded.session.release().catch(() => {});
       throw e;
     }
+  }
+
+  /** What a second tokenizer for this model is built from (the serving side of a worker-thread engine). */
+  tokenizerSource(): { tokenizerJson: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; vocabSize: number; contextLength: number } {
+    const { tokenizerJson, tokenizerConfig, config } = this.loaded;
+    return { tokenizerJson, tokenizerConfig, vocabSize: config.vocabSize, contextLength: config.contextLength };
   }
 
   /** Prompt token ids for a conversation (chat template, or the plain fallback for a model without one). */
@@ -198,8 +208,7 @@ export class Engine {
     if (signal?.aborted) throw new EngineError('cancelled', 'the request was cancelled');
     const plan = this.plan(req);
     const channel = new EventChannel();
-    const seq = new GenerationSequence(plan, this.tokenizer, this.stopTokenIds, channel);
-    const ticket: Ticket = this.scheduler.submit(seq);
+    const ticket = this.start(plan, channel);
     const onAbort = () => {
       channel.fail(new EngineError('cancelled', 'the request was cancelled'));
       ticket.cancel();
@@ -212,6 +221,25 @@ export class Engine {
     return channel;
   }
 
+  /** Checks a request and tokenizes its prompt: throws the errors generate() throws up front. */
+  plan(req: GenerateRequest): PlannedRequest {
+    return planRequest(req, {
+      contextLength: this.loaded.config.contextLength,
+      vocabSize: this.loaded.config.vocabSize,
+      encode: (text, special) => this.tokenizer.encode(text, special),
+    });
+  }
+
+  /**
+   * Schedules a checked request whose events go to `sink` (generate() without its stream, for
+   * a worker thread that forwards events). Throws 'closed' or 'busy'.
+   */
+  start(plan: PlannedRequest, sink: EventSink): Ticket {
+    if (this.closed) throw new EngineError('closed', 'the engine is closed');
+    const seq = new GenerationSequence(plan, this.tokenizer, this.stopTokenIds, sink);
+    return this.scheduler.submit(seq);
+  }
+
   /** Fails all queued and running requests with 'closed' and releases the model. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -219,91 +247,6 @@ export class Engine {
     await this.scheduler.close();
     await this.loaded.session.release().catch(() => {});
   }
-
-  private plan(req: GenerateRequest): Plan {
-    if (req === null || typeof req !== 'object') throw new EngineError('invalid_request', 'request must be an object');
-    const ctx = this.loaded.config.contextLength;
-    const vocab = this.loaded.config.vocabSize;
-    let promptIds: number[];
-    if (typeof req.prompt === 'string') {
-      if (!isWellFormed(req.prompt)) throw new EngineError('invalid_request', 'prompt is not well-formed Unicode');
-      promptIds = this.tokenizer.encode(req.prompt, true);
-    } else if (Array.isArray(req.prompt)) {
-      promptIds = req.prompt.slice();
-      for (const id of promptIds) {
-        if (!Number.isSafeInteger(id) || id < 0 || id >= vocab) {
-          throw new EngineError('invalid_request', 'prompt token ids must be integers within the vocabulary');
-        }
-      }
-    } else throw new EngineError('invalid_request', 'prompt must be a string or an array of token ids');
-    if (promptIds.length === 0) throw new EngineError('invalid_request', 'prompt is empty');
-    if (promptIds.length >= ctx) {
-      throw new EngineError('context_length_exceeded',
-        `the prompt has ${promptIds.length} tokens; this model's context length is ${ctx}`);
-    }
-    const room = ctx - promptIds.length;
-    let maxTokens = room;
-    if (req.maxTokens !== undefined) {
-      if (!Number.isSafeInteger(req.maxTokens) || req.maxTokens < 1) {
-        throw new EngineError('invalid_request', 'maxTokens must be a positive integer');
-      }
-      if (req.maxTokens > room) {
-        throw new EngineError('context_length_exceeded',
-          `the prompt has ${promptIds.length} tokens and maxTokens is ${req.maxTokens}; this model's context length is ${ctx}`);
-      }
-      maxTokens = req.maxTokens;
-    }
-    const temperature = numberIn(req.temperature, 1, 0, 2, 'temperature');
-    const topP = numberIn(req.topP, 1, 0, 1, 'topP');
-    if (topP === 0) throw new EngineError('invalid_request', 'topP must be greater than 0');
-    let topK = 0;
-    if (req.topK !== undefined) {
-      if (!Number.isSafeInteger(req.topK) || req.topK < 0) throw new EngineError('invalid_request', 'topK must be a non-negative integer');
-      topK = req.topK;
-    }
-    let rng: Rng;
-    if (req.seed !== undefined) {
-      if (!Number.isSafeInteger(req.seed)) throw new EngineError('invalid_request', 'seed must be an integer');
-      rng = new Rng(req.seed);
-    } else rng = Rng.random();
-    let stops: string[] = [];
-    if (req.stop !== undefined) {
-      if (!Array.isArray(req.stop) || req.stop.length > MAX_STOPS) {
-        throw new EngineError('invalid_request', `stop must be an array of at most ${MAX_STOPS} strings`);
-      }
-      for (const s of req.stop) {
-        if (typeof s !== 'string' || s.length === 0 || s.length > MAX_STOP_LENGTH || !isWellFormed(s)) {
-          throw new EngineError('invalid_request', `each stop sequence must be a non-empty string of at most ${MAX_STOP_LENGTH} characters`);
-        }
-      }
-      stops = [...req.stop];
-    }
-    return {
-      promptIds,
-      maxTokens,
-      sampling: { temperature, topP, topK },
-      rng,
-      stops,
-      returnTokenIds: req.returnTokenIds === true,
-    };
-  }
-}
-
-function numberIn(v: unknown, dflt: number, min: number, max: number, name: string): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw new EngineError('invalid_request', `${name} must be a number from ${min} to ${max}`);
-  }
-  return v;
-}
-
-interface Plan {
-  promptIds: number[];
-  maxTokens: number;
-  sampling: SamplingParams;
-  rng: Rng;
-  stops: string[];
-  returnTokenIds: boolean;
 }
 
 /** One request's generation logic, driven by the scheduler one token at a time. */
@@ -314,16 +257,18 @@ class GenerationSequence implements SchedulableSequence {
   private readonly eos: ReadonlySet<number>;
   private readonly generated: number[] = [];
   private finished = false;
+  private readonly rng: Rng;
 
-  constructor(private readonly plan: Plan, tokenizer: Tokenizer, eos: readonly number[], private readonly out: EventChannel) {
+  constructor(private readonly plan: PlannedRequest, tokenizer: Tokenizer, eos: readonly number[], private readonly out: EventSink) {
     this.promptIds = plan.promptIds;
+    this.rng = plan.seed === null ? Rng.random() : new Rng(plan.seed);
     this.detok = createDetokenizer(tokenizer, plan.promptIds);
     this.stops = new StopMatcher(plan.stops);
     this.eos = new Set(eos);
   }
 
   onLogits(row: Float32Array): number | null {
-    const token = sample(row, this.plan.sampling, this.plan.rng);
+    const token = sample(row, this.plan.sampling, this.rng);
     if (this.eos.has(token)) return this.finish('stop');
     this.generated.push(token);
     const { text, stopped } = this.stops.push(this.detok.push(token));
@@ -355,86 +300,5 @@ class GenerationSequence implements SchedulableSequence {
     });
     this.out.end();
     return null;
-  }
-}
-
-/** A single-consumer async queue of events that ends, or fails with an error. */
-class EventChannel implements AsyncIterable<GenerateEvent>, AsyncIterator<GenerateEvent> {
-  private readonly items: GenerateEvent[] = [];
-  private waiter: { resolve: (r: IteratorResult<GenerateEvent>) => void; reject: (e: unknown) => void } | null = null;
-  private ended = false;
-  private error: EngineError | null = null;
-  private iterated = false;
-  onClose: (() => void) | null = null;
-
-  [Symbol.asyncIterator](): AsyncIterator<GenerateEvent> {
-    if (this.iterated) throw new EngineError('invalid_request', 'a generation stream can be iterated once');
-    this.iterated = true;
-    return this;
-  }
-
-  push(ev: GenerateEvent): void {
-    if (this.ended) return;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.resolve({ value: ev, done: false });
-    } else this.items.push(ev);
-  }
-
-  end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.settleWaiter();
-    this.closeOnce();
-  }
-
-  fail(err: EngineError): void {
-    if (this.ended) return;
-    this.error = err;
-    this.ended = true;
-    this.items.length = 0;
-    this.settleWaiter();
-    this.closeOnce();
-  }
-
-  next(): Promise<IteratorResult<GenerateEvent>> {
-    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift()!, done: false });
-    if (this.error) {
-      const e = this.error;
-      this.error = null; // reported once; later calls see the end
-      return Promise.reject(e);
-    }
-    if (this.ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
-  }
-
-  return(): Promise<IteratorResult<GenerateEvent>> {
-    this.items.length = 0;
-    this.error = null;
-    this.ended = true;
-    this.settleWaiter();
-    this.closeOnce();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  private settleWaiter(): void {
-    const w = this.waiter;
-    if (!w) return;
-    this.waiter = null;
-    if (this.error) {
-      const e = this.error;
-      this.error = null;
-      w.reject(e);
-    } else if (this.items.length > 0) w.resolve({ value: this.items.shift()!, done: false });
-    else w.resolve({ value: undefined, done: true });
-  }
-
-  private closeOnce(): void {
-    const f = this.onClose;
-    this.onClose = null;
-    f?.();
   }
 }

@@ -38,10 +38,14 @@
  *   path. float16 KV caches and logits (engine.dtypes), and
  *   GroupQueryAttention graphs (engine.padding 'right') are driven.
  *
- * Known limits: onnxruntime-node runs a session synchronously on the main
- * thread (inside a setImmediate), so each step blocks the event loop for
- * its duration (about a millisecond here; a large model would want the
- * runner in a worker thread). Prompts are prefilled one sequence at a time.
+ * - worker-engine.ts (not re-exported here: importing it loads no ONNX
+ *   Runtime): `WorkerEngine`, the same surface with the session, runner and
+ *   scheduler in a worker thread, which `sealed serve` uses.
+ *
+ * Known limits: onnxruntime-node runs a session synchronously on the
+ * calling thread (inside a setImmediate), so each step blocks that thread's
+ * event loop for its duration; WorkerEngine keeps it off the serving
+ * thread. Prompts are prefilled one sequence at a time.
  * float32 and float16 KV caches and int64 ids are driven; other graphs
  * (bfloat16 caches, say) are refused with model_invalid.
  */

@@ -29,6 +29,8 @@ export interface SchedulerOptions {
   readonly maxQueue: number;
   /** Prompt tokens prefilled per iteration, between two decode steps; default 512. */
   readonly prefillBudget?: number;
+  /** Called after an iteration's prefills and after each decode step, once their tokens are out. */
+  readonly afterStep?: () => void;
 }
 
 export interface Ticket {
@@ -172,6 +174,15 @@ export class Scheduler {
         if (e.done) continue;
         this.advance(e, logits.subarray(i * vocab, (i + 1) * vocab));
       }
+      this.stepped();
+    }
+  }
+
+  private stepped(): void {
+    try {
+      this.opts.afterStep?.();
+    } catch {
+      // The hook forwards events; its failure must not stop the batch.
     }
   }
 
@@ -209,6 +220,7 @@ export class Scheduler {
       this.advance(e, logits);
     }
     this.starting = this.starting.filter((e) => !e.done);
+    this.stepped();
   }
 
   private advance(e: Entry, row: Float32Array): void {

@@ -286,7 +286,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
       logger.request(rec);
     };
     const counted = watchStream(result.body, (n) => (rec.bytesOut += n), finish);
-    return new Response(counted, { status: 200, headers: { ...headers, incremental: '?1' } });
+    // Declared chunked so that @hono/node-server writes the head at once: without it, it first
+    // tries to read the whole body for a Content-Length and, finding the first event not ready
+    // (the model is still on the prompt), waits a timer tick before it gives up: a millisecond or
+    // more added to every stream's first token.
+    return new Response(counted, { status: 200, headers: { ...headers, incremental: '?1', 'transfer-encoding': 'chunked' } });
   });
 
   app.notFound((c) => problem(c, 'not_found'));

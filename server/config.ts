@@ -26,6 +26,8 @@ export interface ServeConfig {
   logFormat: LogFormat;
   /** Where the metrics listener listens; undefined: no metrics listener (the default). */
   metricsListen: { host: string; port: number } | undefined;
+  /** Where the model runs: a worker thread (default) or the main thread. */
+  engineThread: 'worker' | 'main';
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -98,6 +100,9 @@ ${LIMIT_FLAGS.map((f) => `  --${(f.flag + ' N').padEnd(28)} ${f.help} [${f.env}]
   --stream-padding on|off        pad each streamed event to a size bucket (powers of two from 256
                                  bytes) so a sealed chunk's size does not reveal its token's
                                  length [SEALED_STREAM_PADDING] (default on)
+  --engine-thread worker|main    run the model in a worker thread, so a decode step never blocks
+                                 HTTP, sealing and writes, or on the main thread (for comparison)
+                                 [SEALED_ENGINE_THREAD] (default worker)
   -h, --help             this text
 
 Default --max-body-bytes: context length (tokens) x ${BODY_BYTES_PER_TOKEN} + ${BODY_BYTES_FIXED}, computed at start-up
@@ -125,6 +130,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     'trust-proxy': { type: 'string' },
     'proxy-address-header': { type: 'string' },
     'stream-padding': { type: 'string' },
+    'engine-thread': { type: 'string' },
     'log-format': { type: 'string' },
     'metrics-listen': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -155,6 +161,10 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
   const proxyHeader = pick('proxy-address-header', 'SEALED_PROXY_ADDRESS_HEADER');
   const padding = pick('stream-padding', 'SEALED_STREAM_PADDING');
   if (padding && padding.value !== 'on' && padding.value !== 'off') throw new ServerError('bad_config', `${padding.from} must be on or off`);
+  const engineThread = pick('engine-thread', 'SEALED_ENGINE_THREAD');
+  if (engineThread && engineThread.value !== 'worker' && engineThread.value !== 'main') {
+    throw new ServerError('bad_config', `${engineThread.from} must be worker or main`);
+  }
   const logFormat = pick('log-format', 'SEALED_LOG_FORMAT');
   const metricsListen = pick('metrics-listen', 'SEALED_METRICS_LISTEN');
   if (logFormat && logFormat.value !== 'text' && logFormat.value !== 'json') throw new ServerError('bad_config', `${logFormat.from} must be text or json`);
@@ -195,6 +205,7 @@ export function parseServeConfig(argv: string[], env: Record<string, string | un
     maxBodyBytesGiven: overrides.maxBodyBytes !== undefined,
     logFormat: (logFormat?.value as LogFormat | undefined) ?? 'text',
     metricsListen: metricsListen ? hostPort(metricsListen) : undefined,
+    engineThread: (engineThread?.value as 'worker' | 'main' | undefined) ?? 'worker',
   };
 }
 

@@ -182,6 +182,19 @@ test('targets: ratios from the same run, pass/miss/not measured', () => {
   assert.match(by('TTFT').name, /encrypted-http/);
   assert.equal(by('TTFT').pass, false);
   assert.equal(by('session').pass, false);
+  assert.equal(by('encrypted-http / engine, c=16').value, 0.6);
+  assert.equal(by('encrypted-http / engine, c=16').pass, false);
+  assert.equal(by('engine c=32 / engine c=16').pass, null); // engine at 32 not measured
+  assert.equal(by('engine c=16 / runtime').pass, null); // no ceiling line in this run
+  assert.equal(by('encrypted-http tok/s, c=32').value, 4000);
+  assert.equal(by('encrypted-http tok/s, c=32').pass, false);
+  const withCeiling = evaluateTargets([...runs, row('engine', 32, 4900)], 60, [{ batch: 16, steps: 10, step_ms_p50: 3, tokens_per_second: 5500 }]);
+  const c = (prefix: string) => withCeiling.find((x) => x.name.startsWith(prefix))!;
+  assert.equal(c('engine c=16 / runtime').value, Math.round((5000 / 5500) * 1000) / 1000);
+  assert.equal(c('engine c=16 / runtime').pass, true);
+  assert.equal(c('engine c=32 / engine c=16').value, 0.98);
+  assert.equal(c('engine c=32 / engine c=16').pass, false);
+  assert.equal(evaluateTargets([row('encrypted-http', 1, 900, 4.9)], undefined).find((x) => x.name.startsWith('TTFT'))!.pass, true);
   const partial = evaluateTargets([row('engine', 1, 1000, 3)], undefined);
   assert.equal(partial.find((x) => x.name.startsWith('encrypted-http / engine'))!.pass, null);
   assert.equal(partial.find((x) => x.name.startsWith('TTFT'))!.value, 3); // falls back to the engine and says so

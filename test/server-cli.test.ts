@@ -106,7 +106,9 @@ test('the start-up banner names the graph served, its cache and logits types and
   const q8 = await banner(['--model-dir', VARIANTS, '--model-file', 'q8']);
   assert.match(q8, /graph onnx\/model_quantized\.onnx: KV cache float32, logits float32, decode mode unbatched \(one run per sequence/);
   const fp16 = await banner(['--model-dir', VARIANTS, '--model-file', 'model_fp16.onnx']);
-  assert.match(fp16, /graph onnx\/model_fp16\.onnx: KV cache float16, logits float16, decode mode slot\n/);
+  assert.match(fp16, /graph onnx\/model_fp16\.onnx: KV cache float16, logits float16, decode mode slot, in a worker thread\n/);
   const gqa = await banner(['--model-dir', new URL('./fixtures/models/tiny-gqa', import.meta.url).pathname]);
   assert.match(gqa, /graph onnx\/model\.onnx: KV cache float32, logits float32, decode mode plain \(rows right-padded for GroupQueryAttention\)/);
+  const main = await banner(['--model-dir', VARIANTS, '--model-file', 'model_fp16.onnx', '--engine-thread', 'main']);
+  assert.match(main, /decode mode slot, on the main thread\n/);
 });

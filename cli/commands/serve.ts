@@ -60,20 +60,22 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
     }
     io.stderr.write(`sealed serve: warning: tsx's compile cache is on and writes files; ${advice}\n`);
   }
-  const { Engine } = await import('../../engine/index.js');
   const { createProvider } = await import('../../enclave/providers/index.js');
 
   let engine;
   try {
-    engine = await Engine.create({
+    const engineOptions = {
       modelDir: resolveModelDir(config.modelDir),
       ...(config.modelFile !== undefined && { modelFile: config.modelFile }),
       // A large model takes a while to hash and map: say what is happening meanwhile.
-      onProgress: (line) => io.stderr.write(`sealed serve: ${line}\n`),
+      onProgress: (line: string) => io.stderr.write(`sealed serve: ${line}\n`),
       ...(config.threads !== undefined && { threads: config.threads }),
       maxBatch: config.limits.maxConcurrentGenerations,
       maxQueue: Math.max(1, config.limits.maxQueue),
-    });
+    };
+    engine = config.engineThread === 'worker'
+      ? await (await import('../../engine/worker-engine.js')).WorkerEngine.create(engineOptions)
+      : await (await import('../../engine/index.js')).Engine.create(engineOptions);
   } catch (e) {
     io.stderr.write(`sealed serve: cannot load the model: ${e instanceof Error ? e.message : 'unknown error'}\n`);
     return 1;
@@ -136,7 +138,8 @@ async function serve(config: ServeConfig, io: ServeIo, logger: Logger): Promise<
       `  model ${engine.model.id} (manifest sha256 ${engine.model.digest})\n` +
       `  graph onnx/${engine.model.variant}: KV cache ${engine.dtypes.kv}, logits ${engine.dtypes.logits}, ` +
       `decode mode ${engine.decodeMode}${engine.padding === 'right' ? ' (rows right-padded for GroupQueryAttention)' : ''}` +
-      `${engine.decodeMode === 'unbatched' ? ' (one run per sequence: the graph quantizes activations per tensor, coupling batched rows)' : ''}\n` +
+      `${engine.decodeMode === 'unbatched' ? ' (one run per sequence: the graph quantizes activations per tensor, coupling batched rows)' : ''}` +
+      `, ${config.engineThread === 'worker' ? 'in a worker thread' : 'on the main thread'}\n` +
             `  platform ${provider.platform}${provider.simulated ? ' (SIMULATED)' : ''}, session lifetime ${limits.sessionLifetimeSeconds} s, ` +
       `up to ${limits.maxSessions} sessions, ${limits.maxConcurrentGenerations} concurrent generations, ` +
       `bodies up to ${limits.maxBodyBytes} bytes, stream padding ${limits.streamPadding ? 'on' : 'off'}\n` +

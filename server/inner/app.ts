@@ -165,7 +165,9 @@ export function createInnerApp(opts: InnerAppOptions): Hono {
       }
       return new Response(streamCompletion(job, events, cancel, signal, deadline, permit), {
         status: 200,
-        headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' },
+        // Chunked, so that @hono/node-server sends the head at once instead of waiting a timer
+        // tick for a Content-Length (the gateway drops this hop field when it encapsulates).
+        headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'transfer-encoding': 'chunked' },
       });
     }
     try {
