@@ -3,6 +3,7 @@
 #
 #   deploy/build-image.sh                             # image only
 #   OVMF=/path/OVMF.amdsev.fd deploy/build-image.sh   # also policy.json for QEMU SEV-SNP direct boot
+#   OVMF=amdsev deploy/build-image.sh                 # the same, building OVMF first (build-ovmf-amdsev.sh)
 #   deploy/build-image.sh --preflight                 # only fetch mkosi and check the host and mirror
 #
 # Runs as root on a stock Debian 12 or 13 machine (no KVM, loop devices or user namespaces needed):
@@ -18,7 +19,7 @@
 #   MODEL (default stories260K) a directory under models/
 #   MKOSI a mkosi >= 25 command to use instead of the pinned package
 #   DEBIAN_MIRROR (default http://deb.debian.org/debian) where the mkosi package is fetched
-#   OVMF (an AmdSevX64 build), VCPUS (default 4), VCPU_TYPE (default EPYC-v4), GUEST_FEATURES
+#   OVMF (an AmdSevX64 build, or "amdsev" to build one), VCPUS (default 4), VCPU_TYPE (default EPYC-v4), GUEST_FEATURES
 #   (default 0x21: SNPActive|DebugSwap, what KVM on Linux >= 6.6 sets; 0x1 on older hosts).
 set -euo pipefail
 
@@ -85,6 +86,13 @@ if [ -n "$preflight" ]; then
   exit 0
 fi
 
+if [ "${OVMF:-}" = amdsev ]; then
+  step "OVMF AmdSevX64 from Debian's edk2 source (deploy/build-ovmf-amdsev.sh)"
+  WORK=$WORK OUT=$WORK/ovmf "$repo/deploy/build-ovmf-amdsev.sh"
+  OVMF=$WORK/ovmf/OVMF.amdsev.fd
+fi
+[ -z "${OVMF:-}" ] || [ -f "$OVMF" ] || die "OVMF=$OVMF: no such file"
+
 stage="$WORK/app"
 dropins="$WORK/etc-tree"
 rm -rf "$stage" "$dropins"
@@ -101,7 +109,8 @@ step "compiled app and chat page (the Dockerfile's build stage)"
 cp -r "$repo/dist" "$repo/bin" "$stage/"
 mkdir -p "$stage/models"
 cp -r "$repo/models/$MODEL" "$stage/models/$MODEL"
-node "$repo/deploy/model-digest.mjs" "$stage/models/$MODEL" | tee "$OUT/model-digest.txt"
+# Relative, so that the file (and SHA256SUMS) is the same from any checkout.
+(cd "$stage" && node "$repo/deploy/model-digest.mjs" "models/$MODEL") | tee "$OUT/model-digest.txt"
 
 cat > "$dropins/etc/systemd/system/sealed-inference.service.d/model.conf" <<UNIT
 [Service]
@@ -147,6 +156,9 @@ if [ -n "${OVMF:-}" ]; then
   node "$repo/bin/sealed.mjs" measure --ovmf "$OVMF" --vcpus "$VCPUS" --vcpu-type "$VCPU_TYPE" \
     --guest-features "$GUEST_FEATURES" --kernel "$kernel" --initrd "$initrd" --append "$(cat "$OUT/cmdline.txt")" \
     --policy-out "$OUT/policy.json" --model-dir "$stage/models/$MODEL"
+  # The firmware is an input of the measurement: it travels with the policy and the image.
+  cp "$OVMF" "$OUT/OVMF.amdsev.fd"
+  (cd "$OUT" && sha256sum OVMF.amdsev.fd policy.json >> SHA256SUMS && tail -2 SHA256SUMS)
   echo "policy for clients: $OUT/policy.json"
 fi
 step "done: $OUT"
