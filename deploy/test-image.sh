@@ -71,6 +71,8 @@ ls -l "$out"/sealed-inference.{raw,efi,vmlinuz,initrd}
 qemu_pid=
 stop_qemu() { if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=; fi; }
 trap stop_qemu EXIT
+# A CI timeout's SIGTERM must not leave QEMU running behind it.
+trap 'exit 1' TERM INT
 
 # boot NAME [qemu args...]: starts QEMU in the background, the serial console in $WORK/boot/NAME.log.
 boot() {
