@@ -12,8 +12,8 @@
 # times below), but another GCC, nasm, iasl or grub gives other bytes and so another measurement:
 # publish the firmware file with the policy, or pin the toolchain (docs/DEPLOY.md, section 3).
 # Needs: gcc, make, nasm, iasl (acpica-tools), uuid-dev, python3, grub-mkimage with the
-# x86_64-efi modules (grub-common, grub-efi-amd64-bin), mtools, dosfstools, curl; about 10 minutes
-# on 2 cores.
+# x86_64-efi modules (grub-common, grub-efi-amd64-bin), mtools, dosfstools, curl; 2.5 minutes on
+# 2 idle cores. Builds in EDK2_BUILD_DIR (default /tmp/sealed-inference-edk2, see below).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,7 +31,7 @@ step() { printf '==> [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
 die() { echo "build-ovmf-amdsev: $*" >&2; exit 1; }
 unavailable() { echo "build-ovmf-amdsev: $*" >&2; exit 3; }
 
-for tool in gcc make nasm iasl python3 grub-mkimage mcopy mkfs.msdos curl sha256sum; do
+for tool in gcc make nasm iasl python3 grub-mkimage mcopy mkfs.msdos curl sha256sum flock; do
   command -v "$tool" >/dev/null || unavailable "$tool is required"
 done
 [ -f /usr/include/uuid/uuid.h ] || unavailable "uuid-dev is required"
@@ -54,7 +54,12 @@ fetch "$ORIG" "$ORIG_SHA256"
 fetch "$DEBIAN_TAR" "$DEBIAN_TAR_SHA256"
 
 step "edk2 $EDK2_VERSION: unpacking, Debian's patches"
-src="$WORK/edk2"
+# One absolute build directory whatever the checkout: built from two directories whose paths differ
+# in length, six of the 88 modules (DxeIpl, PcdPeim, PciBusDxe...) came out 64 bytes apart, and so
+# did the firmware. The lock keeps two builds on one machine from sharing it at once.
+src=${EDK2_BUILD_DIR:-/tmp/sealed-inference-edk2}
+exec 9>"$src.lock"
+flock -w 1800 9 || die "another build holds $src.lock"
 rm -rf "$src" && mkdir -p "$src"
 tar -xf "$WORK/downloads/$ORIG" -C "$src" --strip-components=1
 tar -xf "$WORK/downloads/$DEBIAN_TAR" -C "$src"
