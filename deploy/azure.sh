@@ -10,7 +10,7 @@
 # fails closed). See docs/DEPLOY.md. Not run where it was written (no cloud access there).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${OUT:-$repo/build/image}
+OUT=${OUT:-$repo/.image-build/out}
 IMAGE=${IMAGE:-sealed-inference}
 VERSION=${VERSION:-1.0.0}
 

@@ -10,7 +10,7 @@
 # Not run where it was written (no cloud access there).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${OUT:-$repo/build/image}
+OUT=${OUT:-$repo/.image-build/out}
 IMAGE=${IMAGE:-sealed-inference}
 ZONE_SNP=${ZONE_SNP:-us-central1-a}
 ZONE_TDX=${ZONE_TDX:-us-central1-a}

@@ -9,7 +9,7 @@
 # Not run where it was written (no SNP host there).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${OUT:-$repo/build/image}
+OUT=${OUT:-$repo/.image-build/out}
 : "${OVMF:?set OVMF to the AmdSevX64 firmware used for the measurement}"
 VCPUS=${VCPUS:-4}
 VCPU_TYPE=${VCPU_TYPE:-EPYC-v4}

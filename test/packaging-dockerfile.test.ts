@@ -198,7 +198,7 @@ test('platform auto by default: the image refuses to start outside a TEE unless 
 });
 
 test('build context excludes installed modules, build output, history and keys', () => {
-  for (const p of ['node_modules', 'node_modules/tsx/package.json', 'dist/cli/sealed.js', 'build/image/sealed-inference.raw', '.git/config', 'sim_vcek_pub.pem', '.env']) {
+  for (const p of ['node_modules', 'node_modules/tsx/package.json', 'dist/cli/sealed.js', 'build/image/sealed-inference.raw', '.image-build/out/sealed-inference.raw', '.git/config', 'sim_vcek_pub.pem', '.env']) {
     assert.ok(dockerIgnored(ignore, p), p);
   }
   for (const p of ['package.json', 'package-lock.json', '.npmrc', 'cli/sealed.ts', 'bin/sealed.mjs', 'tsconfig.build.json', 'deploy/model-digest.mjs']) {

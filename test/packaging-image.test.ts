@@ -1,11 +1,13 @@
-// The VM image recipe and deployment scripts, checked by reading them (no VM
-// tooling or cloud access runs here): a verity-protected read-only root whose
-// hash is on the measured command line, a confined service that fails closed,
-// scripts that parse, and `sealed measure` invoked only with flags it has.
+// The VM image recipe and deployment scripts, checked by reading them: a
+// verity-protected read-only root whose hash is on the measured command line, a
+// confined service that fails closed, scripts that parse, and `sealed measure`
+// invoked only with flags it has. Building and booting the image is
+// `npm run test:image` (deploy/test-image.sh), not part of `npm test`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runMeasure } from '../cli/commands/measure.js';
@@ -72,6 +74,8 @@ test('mkosi.conf: bootable Debian disk with a UKI, Node >= 20 from Debian, no lo
   assert.ok(cmdline.includes('ro'));
   assert.ok(!cmdline.includes('rw'));
   assert.ok(cmdline.includes('rd.shell=0'));
+  // dracut's options do nothing in mkosi's systemd initrd; none may pretend to configure it.
+  assert.ok(!cmdline.some((a) => a.startsWith('rd.emergency=')), 'rd.emergency= is a dracut option');
   assert.ok(!cmdline.some((a) => a.startsWith('roothash=')), 'mkosi adds the real roothash; none hard-coded');
   assert.ok(cmdline.includes('systemd.volatile=state'), 'root stays read-only, /var in memory');
 });
@@ -164,4 +168,88 @@ test('every `sealed measure` and `sealed chat` in the scripts and docs uses flag
     }
   }
   assert.ok(measureCalls >= 3, 'the scripts and docs show how to compute the measurement');
+});
+
+test('the build pins its tools and sources, and removes what made two builds differ', () => {
+  const c = parseIni(read(image, 'mkosi.conf'));
+  assert.equal(one(c, 'Build', 'ToolsTree'), 'default');
+  assert.equal(one(c, 'Build', 'ToolsTreeRelease'), 'trixie');
+  assert.equal(one(c, 'Build', 'ToolsTreeSandboxTrees'), 'mkosi.sandbox');
+  assert.equal(one(c, 'Output', 'SectorSize'), '512', 'OVMF reads no 4096-byte FAT sectors from a 512-byte disk');
+  assert.ok(c.get('Content')!.get('Packages')!.includes('passwd'), 'groupadd/useradd for the postinst');
+  const removed = c.get('Content')!.get('RemoveFiles')!;
+  for (const f of ['/var/cache/ldconfig/aux-cache', '/var/log/alternatives.log']) assert.ok(removed.includes(f), f);
+  // The initrd carries a short module list, not every driver.
+  assert.deepEqual(c.get('Content')!.get('KernelModulesInitrdExclude'), ['.*']);
+  const initrd = c.get('Content')!.get('KernelModulesInitrdInclude')!;
+  for (const m of ['dm-verity', 'erofs', 'virtio_blk', 'nvme']) assert.ok(initrd.some((p) => p.includes(m)), m);
+  const rootModules = c.get('Content')!.get('KernelModulesInclude')!;
+  assert.ok(rootModules.includes('/virt/coco/'), 'sev-guest, tdx-guest and tsm stay in the root');
+  // Every initrd module is also in the root: the modules initrd is drawn from the root's modules.
+  for (const m of initrd) assert.ok(rootModules.includes(m) || rootModules.some((r) => m.startsWith(r)), `${m} in the root too`);
+  // Its own apt sources, with no debug archive (mkosi adds debian-debug by default).
+  const sources = read(image, 'mkosi.sandbox', 'etc', 'apt', 'sources.list.d', 'mkosi.sources');
+  assert.match(sources, /^Suites: trixie trixie-updates$/m);
+  assert.match(sources, /^Suites: trixie-security$/m);
+  assert.doesNotMatch(sources.replace(/^#.*$/gm, ''), /debug/);
+  const rootPart = parseIni(read(image, 'mkosi.repart', '10-root.conf')).get('Partition')!;
+  assert.ok(rootPart.get('Compression')?.[0], 'the EROFS root is compressed');
+  const build = read(root, 'deploy', 'build-image.sh');
+  assert.match(build, /^MKOSI_DEB=mkosi_[0-9.]+-[0-9]+_all\.deb$/m);
+  assert.match(build, /^MKOSI_DEB_SHA256=[0-9a-f]{64}$/m);
+  assert.match(build, /sha256sum -c/);
+  const ovmf = read(root, 'deploy', 'build-ovmf-amdsev.sh');
+  assert.match(ovmf, /^ORIG_SHA256=[0-9a-f]{64}$/m);
+  assert.match(ovmf, /^DEBIAN_TAR_SHA256=[0-9a-f]{64}$/m);
+});
+
+test('test:image is its own script, not part of npm test, and CI runs it after npm test', () => {
+  const pkg = JSON.parse(read(root, 'package.json'));
+  assert.equal(pkg.scripts['test:image'], 'bash deploy/test-image.sh');
+  assert.doesNotMatch(pkg.scripts.test, /image/);
+  const t = read(root, 'deploy', 'test-image.sh');
+  assert.match(t, /diff -u "\$WORK\/a\/SHA256SUMS" "\$WORK\/b\/SHA256SUMS"/, 'two builds compared');
+  assert.match(t, /accel=tcg/);
+  assert.match(t, /no TEE found/);
+  assert.match(t, /\/readyz/);
+  assert.match(t, /chat --url [^\n]* --allow-simulation/);
+  const ci = read(root, '.ci', 'run');
+  assert.ok(ci.indexOf('npm run test:image') > ci.indexOf('npm test'));
+});
+
+test('uki-section.mjs copies one PE section exactly, and refuses what is not a PE file', () => {
+  // A minimal PE: DOS header pointing at the PE signature, COFF header, no optional header, two sections.
+  const cmdline = Buffer.from('roothash=' + 'ab'.repeat(32) + ' ro console=ttyS0\0');
+  const pe = Buffer.alloc(0x200 + 0x100);
+  pe.write('MZ', 0, 'latin1');
+  pe.writeUInt32LE(0x40, 0x3c);
+  pe.write('PE\0\0', 0x40, 'latin1');
+  pe.writeUInt16LE(2, 0x40 + 6);
+  pe.writeUInt16LE(0, 0x40 + 20);
+  const section = (i: number, name: string, offset: number, virtualSize: number, rawSize: number) => {
+    const at = 0x40 + 24 + i * 40;
+    pe.write(name, at, 'latin1');
+    pe.writeUInt32LE(virtualSize, at + 8);
+    pe.writeUInt32LE(rawSize, at + 16);
+    pe.writeUInt32LE(offset, at + 20);
+  };
+  section(0, '.osrel', 0x180, 4, 0x80);
+  section(1, '.cmdline', 0x200, cmdline.length, 0x100); // raw size padded, as linkers align it
+  pe.fill(0x41, 0x180, 0x200);
+  cmdline.copy(pe, 0x200);
+  const dir = mkdtempSync(join(tmpdir(), 'uki-'));
+  const file = join(dir, 'x.efi');
+  writeFileSync(file, pe);
+  const run = (...args: string[]) => spawnSync(process.execPath, [join(root, 'deploy', 'uki-section.mjs'), ...args], { encoding: 'buffer' });
+  const r = run(file, '.cmdline');
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.deepEqual(r.stdout, cmdline, 'the VirtualSize bytes, not the padding');
+  assert.deepEqual(run(file, '.osrel').stdout, Buffer.from('AAAA'));
+  const missing = run(file, '.linux');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr.toString(), /no section \.linux/);
+  writeFileSync(file, Buffer.from('not a PE file at all, just text long enough to have a header.....'));
+  assert.match(run(file, '.cmdline').stderr.toString(), /not a PE file/);
+  assert.equal(run(file).status, 2);
+  rmSync(dir, { recursive: true });
 });

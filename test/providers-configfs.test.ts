@@ -8,7 +8,7 @@ import { readFile, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { AttestationError } from '../enclave/errors.js';
-import { createConfigfsTsmProvider, getTsmReport, parseSevCertTable, type TsmOps } from '../enclave/providers/configfs-tsm.js';
+import { createConfigfsTsmProvider, getTsmReport, parseSevCertTable, probeTsm, type TsmOps } from '../enclave/providers/configfs-tsm.js';
 import { createProvider } from '../enclave/providers/index.js';
 import { createSimulatedProvider } from '../enclave/providers/simulated.js';
 import { verifySevSnpReport } from '../enclave/sev-snp/verify.js';
@@ -218,6 +218,49 @@ test('auto: hardware when configfs-tsm exists; without it, simulation only when 
   assert.equal(hw.platform, 'sev-snp');
   assert.equal(await code(createProvider('bogus' as 'auto')), 'bad_provider');
   rmSync(f.root, { recursive: true });
+});
+
+test('auto: a report directory that cannot make reports (tsm loaded, no guest driver) is no TEE', async () => {
+  // On an ordinary VM the tsm module stays loaded after sev-guest and tdx-guest refuse to bind, so
+  // /sys/kernel/config/tsm/report exists and mkdir(2) in it fails with ENXIO.
+  const f = fakeTsm('sev_guest', sevProduce);
+  const errnoError = (code: string) => Object.assign(new Error(code), { code });
+  const noProvider: TsmOps = { ...f.ops, async mkdir() { throw errnoError('ENXIO'); } };
+  const noTee = async (p: Promise<unknown>) => {
+    try { await p; } catch (e) { assert.ok(e instanceof AttestationError); return `${e.code}: ${e.message}`; }
+    return 'accepted';
+  };
+  assert.deepEqual(await probeTsm(f.root, noProvider), { tee: false, reason: 'configfs-tsm has no SEV-SNP or TDX provider (ENXIO)' });
+  assert.match(await noTee(createProvider('auto', { root: f.root, ops: noProvider })), /^no_tee: no TEE found \(configfs-tsm has no SEV-SNP or TDX provider \(ENXIO\)\) and simulation was not requested$/);
+  // The same for the explicit platforms: "no TEE", not an I/O error.
+  assert.match(await noTee(createProvider('sev-snp', { root: f.root, ops: noProvider })), /^no_tee: no TEE found/);
+  assert.match(await noTee(createProvider('tdx', { root: f.root, ops: { ...f.ops, async mkdir() { throw errnoError('ENODEV'); } } })), /^no_tee: no TEE found/);
+  // Simulation, when asked for, is what auto gives there.
+  const simulated = await createProvider('auto', { root: f.root, ops: noProvider, allowSimulation: true, simulation: { codeDigest: new Uint8Array(32) } });
+  assert.equal(simulated.simulated, true);
+
+  // An ordinary directory (real node:fs): entries can be made but carry no provider attribute.
+  const plain = mkdtempSync(join(tmpdir(), 'tsm-plain-'));
+  assert.match(await noTee(createProvider('auto', { root: plain })), /^no_tee: no TEE found \(.* is not a configfs-tsm report directory\)/);
+  assert.deepEqual(readdirSync(plain), [], 'the probe entry is removed');
+  // A directory that vanishes between stat and mkdir.
+  assert.match(await noTee(createProvider('auto', { root: f.root, ops: { ...f.ops, async mkdir() { throw errnoError('ENOENT'); } } })), /^no_tee: no TEE found \(.* absent\)/);
+
+  // Failures that may hide a TEE are not "no TEE": they fail closed with their own reason, and
+  // never let auto fall back to the simulator.
+  for (const errno of ['EACCES', 'EPERM', 'EIO']) {
+    const ops: TsmOps = { ...f.ops, async mkdir() { throw errnoError(errno); } };
+    assert.equal(await noTee(createProvider('auto', { root: f.root, ops, allowSimulation: true })), `tsm_unavailable: cannot create a configfs-tsm report entry (${errno})`);
+  }
+  const unknown: TsmOps = { ...f.ops, async mkdir(p) { await f.ops.mkdir(p); writeFileSync(join(p, 'provider'), 'cca_guest\n'); } };
+  assert.match(await noTee(createProvider('auto', { root: f.root, ops: unknown, allowSimulation: true })), /^tsm_provider: /);
+  const unreadable: TsmOps = { ...f.ops, async readFile() { throw errnoError('EIO'); } };
+  assert.match(await noTee(createProvider('auto', { root: f.root, ops: unreadable, allowSimulation: true })), /^tsm_io: /);
+  assert.deepEqual(readdirSync(f.root), [], 'every probe entry is removed');
+  // A working provider still wins over simulation.
+  assert.deepEqual(await probeTsm(f.root, f.ops), { tee: true });
+  assert.equal((await createProvider('auto', { root: f.root, ops: f.ops, allowSimulation: true })).simulated, false);
+  for (const d of [f.root, plain]) rmSync(d, { recursive: true });
 });
 
 test('failures are typed and still remove the entry', async () => {

@@ -71,6 +71,43 @@ export async function tsmAvailable(root: string = DEFAULT_TSM_ROOT): Promise<boo
   }
 }
 
+// mkdir(2) in the report directory when no SEV-SNP/TDX guest driver registered with the tsm core:
+// the kernel answers ENXIO (drivers/virt/coco/tsm.c); ENODEV is taken alike, for other versions.
+const NO_PROVIDER_ERRNO = new Set(['ENXIO', 'ENODEV']);
+
+export type TsmProbe = { tee: true } | { tee: false; reason: string };
+
+/**
+ * Whether `root` is a configfs-tsm report directory that can make reports. The directory alone
+ * proves nothing: the tsm module stays loaded (and the directory present) on an ordinary VM after
+ * sev-guest and tdx-guest refuse to bind. A TEE is there only when an entry can be created and the
+ * kernel names its provider in it. Any other failure (permissions, I/O) is thrown: it may be a TEE
+ * that is misconfigured, so it must not pass for "no TEE" (and so allow the simulator).
+ */
+export async function probeTsm(root: string = DEFAULT_TSM_ROOT, ops: TsmOps = nodeTsmOps): Promise<TsmProbe> {
+  if (ops === nodeTsmOps && !(await tsmAvailable(root))) return { tee: false, reason: `${root} absent` };
+  const entry = join(root, `sealed-probe-${toHex(new Uint8Array(randomBytes(8)))}`);
+  try {
+    await ops.mkdir(entry);
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code ?? 'unknown error';
+    if (errno === 'ENOENT') return { tee: false, reason: `${root} absent` };
+    if (NO_PROVIDER_ERRNO.has(errno)) return { tee: false, reason: `configfs-tsm has no SEV-SNP or TDX provider (${errno})` };
+    throw new AttestationError('tsm_unavailable', `cannot create a configfs-tsm report entry (${errno})`);
+  }
+  try {
+    const provider = await ops.readFile(join(entry, 'provider')).catch(() => {
+      throw new AttestationError('tsm_io', 'configfs-tsm I/O failed (provider)');
+    });
+    // An entry without a provider attribute is an ordinary directory, not configfs-tsm.
+    if (provider === undefined) return { tee: false, reason: `${root} is not a configfs-tsm report directory` };
+    readProvider(provider); // an unknown provider is an error of its own, never "no TEE"
+    return { tee: true };
+  } finally {
+    await ops.rmdir(entry).catch(() => undefined);
+  }
+}
+
 // GUIDs of the SEV-SNP extended-report certificate table (GHCB spec, "SNP Extended Guest Request"),
 // in RFC 4122 byte order as go-sev-guest reads them.
 const GUID = {
@@ -169,8 +206,9 @@ export async function getTsmReport(inblob: Uint8Array, opts: ConfigfsTsmOptions 
     const entry = join(root, `sealed-${toHex(new Uint8Array(randomBytes(8)))}`);
     try {
       await ops.mkdir(entry);
-    } catch {
-      throw new AttestationError('tsm_unavailable', 'cannot create a configfs-tsm report entry');
+    } catch (e) {
+      const errno = (e as NodeJS.ErrnoException).code ?? 'unknown error';
+      throw new AttestationError('tsm_unavailable', `cannot create a configfs-tsm report entry (${errno})`);
     }
     try {
       const before = readGeneration(await ops.readFile(join(entry, 'generation')));
@@ -194,9 +232,8 @@ export async function getTsmReport(inblob: Uint8Array, opts: ConfigfsTsmOptions 
 
 export async function createConfigfsTsmProvider(opts: ConfigfsTsmOptions = {}): Promise<EvidenceProvider> {
   const root = opts.root ?? DEFAULT_TSM_ROOT;
-  if (!opts.ops && !(await tsmAvailable(root))) {
-    throw new AttestationError('no_tee', 'configfs-tsm is not available');
-  }
+  const probed = await probeTsm(root, opts.ops ?? nodeTsmOps);
+  if (!probed.tee) throw new AttestationError('no_tee', `no TEE found (${probed.reason})`);
   // Probe once so start-up fails early (and we know which platform we are).
   const probe = await getTsmReport(new Uint8Array(64), opts);
   const platform = probe.provider;
