@@ -286,10 +286,11 @@ export class WorkerEngine {
     try {
       deliverBatch(msg.batch, this.target);
     } catch (e) {
-      // A worker that sends garbage cannot be trusted with the rest: fail closed.
+      // A worker that sends garbage cannot be trusted with the rest: fail closed. It is asked to
+      // close (releasing its session) rather than killed: killing a thread inside session.run can
+      // abort the whole process in ONNX Runtime's teardown. close() still kills it after 10 s.
       this.failAll(e instanceof EngineError ? e : new EngineError('internal', 'the engine thread misbehaved'));
-      this.closed = true;
-      void this.worker.terminate();
+      void this.close();
     }
   }
 }
