@@ -68,6 +68,17 @@ function errorCode(json: string): string {
  * times; once at least one round passed, a refused connection means the drain has ended.
  */
 async function checkDraining(server: ChildServer, fresh: Attested): Promise<number> {
+  // A signal is delivered asynchronously: a request that arrives before the child has handled it is
+  // still served. Wait (briefly) for /readyz to say the drain began; everything after must be 503.
+  const t0 = Date.now();
+  for (;;) {
+    const r = await fetch(`${server.base}/readyz`);
+    await r.arrayBuffer();
+    if (r.status === 503) break;
+    assert.equal(r.status, 200);
+    assert.ok(Date.now() - t0 < 2000, 'the drain did not begin within 2 s of SIGTERM');
+    await new Promise((res) => setTimeout(res, 5));
+  }
   let seen = 0;
   for (let i = 0; i < 5; i++) {
     try {
