@@ -12,8 +12,9 @@ import { Rng, sample } from './sampler.js';
 import { Scheduler, type SchedulableSequence, type Ticket } from './scheduler.js';
 import { StopMatcher } from './stop.js';
 import { EventChannel, type EventSink } from './channel.js';
-import { planRequest, type PlannedRequest } from './plan.js';
-import { createTokenizer, type ChatMessage, type Tokenizer } from './tokenizer.js';
+import type { GenerateRequest, PlannedRequest } from './plan.js';
+import { TokenizerFront } from './tokenizer-front.js';
+import { createTokenizer, type Tokenizer } from './tokenizer.js';
 
 export interface EngineOptions {
   readonly modelDir: string;
@@ -45,24 +46,7 @@ export interface EngineOptions {
   readonly afterStep?: () => void;
 }
 
-export interface GenerateRequest {
-  /** Text (encoded with the model's special tokens, i.e. BOS) or token ids used as they are. */
-  readonly prompt: string | readonly number[];
-  /** Most tokens to generate; default: what the context leaves after the prompt. */
-  readonly maxTokens?: number;
-  /** 0 = greedy. Default 1. */
-  readonly temperature?: number;
-  /** Default 1 (off). */
-  readonly topP?: number;
-  /** Default 0 (off). */
-  readonly topK?: number;
-  /** Makes sampling reproducible. */
-  readonly seed?: number;
-  /** Up to 4 strings; output ends before the first occurrence of any. */
-  readonly stop?: readonly string[];
-  /** Adds the generated token ids to the done event (tests, benchmarks). */
-  readonly returnTokenIds?: boolean;
-}
+export type { GenerateRequest } from './plan.js';
 
 export type FinishReason = 'stop' | 'length';
 
@@ -98,7 +82,7 @@ export interface EngineStats {
   readonly repacks: number;
 }
 
-export class Engine {
+export class Engine extends TokenizerFront {
   readonly model: EngineModelInfo;
   readonly threads: number;
   /**
@@ -116,10 +100,11 @@ export class Engine {
 
   private constructor(
     private readonly loaded: LoadedModel,
-    private readonly tokenizer: Tokenizer,
+    tokenizer: Tokenizer,
     private readonly scheduler: Scheduler,
     runner: Runner,
   ) {
+    super(tokenizer, { contextLength: loaded.config.contextLength, vocabSize: loaded.config.vocabSize });
     this.decodeMode = runner.mode;
     this.padding = loaded.padding;
     this.dtypes = { kv: loaded.io.kvType, logits: loaded.io.logitsType };
@@ -165,31 +150,6 @@ export class Engine {
     return { tokenizerJson, tokenizerConfig, vocabSize: config.vocabSize, contextLength: config.contextLength };
   }
 
-  /** Prompt token ids for a conversation (chat template, or the plain fallback for a model without one). */
-  chatPrompt(messages: readonly ChatMessage[]): number[] {
-    return this.tokenizer.chatPrompt(messages);
-  }
-
-  /** Tokens of `text` without special tokens. */
-  countTokens(text: string): number {
-    if (typeof text !== 'string') throw new EngineError('invalid_request', 'text must be a string');
-    return this.tokenizer.encode(text, false).length;
-  }
-
-  /** Token ids of `text`, with BOS when `addSpecialTokens` (default true). */
-  encode(text: string, addSpecialTokens = true): number[] {
-    return this.tokenizer.encode(text, addSpecialTokens);
-  }
-
-  get hasChatTemplate(): boolean {
-    return this.tokenizer.hasChatTemplate;
-  }
-
-  /** The prompt text a conversation renders to through the chat template (null without one). */
-  renderChat(messages: readonly ChatMessage[]): string | null {
-    return this.tokenizer.renderChat(messages);
-  }
-
   stats(): EngineStats {
     const s = this.scheduler.stats();
     return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks };
@@ -219,15 +179,6 @@ export class Engine {
       ticket.cancel();
     };
     return channel;
-  }
-
-  /** Checks a request and tokenizes its prompt: throws the errors generate() throws up front. */
-  plan(req: GenerateRequest): PlannedRequest {
-    return planRequest(req, {
-      contextLength: this.loaded.config.contextLength,
-      vocabSize: this.loaded.config.vocabSize,
-      encode: (text, special) => this.tokenizer.encode(text, special),
-    });
   }
 
   /**

@@ -8,15 +8,23 @@ import { EngineError } from './errors.js';
 import type { SamplingParams } from './sampler.js';
 import { isWellFormed } from './text.js';
 
-/** The request fields the plan reads (engine.ts's GenerateRequest). */
-export interface PlanInput {
+/** A generation request, as every engine takes it (engine.ts re-exports it). */
+export interface GenerateRequest {
+  /** Text (encoded with the model's special tokens, i.e. BOS) or token ids used as they are. */
   readonly prompt: string | readonly number[];
+  /** Most tokens to generate; default: what the context leaves after the prompt. */
   readonly maxTokens?: number;
+  /** 0 = greedy. Default 1. */
   readonly temperature?: number;
+  /** Default 1 (off). */
   readonly topP?: number;
+  /** Default 0 (off). */
   readonly topK?: number;
+  /** Makes sampling reproducible. */
   readonly seed?: number;
+  /** Up to 4 strings; output ends before the first occurrence of any. */
   readonly stop?: readonly string[];
+  /** Adds the generated token ids to the done event (tests, benchmarks). */
   readonly returnTokenIds?: boolean;
 }
 
@@ -39,7 +47,7 @@ export interface PlanContext {
 const MAX_STOPS = 4;
 const MAX_STOP_LENGTH = 256;
 
-export function planRequest(req: PlanInput, ctx: PlanContext): PlannedRequest {
+export function planRequest(req: GenerateRequest, ctx: PlanContext): PlannedRequest {
   if (req === null || typeof req !== 'object') throw new EngineError('invalid_request', 'request must be an object');
   const contextLength = ctx.contextLength;
   const vocab = ctx.vocabSize;

@@ -15,8 +15,8 @@ import { Worker } from 'node:worker_threads';
 import { EventChannel } from './channel.js';
 import type { EngineModelInfo, EngineStats, GenerateEvent, GenerateRequest } from './engine.js';
 import { EngineError } from './errors.js';
-import { planRequest } from './plan.js';
-import { createTokenizer, type ChatMessage, type Tokenizer } from './tokenizer.js';
+import { TokenizerFront } from './tokenizer-front.js';
+import { createTokenizer } from './tokenizer.js';
 import { deliverBatch, type BatchTarget, type FromWorker, type ToWorker, type WorkerInit, type WorkerReady } from './worker-protocol.js';
 
 export interface WorkerEngineOptions {
@@ -47,15 +47,13 @@ function startWorker(workerData: WorkerInit): Worker {
   return new Worker(boot, { eval: true, workerData });
 }
 
-export class WorkerEngine {
+export class WorkerEngine extends TokenizerFront {
   readonly model: EngineModelInfo;
   readonly threads: number;
   readonly decodeMode: WorkerReady['decodeMode'];
   readonly padding: WorkerReady['padding'];
   readonly dtypes: WorkerReady['dtypes'];
   readonly stopTokenIds: readonly number[];
-  private readonly tokenizer: Tokenizer;
-  private readonly vocabSize: number;
   private readonly capacity: number;
   private readonly streams = new Map<number, EventChannel>();
   private nextId = 1;
@@ -65,14 +63,16 @@ export class WorkerEngine {
   private readonly statsWaiters = new Map<number, { resolve: (s: EngineStats) => void; reject: (e: EngineError) => void }>();
 
   private constructor(private readonly worker: Worker, info: WorkerReady, opts: { maxBatch: number; maxQueue: number }) {
+    super(createTokenizer(info.tokenizerJson, info.tokenizerConfig, info.vocabSize, info.model.contextLength), {
+      contextLength: info.model.contextLength,
+      vocabSize: info.vocabSize,
+    });
     this.model = info.model;
     this.threads = info.threads;
     this.decodeMode = info.decodeMode;
     this.padding = info.padding;
     this.dtypes = info.dtypes;
     this.stopTokenIds = info.stopTokenIds;
-    this.vocabSize = info.vocabSize;
-    this.tokenizer = createTokenizer(info.tokenizerJson, info.tokenizerConfig, info.vocabSize, info.model.contextLength);
     this.capacity = opts.maxBatch + opts.maxQueue;
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     this.workerGone = new Promise((resolve) => {
@@ -140,23 +140,6 @@ export class WorkerEngine {
     return new WorkerEngine(worker, info, { maxBatch, maxQueue });
   }
 
-  chatPrompt(messages: readonly ChatMessage[]): number[] {
-    return this.tokenizer.chatPrompt(messages);
-  }
-
-  countTokens(text: string): number {
-    if (typeof text !== 'string') throw new EngineError('invalid_request', 'text must be a string');
-    return this.tokenizer.encode(text, false).length;
-  }
-
-  encode(text: string, addSpecialTokens = true): number[] {
-    return this.tokenizer.encode(text, addSpecialTokens);
-  }
-
-  get hasChatTemplate(): boolean {
-    return this.tokenizer.hasChatTemplate;
-  }
-
   /** Sequences admitted and not yet ended (running or waiting in the worker). */
   get inFlight(): number {
     return this.streams.size;
@@ -166,11 +149,7 @@ export class WorkerEngine {
   generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerateEvent> {
     if (this.closed) throw new EngineError('closed', 'the engine is closed');
     if (signal?.aborted) throw new EngineError('cancelled', 'the request was cancelled');
-    const plan = planRequest(req, {
-      contextLength: this.model.contextLength,
-      vocabSize: this.vocabSize,
-      encode: (text, special) => this.tokenizer.encode(text, special),
-    });
+    const plan = this.plan(req);
     if (this.streams.size >= this.capacity) throw new EngineError('busy', 'the engine is at capacity; try again later');
     const id = this.newId();
     const channel = new EventChannel();
