@@ -3,17 +3,15 @@
 // neither takes every place (the excess gets a sealed 429) nor delays other sessions behind its
 // queue.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { createProvider, type EvidenceProvider } from '../enclave/providers/index.js';
-import { Engine } from '../engine/index.js';
+import { describe, test } from 'node:test';
 import { isServerError } from '../server/errors.js';
-import { startServer, type RunningServer } from '../server/lifecycle.js';
+import { startServer } from '../server/lifecycle.js';
 import { GenerationLimiter, type Permit } from '../server/limiter.js';
 import { resolveLimits, type Limits } from '../server/limits.js';
 import { startChildServer } from './fixtures/server/child.js';
+import { useSimulatedModel } from './fixtures/server/model.js';
 import { attest, sendChunked, sendPlain, sseData } from './fixtures/server/client.js';
 
-const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 
 describe('GenerationLimiter', () => {
   test('waiting work is served round robin over sessions, in order within one', async () => {
@@ -76,21 +74,11 @@ describe('GenerationLimiter', () => {
 });
 
 describe('a session with 100 concurrent generations', () => {
-  let engine: Engine;
-  let provider: EvidenceProvider;
-
-  before(async () => {
-    engine = await Engine.create({ modelDir: MODEL_DIR, threads: 1 });
-    provider = await createProvider('simulated', { simulation: { modelDigest: engine.model.digest } });
-  });
-  after(async () => {
-    provider.close?.();
-    await engine.close();
-  });
+  const model = useSimulatedModel();
 
   async function withServer(overrides: Partial<Limits>, fn: (base: string) => Promise<void>): Promise<void> {
     const limits = resolveLimits({ maxRequestsPerSession: 10_000, attestationBurst: 100, attestationRate: 100, ...overrides });
-    const server = await startServer({ engine, provider, limits, host: '127.0.0.1', port: 0 });
+    const server = await startServer({ engine: model.engine, provider: model.provider, limits, host: '127.0.0.1', port: 0 });
     try {
       await fn(server.url);
     } finally {

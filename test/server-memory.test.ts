@@ -6,9 +6,8 @@
 // /healthz answers in under 100 ms.
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { after, before, describe, test } from 'node:test';
-import { createProvider, type EvidenceProvider } from '../enclave/providers/index.js';
-import { Engine } from '../engine/index.js';
+import { describe, test } from 'node:test';
+import { useSimulatedModel } from './fixtures/server/model.js';
 import { ByteBudget, meterBody } from '../server/budget.js';
 import { parseServeConfig } from '../server/config.js';
 import { isServerError } from '../server/errors.js';
@@ -17,7 +16,6 @@ import { bodyBytesForContext, resolveLimits, type Limits } from '../server/limit
 import { startChildServer } from './fixtures/server/child.js';
 import { attest } from './fixtures/server/client.js';
 
-const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 
 /** A raw connection to `base` that collects what the server sends. */
 function rawConnection(base: string): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
@@ -86,20 +84,10 @@ describe('ByteBudget and meterBody', () => {
 });
 
 describe('in process', () => {
-  let engine: Engine;
-  let provider: EvidenceProvider;
-
-  before(async () => {
-    engine = await Engine.create({ modelDir: MODEL_DIR, threads: 1 });
-    provider = await createProvider('simulated', { simulation: { modelDigest: engine.model.digest } });
-  });
-  after(async () => {
-    provider.close?.();
-    await engine.close();
-  });
+  const model = useSimulatedModel();
 
   async function withServer(overrides: Partial<Limits>, fn: (s: RunningServer) => Promise<void>): Promise<void> {
-    const server = await startServer({ engine, provider, limits: resolveLimits(overrides), host: '127.0.0.1', port: 0 });
+    const server = await startServer({ engine: model.engine, provider: model.provider, limits: resolveLimits(overrides), host: '127.0.0.1', port: 0 });
     try {
       await fn(server);
     } finally {
