@@ -7,45 +7,17 @@
 // answer, and the default platform (auto) must refuse to start without a TEE.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDockerfile, substitute } from '../deploy/lib/dockerfile.js';
 
+import { dropPrivileges, isRoot, lockWithResolved, sh, spawnListening, type Listening } from './fixtures/packaging.js';
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const serverPresent = existsSync(join(root, 'server', 'lifecycle.ts')) && existsSync(join(root, 'cli', 'commands', 'serve.ts'));
-const NOBODY = 65534;
-const isRoot = process.getuid?.() === 0;
-
-function sh(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number }) {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, encoding: 'utf8', timeout: opts.timeoutMs });
-  return { code: r.status, out: r.stdout ?? '', err: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
-}
-
-/**
- * The lock file records integrity but no tarball URLs, so an offline `npm ci`
- * would need the registry's package documents in the cache too; depending on
- * how the cache was filled they may be stored for a different Accept header.
- * Adding the canonical registry URL of each exact version lets npm take the
- * tarball from the cache by its integrity, which the lock file still pins.
- */
-function lockWithResolved(lockText: string): string {
-  const lock = JSON.parse(lockText) as { packages: Record<string, { version?: string; resolved?: string; link?: boolean }> };
-  for (const [path, meta] of Object.entries(lock.packages)) {
-    if (path === '' || meta.resolved || meta.link || !meta.version) continue;
-    const name = path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
-    meta.resolved = `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${meta.version}.tgz`;
-  }
-  return JSON.stringify(lock, null, 2);
-}
-
-function dropPrivileges(cmd: string[]): string[] {
-  // root ignores file modes; run as nobody so "read-only" means something.
-  return isRoot ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', ...cmd] : cmd;
-}
-
 /**
  * As root with mount namespaces available, go further, like `docker run --read-only`: in a
  * private mount namespace every file system except /proc, /sys and /dev is remounted
@@ -69,23 +41,8 @@ function confine(cmd: string[]): string[] {
   return canUnshare ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', READ_ONLY_WRAPPER, 'sh', ...dropped] : dropped;
 }
 
-function startServer(app: string, env: NodeJS.ProcessEnv): { child: ChildProcess; url: Promise<string>; exit: Promise<number | null>; output: () => string } {
-  const argv = confine([process.execPath, join(app, 'dist', 'cli', 'sealed.js'), 'serve', '--host', '127.0.0.1', '--port', '0']);
-  const child = spawn(argv[0], argv.slice(1), { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const url = new Promise<string>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    void exit.then((code) => reject(new Error(`server exited (${code}) before listening:\n${out}`)));
-    setTimeout(() => reject(new Error(`server did not listen within 45 s:\n${out}`)), 45_000).unref();
-  });
-  return { child, url, exit, output: () => out };
+function startServer(app: string, env: NodeJS.ProcessEnv): Listening {
+  return spawnListening(confine([process.execPath, join(app, 'dist', 'cli', 'sealed.js'), 'serve', '--host', '127.0.0.1', '--port', '0']), app, env, 'server');
 }
 
 test('production install: read-only tree, compiled JS, serves /healthz and a session attestation', { skip: serverPresent ? false : 'server/ and cli/commands/serve.ts have not landed', timeout: 240_000 }, async (t) => {

@@ -6,34 +6,15 @@
 // and `sealed proxy` must serve /chat and its script, prebuilt, with no bundler installed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDockerfile } from '../deploy/lib/dockerfile.js';
 
+import { dropPrivileges, lockWithResolved, sh, spawnListening, type Listening } from './fixtures/packaging.js';
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const NOBODY = 65534;
-const isRoot = process.getuid?.() === 0;
-
-function sh(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number }) {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, encoding: 'utf8', timeout: opts.timeoutMs });
-  return { code: r.status, out: r.stdout ?? '', err: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
-}
-
-/** The lock with each package's registry tarball URL added, so an offline `npm ci` finds it in the cache. */
-function lockWithResolved(lockText: string): string {
-  const lock = JSON.parse(lockText) as { packages: Record<string, { version?: string; resolved?: string; link?: boolean }> };
-  for (const [path, meta] of Object.entries(lock.packages)) {
-    if (path === '' || meta.resolved || meta.link || !meta.version) continue;
-    const name = path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
-    meta.resolved = `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${meta.version}.tgz`;
-  }
-  return JSON.stringify(lock, null, 2);
-}
-
-/** Every package directory under node_modules, scoped ones as `@scope/name`, nested ones included. */
 function installedPackages(dir: string): string[] {
   const out: string[] = [];
   const visit = (nm: string) => {
@@ -52,25 +33,8 @@ function installedPackages(dir: string): string[] {
 }
 
 /** A child `sealed` process from the production tree, as nobody when root, with its announced URL. */
-function sealed(app: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; url: Promise<string>; exit: Promise<number | null>; output: () => string } {
-  const cmd = [process.execPath, join(app, 'dist', 'cli', 'sealed.js'), ...args];
-  const argv = isRoot ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', ...cmd] : cmd;
-  const child = spawn(argv[0], argv.slice(1), { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const url = new Promise<string>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/[^\s/]+)/.exec(out);
-      if (m) resolve(m[1]);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exit.then((code) => reject(new Error(`${args[0]} exited (${code}) before listening:\n${out}`)));
-    setTimeout(() => reject(new Error(`${args[0]} did not listen within 45 s:\n${out}`)), 45_000).unref();
-  });
-  url.catch(() => {});
-  return { child, url, exit, output: () => out };
+function sealed(app: string, args: string[], env: NodeJS.ProcessEnv): Listening {
+  return spawnListening(dropPrivileges([process.execPath, join(app, 'dist', 'cli', 'sealed.js'), ...args]), app, env, args[0]!);
 }
 
 // Never in production: development tooling, and what only transformers.js would bring.
