@@ -9,6 +9,7 @@ import { SealedClient } from '../client/sdk.js';
 import { Conversation, DEFAULT_MAX_TOKENS, parseContextError, refusalOf } from '../client/conversation.js';
 import { runChat } from '../cli/commands/chat.js';
 import { startRealServer, type RealServer } from './fixtures/client/server.js';
+import { TURNS } from './fixtures/client/turns.js';
 
 let server: RealServer;
 before(async () => {
@@ -18,18 +19,6 @@ after(async () => {
   await server?.close();
 });
 
-const TURNS = [
-  'Once upon a time there was a little girl named Lily.',
-  'She liked to play in the park with her big red ball.',
-  'One day the ball rolled far away into the tall grass.',
-  'Lily looked and looked, but she could not find it.',
-  'Then a friendly dog came running with the ball in its mouth.',
-  'Lily laughed and threw the ball for the dog.',
-  'They played together until the sun went down.',
-  'Her mom called her home for dinner.',
-  'Lily said goodbye to the dog and ran home.',
-  'That night she dreamed of the park and the dog.',
-];
 
 async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;

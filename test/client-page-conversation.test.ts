@@ -11,6 +11,7 @@ import { SealedClient } from '../client/sdk.js';
 import { startProxy, type RunningProxy } from '../client/proxy.js';
 import { buildPageBundle } from '../client/node/page-bundle.js';
 import { startRealServer, type RealServer } from './fixtures/client/server.js';
+import { TURNS } from './fixtures/client/turns.js';
 
 const CANDIDATES = process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 const CHROMIUM = CANDIDATES.find((p) => existsSync(p));
@@ -38,18 +39,6 @@ after(async () => {
   await server?.close();
 });
 
-const TURNS = [
-  'Once upon a time there was a little girl named Lily.',
-  'She liked to play in the park with her big red ball.',
-  'One day the ball rolled far away into the tall grass.',
-  'Lily looked and looked, but she could not find it.',
-  'Then a friendly dog came running with the ball in its mouth.',
-  'Lily laughed and threw the ball for the dog.',
-  'They played together until the sun went down.',
-  'Her mom called her home for dinner.',
-  'Lily said goodbye to the dog and ran home.',
-  'That night she dreamed of the park and the dog.',
-];
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function ask(page: any, text: string, n: number): Promise<string> {
