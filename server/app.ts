@@ -188,13 +188,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (isServerError(e, 'closed')) return problem(c, 'shutting_down');
       return problem(c, 'internal');
     }
-    if (begun.kind === 'retry') {
-      try {
-        return send(c, 200, await begun.evidence, JSON_HEADERS);
-      } catch {
-        return problem(c, 'internal');
-      }
-    }
     const session = begun.session;
     const evidence = buildEvidence({
       provider,

@@ -60,9 +60,11 @@ interface Entry<C> {
   evidence: Promise<string> | undefined;
 }
 
-export type BeginResult<C> =
-  | { kind: 'new'; session: Session<C>; setEvidence(evidence: Promise<string>): void }
-  | { kind: 'retry'; session: Session<C>; evidence: Promise<string> };
+export interface Begun<C> {
+  session: Session<C>;
+  /** Keeps the evidence made for the session, so that a retried GET (retryEvidence) answers the same. */
+  setEvidence(evidence: Promise<string>): void;
+}
 
 export class SessionStore<C> {
   readonly #opts: SessionStoreOptions<C>;
@@ -91,21 +93,15 @@ export class SessionStore<C> {
   }
 
   /**
-   * Starts session `sid` attested with `nonce` (lowercase hex), or finds the one a retried request
-   * already started. ServerError: 'session_live' (409) when `sid` is live and this is not a safe
-   * retry; 'too_many_sessions' (429, `retryAfterSeconds`) when full of sessions in use; 'closed'.
+   * Starts session `sid` attested with `nonce` (lowercase hex). A safe retry of an attestation is
+   * answered from retryEvidence() before this is called. ServerError: 'session_live' (409) when
+   * `sid` is live; 'too_many_sessions' (429, `retryAfterSeconds`) when full of sessions in use;
+   * 'closed'.
    */
-  begin(sid: string, nonce: string): BeginResult<C> {
+  begin(sid: string, nonce: string): Begun<C> {
     if (this.#closed) throw new ServerError('closed', 'the session store is closed');
     this.sweep();
-    const existing = this.#live.get(sid);
-    if (existing) {
-      // Safe to retry only as the same attestation (same nonce) of a session nobody has used yet.
-      if (!existing.used && existing.evidence && existing.session.nonce === nonce) {
-        return { kind: 'retry', session: existing.session, evidence: existing.evidence };
-      }
-      throw new ServerError('session_live', 'this session id is live');
-    }
+    if (this.#live.has(sid)) throw new ServerError('session_live', 'this session id is live');
     if (this.#live.size >= this.#opts.maxSessions) {
       const oldestUnused = this.#unused.keys().next();
       if (oldestUnused.done) {
@@ -134,7 +130,6 @@ export class SessionStore<C> {
     this.#live.set(sid, entry);
     this.#unused.set(sid, entry);
     return {
-      kind: 'new',
       session,
       setEvidence: (evidence) => {
         if (this.#live.get(sid) === entry && !entry.used) entry.evidence = evidence;

@@ -56,9 +56,7 @@ function store(opts: { max?: number; lifetimeMs?: number; unusedMs?: number; now
 }
 
 function begin<C>(s: SessionStore<C>, sid: string, nonce = NONCE) {
-  const r = s.begin(sid, nonce);
-  assert.equal(r.kind, 'new');
-  return r.session;
+  return s.begin(sid, nonce).session;
 }
 
 test('sessions: named by the client, real X25519 keys under a random key id, expiry (whole seconds) wipes the key', () => {
@@ -89,23 +87,27 @@ test('sessions: named by the client, real X25519 keys under a random key id, exp
 });
 
 test('sessions: a retried attestation (same sid, same nonce, unused) gets the same evidence; anything else is 409', async () => {
-  const sessions = store({ now: () => 0 });
+  let now = 0;
+  const sessions = store({ now: () => now, unusedMs: 5000 });
   const first = sessions.begin(SID(1), NONCE);
-  assert.equal(first.kind, 'new');
-  if (first.kind !== 'new') return;
-  // Before the evidence exists a retry cannot be answered with it: the sid is simply live.
-  assert.throws(() => sessions.begin(SID(1), NONCE), (e) => isServerError(e, 'session_live'));
+  assert.equal(sessions.retryEvidence(SID(1), NONCE), undefined, 'no evidence yet, nothing to repeat');
   first.setEvidence(Promise.resolve('{"doc":1}'));
-  const retry = sessions.begin(SID(1), NONCE);
-  assert.equal(retry.kind, 'retry');
-  if (retry.kind === 'retry') {
-    assert.equal(retry.session, first.session);
-    assert.equal(await retry.evidence, '{"doc":1}');
-  }
+  assert.equal(await sessions.retryEvidence(SID(1), NONCE), '{"doc":1}');
+  assert.equal(sessions.retryEvidence(SID(1), 'cd'.repeat(32)), undefined, 'another nonce');
+  assert.equal(sessions.retryEvidence(SID(2), NONCE), undefined, 'another session');
+  // Whatever is not a retry, for a live sid, is 409.
+  assert.throws(() => sessions.begin(SID(1), NONCE), (e) => isServerError(e, 'session_live'));
   assert.throws(() => sessions.begin(SID(1), 'cd'.repeat(32)), (e) => isServerError(e, 'session_live'), 'another nonce');
   sessions.markUsed(first.session);
+  assert.equal(sessions.retryEvidence(SID(1), NONCE), undefined, 'after use the evidence is gone');
   assert.throws(() => sessions.begin(SID(1), NONCE), (e) => isServerError(e, 'session_live'), 'after use');
-  assert.equal(sessions.size, 1);
+  // Past its unused timeout a session answers no retry.
+  const second = sessions.begin(SID(2), NONCE);
+  second.setEvidence(Promise.resolve('{"doc":2}'));
+  now = 5000;
+  assert.equal(sessions.retryEvidence(SID(2), NONCE), undefined, 'ended unused');
+  sessions.sweep();
+  assert.equal(sessions.size, 1, 'the used session stays; the unused one is gone');
   sessions.close();
 });
 
