@@ -2,7 +2,6 @@
 // the answer unless the operator said the server sits behind a proxy they trust: then, and only
 // for connections from that proxy, the address comes from the header it sets. A header from
 // anyone else is never believed, or any client could name itself a new address per request.
-import { clientAddressKey } from './rate.js';
 
 export interface ProxyTrust {
   /**
@@ -34,6 +33,20 @@ export function requestAddressKey(peer: string | undefined, headers: Headers, tr
     return 'proxy-without-address';
   }
   return clientAddressKey(peer);
+}
+
+/**
+ * The key an address is limited under: an IPv4 address as it is, an IPv6 address by its /64
+ * (one subscriber's usual allocation, which a stranger can otherwise walk through at will).
+ * IPv4-mapped IPv6 addresses count as IPv4; anything that is not an address is 'unknown'.
+ */
+export function clientAddressKey(address: string | undefined): string {
+  const bytes = address === undefined ? undefined : parseAddress(address);
+  if (!bytes) return 'unknown';
+  if (bytes.length === 4) return bytes.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  return `${groups.join(':')}::/64`;
 }
 
 /** Whether `peer` is one of `proxies` (addresses or CIDR ranges). Unparseable entries match nothing. */

@@ -16,5 +16,5 @@ export { ReplayGuard, type ReplayVerdict } from './replay.js';
 export { ServerError, isServerError, type ServerErrorCode } from './errors.js';
 export { OHTTP_KEY_PROBLEM_TYPE } from './problem.js';
 export type { InferenceEngine, GenerateRequest, GenerateEvent, ChatMessage, EngineModelInfo } from './engine.js';
-export { AttestationRateLimiter, RateBucket, clientAddressKey } from './rate.js';
-export { requestAddressKey, type ProxyTrust } from './client-address.js';
+export { AttestationRateLimiter, RateBucket } from './rate.js';
+export { clientAddressKey, requestAddressKey, type ProxyTrust } from './client-address.js';

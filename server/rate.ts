@@ -100,7 +100,7 @@ export class AttestationRateLimiter {
     new RateBucket(opts.perAddressRate, opts.perAddressBurst);
   }
 
-  /** Admits one attestation from `address` (already reduced by clientAddressKey) or says when to retry. */
+  /** Admits one attestation from `address` (already reduced to its key: client-address.ts) or says when to retry. */
   check(address: string): RateVerdict {
     const now = this.#now();
     const state = this.#state(address, now);
@@ -159,34 +159,4 @@ export class AttestationRateLimiter {
 
 function refuse(waitMs: number, scope: 'address' | 'total'): RateVerdict {
   return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), scope };
-}
-
-/**
- * The key an address is limited under: an IPv4 address as it is, an IPv6 address by its /64
- * (one subscriber's usual allocation, which a stranger can otherwise walk through at will).
- * IPv4-mapped IPv6 addresses count as IPv4.
- */
-export function clientAddressKey(address: string | undefined): string {
-  if (!address) return 'unknown';
-  const a = address.trim().toLowerCase();
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(a);
-  if (mapped) return mapped[1]!;
-  if (!a.includes(':')) return a;
-  const groups = expandIpv6(a.split('%')[0]!);
-  return groups ? `${groups.slice(0, 4).join(':')}::/64` : 'unknown';
-}
-
-function expandIpv6(a: string): string[] | undefined {
-  const halves = a.split('::');
-  if (halves.length > 2) return undefined;
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-  // An embedded IPv4 tail takes two groups.
-  const last = tail.length ? tail : head;
-  if (last.length && last[last.length - 1]!.includes('.')) last.splice(last.length - 1, 1, '0', '0');
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
-  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
-  if (groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return undefined;
-  return groups.map((g) => g.replace(/^0+(?=.)/, ''));
 }

@@ -14,7 +14,7 @@ import OpenAI from 'openai';
 import { Engine } from '../engine/index.js';
 import { createSimulatedProvider, type SimulatedProvider } from '../enclave/providers/simulated.js';
 import { createApp, createRuntime } from '../server/app.js';
-import { clientAddressKey } from '../server/rate.js';
+import { clientAddressKey } from '../server/client-address.js';
 import { resolveLimits } from '../server/limits.js';
 import { SealedClient, SealedClientError } from '../client/sdk.js';
 import { runChat } from '../cli/commands/chat.js';

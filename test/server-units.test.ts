@@ -8,9 +8,9 @@ import { GenerationLimiter } from '../server/limiter.js';
 import { DEFAULT_LIMITS, resolveLimits } from '../server/limits.js';
 import { formatRequestLog } from '../server/log.js';
 import { OHTTP_KEY_PROBLEM_TYPE, problemJson, problemStatus } from '../server/problem.js';
-import { AttestationRateLimiter, clientAddressKey, RateBucket } from '../server/rate.js';
+import { AttestationRateLimiter, RateBucket } from '../server/rate.js';
 import { ReplayGuard } from '../server/replay.js';
-import { requestAddressKey } from '../server/client-address.js';
+import { clientAddressKey, requestAddressKey } from '../server/client-address.js';
 import { SessionStore } from '../server/sessions.js';
 import { ohttp } from '../server/ohttp.js';
 
@@ -234,7 +234,9 @@ test('client address keys: IPv4 as is, IPv4-mapped as IPv4, IPv6 by its /64; pro
   assert.equal(clientAddressKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64');
   assert.equal(clientAddressKey('::1'), '0:0:0:0::/64');
   assert.equal(clientAddressKey(undefined), 'unknown');
-  assert.equal(clientAddressKey('not-an-address'), 'not-an-address'.includes(':') ? 'unknown' : 'not-an-address');
+  assert.equal(clientAddressKey('not-an-address'), 'unknown');
+  assert.equal(clientAddressKey('300.1.2.3'), 'unknown');
+  assert.equal(clientAddressKey('2001:db8::1%eth0'), '2001:db8:0:0::/64', 'a zone does not make another client');
   const h = new Headers({ 'x-forwarded-for': '203.0.113.9, 198.51.100.7' });
   const trust = { proxies: ['10.0.0.5'], header: 'x-forwarded-for' };
   assert.equal(requestAddressKey('10.0.0.5', h, trust), '198.51.100.7', 'the entry the trusted proxy appended');
