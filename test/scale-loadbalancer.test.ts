@@ -77,6 +77,19 @@ describe('replicas behind HAProxy', { skip: SKIP }, () => {
     console.log(`# 300 sessions over 3 replicas: ${perReplica.join(' / ')}; 900 requests, each on its session's replica`);
   });
 
+  test('a streamed answer passes through the balancer as it is made, not buffered whole', async () => {
+    const client = await SealedClient.connect(lb!.url, { allowSimulation: true });
+    const t0 = performance.now();
+    const arrivals: number[] = [];
+    for await (const chunk of await client.complete({ prompt: 'Once upon a time', max_tokens: 400, temperature: 0, stream: true })) {
+      if (chunk.choices[0]?.text) arrivals.push(performance.now() - t0);
+    }
+    const total = performance.now() - t0;
+    assert.ok(arrivals.length >= 100, `${arrivals.length} tokens streamed`);
+    // Buffered by the balancer, the first token would arrive with the last.
+    assert.ok(arrivals[0]! < total / 2, `first token at ${arrivals[0]!.toFixed(0)} ms of ${total.toFixed(0)} ms`);
+  });
+
   test('a replica killed mid-run: its sessions attest anew on a live replica within one retry; the others are untouched; nothing is decrypted twice', async () => {
     const victim = replicas[1]!;
     const decryptedBefore = replicas.map((r) => r.count('POST', OHTTP, 200));
