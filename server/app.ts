@@ -23,7 +23,6 @@ import { ohttp, type OhttpKeyConfig } from './ohttp.js';
 import { PROBLEM_HEADERS, problemJson, problemStatus, type ProblemKind } from './problem.js';
 import { AttestationRateLimiter } from './rate.js';
 import { SessionStore } from './sessions.js';
-import { counter, watchStream } from './streams.js';
 import { RequestTracker, whenResponseCloses, type NodeResponse } from './tracker.js';
 
 /** The mutable state one server owns: sessions (keys), attestation limits, requests in flight. */
@@ -229,7 +228,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!session) return problem(c, 'unknown_key');
 
     const rec = c.get('rec');
-    const metered = meterBody(c.req.raw.body, declared, runtime.budget);
+    const metered = meterBody(c.req.raw.body, declared, runtime.budget, (n) => (rec.bytesIn += n));
     if (!metered) return problem(c, 'buffer_full');
     const tracked = tracker.track(c.req.raw.signal);
     // Done means written: under Node, when its response closes (sent, or the connection cut),
@@ -245,8 +244,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
       metered.release();
       if (!nodeRes) tracked.done();
     };
-    const body = metered.body?.pipeThrough(counter((n) => (rec.bytesIn += n))) ?? null;
-    const greq = { signal: tracked.signal, admit: () => tracked.admit(maxInflight) };
+    const body = metered.body;
+    // Streamed: the request stays tracked, and its log line waits, until the body is done.
+    const start = c.get('start');
+    const greq = {
+      signal: tracked.signal,
+      admit: () => tracked.admit(maxInflight),
+      onStreamBytes: (n: number) => (rec.bytesOut += n),
+      onStreamEnd: (aborted: boolean) => {
+        settle();
+        rec.status = 200;
+        rec.durationMs = performance.now() - start;
+        if (aborted) rec.aborted = true;
+        logger.request(rec);
+      },
+    };
     let result;
     try {
       result =
@@ -268,22 +280,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
       settle();
       return send(c, 200, result.body, headers);
     }
-    // Streamed: the request stays tracked, and its log line waits, until the body is done.
+    // The stream counts its bytes and writes the log line itself when it ends (greq above).
     c.set('deferLog', true);
-    const start = c.get('start');
-    const finish = (aborted: boolean) => {
-      settle();
-      rec.status = 200;
-      rec.durationMs = performance.now() - start;
-      if (aborted) rec.aborted = true;
-      logger.request(rec);
-    };
-    const counted = watchStream(result.body, (n) => (rec.bytesOut += n), finish);
     // Declared chunked so that @hono/node-server writes the head at once: without it, it first
     // tries to read the whole body for a Content-Length and, finding the first event not ready
     // (the model is still on the prompt), waits a timer tick before it gives up: a millisecond or
     // more added to every stream's first token.
-    return new Response(counted, { status: 200, headers: { ...headers, incremental: '?1', 'transfer-encoding': 'chunked' } });
+    return new Response(result.body, { status: 200, headers: { ...headers, incremental: '?1', 'transfer-encoding': 'chunked' } });
   });
 
   app.notFound((c) => problem(c, 'not_found'));

@@ -41,9 +41,15 @@ export interface MeteredBody {
 /**
  * Meters `body` against `budget`: null when its declared length does not fit (refuse before
  * reading); otherwise the body, which errors with ServerError('buffer_full') as soon as a piece
- * of a body of unknown length does not fit, so nothing more of it is read.
+ * of a body of unknown length does not fit, so nothing more of it is read. `onBytes` hears the
+ * size of every piece that passes (the access log's count), in the same step: one stream, not two.
  */
-export function meterBody(body: ReadableStream<Uint8Array> | null, declared: number | null, budget: ByteBudget): MeteredBody | null {
+export function meterBody(
+  body: ReadableStream<Uint8Array> | null,
+  declared: number | null,
+  budget: ByteBudget,
+  onBytes?: (n: number) => void,
+): MeteredBody | null {
   let held = 0;
   let over = false;
   let released = false;
@@ -73,6 +79,7 @@ export function meterBody(body: ReadableStream<Uint8Array> | null, declared: num
           }
           held += more;
         }
+        onBytes?.(chunk.byteLength);
         controller.enqueue(chunk);
       },
     }),

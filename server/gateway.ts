@@ -42,6 +42,10 @@ export interface GatewayRequest {
   signal: AbortSignal;
   /** False when every place is taken: the request is refused as overloaded (503). */
   admit(): boolean;
+  /** A streamed answer's sealed bytes as they leave (the access log's count). */
+  onStreamBytes?(n: number): void;
+  /** Once, when a streamed answer ends: complete (false), or failed or cancelled by the reader (true). */
+  onStreamEnd?(aborted: boolean): void;
 }
 
 /** What the gateway answers: a problem (outer error) or the sealed response. */
@@ -198,7 +202,7 @@ export async function handleChunked(
     plain.fill(0);
     return { ok: true, contentType: MEDIA.chunkedRes, body: out };
   }
-  return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer, deps.streamPadding ?? true) };
+  return { ok: true, contentType: MEDIA.chunkedRes, body: sealEventStream(res, sealer, deps.streamPadding ?? true, req) };
 }
 
 /** Decodes the Binary HTTP request and runs it through the inner app. Never throws. */
@@ -257,13 +261,30 @@ interface ResponseSealer {
  * sealed chunk with the Binary HTTP head, one per inner body chunk (one event each; with `pad`,
  * the events completed by that chunk, each padded to its size bucket), and the final chunk
  * carrying the end of the content. Cancelling it cancels the inner body, which cancels the
- * generation.
+ * generation. It reports its bytes and its end to `observe` itself, so the response needs no
+ * further stream around it to be counted (each layer of web stream costs every token a few
+ * promises).
  */
-function sealEventStream(res: Response, sealer: ResponseSealer, pad: boolean): ReadableStream<Uint8Array> {
+function sealEventStream(
+  res: Response,
+  sealer: ResponseSealer,
+  pad: boolean,
+  observe: Pick<GatewayRequest, 'onStreamBytes' | 'onStreamEnd'>,
+): ReadableStream<Uint8Array> {
   const reader = res.body!.getReader();
   const bhttp = new BhttpResponseStreamEncoder();
   const padder = pad ? new EventPadder() : null;
   let started = false;
+  let ended = false;
+  const end = (aborted: boolean): void => {
+    if (ended) return;
+    ended = true;
+    observe.onStreamEnd?.(aborted);
+  };
+  const send = (controller: ReadableStreamDefaultController<Uint8Array>, bytes: Uint8Array): void => {
+    observe.onStreamBytes?.(bytes.byteLength);
+    controller.enqueue(bytes);
+  };
   /** One Binary HTTP body chunk, sealed; `plain` is a copy made here, wiped once framed. */
   const sealBody = (plain: Uint8Array, ours: boolean): Uint8Array => {
     const framed = bhttp.body(plain);
@@ -278,7 +299,7 @@ function sealEventStream(res: Response, sealer: ResponseSealer, pad: boolean): R
         if (!started) {
           started = true;
           const head = bhttp.head(res.status, responseFields(res.headers));
-          controller.enqueue(concat(sealer.header, sealer.sealChunk(head)));
+          send(controller, concat(sealer.header, sealer.sealChunk(head)));
           return;
         }
         // Loop until something is written: a pull that enqueues nothing may not be called again.
@@ -291,27 +312,30 @@ function sealEventStream(res: Response, sealer: ResponseSealer, pad: boolean): R
             padder?.wipe();
             sealer.destroy(); // wipes the response key; the client sees the response cut
             controller.error(new ServerError('inner_stream_failed', 'inner response stream failed'));
+            end(true);
             return;
           }
           if (r.done) {
             // An event left without its blank line cannot take a comment line: it goes as it is.
             const rest = padder?.flush();
-            if (rest && rest.byteLength > 0) controller.enqueue(sealBody(rest, true));
-            controller.enqueue(sealer.sealFinal(bhttp.end()));
+            if (rest && rest.byteLength > 0) send(controller, sealBody(rest, true));
+            send(controller, sealer.sealFinal(bhttp.end()));
             controller.close();
+            end(false);
             return;
           }
           // The inner chunk belongs to the inner app; only the copies made here are wiped.
           const out = padder ? padder.push(r.value) : r.value;
           // Skip empty pieces: an empty Binary HTTP body chunk would end the content early.
           if (out.byteLength === 0) continue;
-          controller.enqueue(sealBody(out, padder !== null));
+          send(controller, sealBody(out, padder !== null));
           return;
         }
       },
       async cancel() {
         padder?.wipe();
         sealer.destroy(); // wipes the response key; the client sees the response cut
+        end(true);
         await reader.cancel().catch(() => {});
       },
     },

@@ -55,6 +55,9 @@ export class EventPadder {
   #pending = new Uint8Array(0);
 
   push(chunk: Uint8Array): Uint8Array {
+    // The inner app writes one whole event per chunk: padded straight from the chunk, without the
+    // three copies (join, split, concatenate) that an event cut across chunks needs.
+    if (this.#pending.byteLength === 0 && isOneEvent(chunk)) return padEvent(chunk);
     const buf = new Uint8Array(this.#pending.byteLength + chunk.byteLength);
     buf.set(this.#pending, 0);
     buf.set(chunk, this.#pending.byteLength);
@@ -84,4 +87,12 @@ export class EventPadder {
   wipe(): void {
     this.#pending.fill(0);
   }
+}
+
+/** True when `bytes` is exactly one event: its first blank line is its end. */
+function isOneEvent(bytes: Uint8Array): boolean {
+  const n = bytes.byteLength;
+  if (n < 2 || bytes[n - 1] !== LF || bytes[n - 2] !== LF) return false;
+  for (let i = 1; i < n - 1; i++) if (bytes[i] === LF && bytes[i - 1] === LF) return false;
+  return true;
 }

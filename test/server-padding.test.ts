@@ -55,6 +55,27 @@ describe('EventPadder', () => {
     assert.equal(dec.decode(p.flush()), 'data: x');
     assert.deepEqual(sseData(outs.map((o) => dec.decode(o)).join('')), ['{"a":1}', '{"b":22}', '[DONE]']);
   });
+
+  test('one whole event per chunk (the inner app\'s way) gives the same bytes as padEvent, and a fresh array each time', () => {
+    const p = new EventPadder();
+    for (const s of ['data: {"a":1}\n\n', 'data: ' + 'x'.repeat(300) + '\n\n', 'data: [DONE]\n\n']) {
+      const chunk = enc.encode(s);
+      const out = p.push(chunk);
+      assert.deepEqual(out, padEvent(enc.encode(s)));
+      assert.notEqual(out.buffer, chunk.buffer, 'the caller may wipe what it gets without touching the inner chunk');
+      out.fill(0);
+      assert.equal(dec.decode(chunk), s, 'the inner chunk is left as it was');
+    }
+    assert.equal(p.flush().byteLength, 0, 'nothing held back');
+  });
+
+  test('a chunk holding an event and the start of the next, after whole events, keeps the tail', () => {
+    const p = new EventPadder();
+    assert.equal(p.push(enc.encode('data: 1\n\n')).byteLength, MIN_BUCKET);
+    assert.equal(p.push(enc.encode('data: 2\n\ndata: 3')).byteLength, MIN_BUCKET, 'only the completed event');
+    assert.equal(p.push(enc.encode('\n\n')).byteLength, MIN_BUCKET, 'the tail completes; the fast path is not taken over a held tail');
+    assert.equal(p.flush().byteLength, 0);
+  });
 });
 
 describe('sealed chunk sizes of a stream', () => {
