@@ -122,8 +122,12 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
   return o;
 }
 
-/** Requests per level: enough to fill every worker twice, fewer in a quick run. */
+/**
+ * Requests per level: every worker four times (32 at least), fewer in a quick run. A level of
+ * half a second (the old 2x) let one hiccup of a shared machine move a ratio by a tenth; the
+ * targets are ratios of two levels, so each must run long enough to average such hiccups out.
+ */
 export function requestsFor(o: BenchOptions, concurrency: number): number {
   if (o.requests !== undefined) return o.requests;
-  return o.quick ? Math.max(8, concurrency) : Math.max(16, 2 * concurrency);
+  return o.quick ? Math.max(8, concurrency) : Math.max(32, 4 * concurrency);
 }

@@ -17,6 +17,7 @@ import { createTransformersJsDriver } from './modes/transformers-js.js';
 import { round } from './stats.js';
 import { evaluateTargets } from './targets.js';
 import { ceilingRun, openCeiling, type Ceiling } from './ceiling.js';
+import { startNeighbour } from './neighbour.js';
 import { MODES } from './types.js';
 import os from 'node:os';
 import process from 'node:process';
@@ -210,6 +211,14 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
       if (setup !== undefined) report.session_setup_ms_p50 = setup;
       Object.assign(report.extra, rest);
     }
+    if (ceiling) {
+      try {
+        progress('the runtime beside a busy core');
+        report.neighbour = await measureNeighbour(ceiling);
+      } catch (err) {
+        errors.push({ mode: 'neighbour', ...describeError(err) });
+      }
+    }
     try {
       progress('seal + open of one 100-byte chunk');
       const cost = await measureSealOpen();
@@ -243,6 +252,24 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   if (cpuRows.length > 0) report.cpu = cpuRows;
   if (errors.length > 0) report.errors = errors;
   return report;
+}
+
+/** Steps per side of the neighbour comparison: a few hundred ms each at batch 1. */
+const NEIGHBOUR_STEPS = 1500;
+
+/** The batch-1 step alone, then beside a spinning thread, then alone again (drift lands on both sides). */
+async function measureNeighbour(ceiling: Ceiling): Promise<NonNullable<BenchReport['neighbour']>> {
+  const half = NEIGHBOUR_STEPS / 2;
+  const before = (await ceiling.measure(1, half)).stepMs;
+  const neighbour = await startNeighbour();
+  let busy: number[];
+  try {
+    busy = (await ceiling.measure(1, NEIGHBOUR_STEPS)).stepMs;
+  } finally {
+    await neighbour.stop();
+  }
+  const after = (await ceiling.measure(1, half)).stepMs;
+  return { alone: ceilingRun(1, [...before, ...after]), beside_busy_core: ceilingRun(1, busy) };
 }
 
 function roundAll(values: Record<string, number>): Record<string, number> {

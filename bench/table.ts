@@ -56,6 +56,15 @@ export function formatReport(report: BenchReport): string {
       '',
     );
   }
+  if (report.neighbour !== undefined) {
+    const { alone, beside_busy_core: busy } = report.neighbour;
+    lines.push(
+      `the runtime's batch-1 step beside a busy core (a thread spinning on another core): ${fmt(busy.tokens_per_second, 1)} tok/s, ` +
+        `p50 ${fmt(busy.step_ms_p50, 3)} ms, against ${fmt(alone.tokens_per_second, 1)} tok/s, p50 ${fmt(alone.step_ms_p50, 3)} ms alone ` +
+        `(${fmt(busy.tokens_per_second / alone.tokens_per_second, 2)}x): what the serving path's own CPU on "the other core" costs the engine here`,
+      '',
+    );
+  }
   const extras: string[] = [];
   if (report.session_setup_ms_p50 !== undefined) extras.push(`session set-up (attest + verify) p50: ${fmt(report.session_setup_ms_p50, 2)} ms`);
   const rss = report.extra.server_rss_mb;

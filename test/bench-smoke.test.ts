@@ -47,6 +47,13 @@ test('sealed bench: engine + plaintext-http smoke run writes CONTRACT JSON and a
     assert.ok(cpu.filter((r) => r.mode === 'engine').every((r) => r.server_cpu_us_per_token === null));
     assert.ok(cpu.filter((r) => r.mode === 'plaintext-http').every((r) => typeof r.server_cpu_us_per_token === 'number' && r.server_cpu_us_per_token >= 0));
     assert.ok((doc.plaintext_server_rss_mb as number) > 0, 'twin RSS read from /proc');
+    // The batch-1 step alone and beside a busy core: both measured, both batch 1, every step counted.
+    const nb = doc.neighbour as { alone: Record<string, number>; beside_busy_core: Record<string, number> };
+    for (const side of [nb.alone, nb.beside_busy_core]) {
+      assert.equal(side.batch, 1);
+      assert.equal(side.steps, 1500);
+      assert.ok(side.tokens_per_second > 0 && side.step_ms_p50 > 0);
+    }
     const svg = await readFile(chart, 'utf8');
     assert.match(svg, /^<svg /);
     assert.equal((svg.match(/<polyline class="series"/g) ?? []).length, 2);

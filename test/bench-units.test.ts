@@ -264,8 +264,8 @@ test('parseArgs: defaults, quick, lists, strict errors', () => {
   assert.deepEqual(d.modes, ['engine', 'plaintext-http', 'encrypted-http', 'transformers-js']);
   assert.equal(d.threads, 1);
   assert.equal(d.maxTokens, 200);
-  assert.equal(requestsFor(d, 1), 16);
-  assert.equal(requestsFor(d, 32), 64);
+  assert.equal(requestsFor(d, 1), 32);
+  assert.equal(requestsFor(d, 32), 128);
   const q = parseArgs(['--quick', '--json', 'out.json', '--chart=c.svg']);
   assert.deepEqual(q.concurrency, [1, 16]);
   assert.equal(q.json, 'out.json');
