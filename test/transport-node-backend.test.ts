@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as nodeCrypto from 'node:crypto';
 import { createNodeAeadBackend, createNodeX25519Backend, useNodeCrypto } from '../transport/node-backend.js';
 import {
-  setAeadBackend, aeadBackendName, setX25519Backend, x25519BackendName, deriveKeyPair, encap, decap, generateKeyPair, CipherSuite, aeadSeal, aeadOpen, keySchedule, Context, AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, type AeadId,
+  setAeadBackend, aeadBackendName, setX25519Backend, x25519BackendName, deriveKeyPair, encap, decap, generateKeyPair, publicKeyFromPrivate, CipherSuite, aeadSeal, aeadOpen, keySchedule, Context, AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, type AeadId,
 } from '../transport/hpke.js';
 import { decodeKeyConfig, encapsulateRequest } from '../transport/ohttp.js';
 import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
@@ -181,3 +181,42 @@ test('the X25519 backend refuses to start when the key import does not derive th
   // The real module passes it.
   assert.equal(createNodeX25519Backend(nodeCrypto).name, 'node:crypto');
 });
+
+test('node:crypto key generation: fresh pairs whose public key is the private key\'s, distinct every time, and usable by noble', () => {
+  const x = createNodeX25519Backend(nodeCrypto);
+  assert.equal(typeof x.generateKeyPair, 'function');
+  const seen = new Set<string>();
+  for (let i = 0; i < 50; i++) {
+    const kp = withNodeX(() => generateKeyPair());
+    assert.equal(kp.privateKey.length, 32);
+    assert.equal(kp.publicKey.length, 32);
+    // noble derives the same public key from the private key the backend returned.
+    assert.equal(hex(deriveAndCheck(kp.privateKey)), hex(kp.publicKey));
+    seen.add(hex(kp.privateKey));
+    // And a noble sender reaches a node-made recipient.
+    const sender = encap(kp.publicKey);
+    assert.equal(hex(withNodeX(() => decap(sender.enc, kp.privateKey))), hex(sender.sharedSecret));
+  }
+  assert.equal(seen.size, 50, 'no private key repeats');
+});
+
+test('node:crypto key generation refuses a JWK it cannot read exactly (wrong length, non-canonical last character, bad alphabet)', () => {
+  const good = nodeCrypto.generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' }) as { d: string; x: string };
+  const lastBitsSet = good.d.slice(0, 42) + 'B'; // 43 characters carry 258 bits: the last 2 must be zero
+  for (const d of [good.d.slice(1), good.d + 'A', lastBitsSet, good.d.slice(0, 42) + '=', good.d.slice(0, 42) + '+']) {
+    const fake = {
+      ...nodeCrypto,
+      createPrivateKey: nodeCrypto.createPrivateKey,
+      createPublicKey: nodeCrypto.createPublicKey,
+      diffieHellman: nodeCrypto.diffieHellman,
+      generateKeyPairSync: () => ({ privateKey: { export: () => ({ d, x: good.x }) } }),
+    };
+    const x = createNodeX25519Backend(fake as never);
+    assert.throws(() => x.generateKeyPair!(), (e: unknown) => e instanceof TransportError && e.code === 'invalid_key', d);
+  }
+});
+
+function deriveAndCheck(sk: Uint8Array): Uint8Array {
+  // noble's own derivation (no backend installed here).
+  return publicKeyFromPrivate(sk);
+}

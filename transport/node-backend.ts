@@ -35,6 +35,8 @@ export interface NodeKeyCryptoLike {
   createPrivateKey(input: { key: { kty: 'OKP'; crv: 'X25519'; d: string; x: string }; format: 'jwk' }): unknown;
   createPublicKey(input: unknown): unknown;
   diffieHellman(options: { privateKey: unknown; publicKey: unknown }): Uint8Array;
+  /** Optional: with it, fresh key pairs are made natively (see createNodeX25519Backend). */
+  generateKeyPairSync?(type: 'x25519'): { privateKey: unknown };
 }
 
 const ALGORITHMS: Record<number, string> = {
@@ -98,6 +100,34 @@ const PLACEHOLDER_X = 'A'.repeat(43);
 const SELF_TEST_SK = '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a';
 const SELF_TEST_PK = '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a';
 
+const B64URL_VALUE = new Map([...B64URL].map((c, i) => [c, i]));
+
+/** Strict unpadded base64url of exactly `n` bytes (a JWK member from OpenSSL), or null. */
+function fromBase64url(s: unknown, n: number): Uint8Array | null {
+  if (typeof s !== 'string' || s.length !== Math.ceil((n * 8) / 6)) return null;
+  const out = new Uint8Array(n);
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (const c of s) {
+    const v = B64URL_VALUE.get(c);
+    if (v === undefined) return null;
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (o < n) out[o++] = (acc >> bits) & 0xff;
+      acc &= (1 << bits) - 1;
+    }
+  }
+  // The leftover bits of the last character must be zero (canonical encoding).
+  return o === n && acc === 0 ? out : null;
+}
+
+interface JwkExportable {
+  export(options: { format: 'jwk' }): { d?: unknown; x?: unknown };
+}
+
 function base64url(bytes: Uint8Array): string {
   let out = '';
   for (let i = 0; i < bytes.length; i += 3) {
@@ -136,6 +166,18 @@ export function createNodeX25519Backend(nodeCrypto: NodeKeyCryptoLike): X25519Ba
   };
   if (bytesToHex(backend.publicKey(hexToBytes(SELF_TEST_SK))) !== SELF_TEST_PK) {
     throw new TransportError('invalid_argument', 'node:crypto X25519 self-test failed (RFC 7748 vector)');
+  }
+  const keygen = nodeCrypto.generateKeyPairSync;
+  if (typeof keygen === 'function') {
+    // OpenSSL's key generation and one JWK export: ~45 us, against ~140 us for random bytes, a JWK
+    // import, a public key and a DER export (the client makes a key pair for every request).
+    backend.generateKeyPair = () => {
+      const jwk = (keygen.call(nodeCrypto, 'x25519').privateKey as JwkExportable).export({ format: 'jwk' });
+      const privateKey = fromBase64url(jwk.d, 32);
+      const publicKey = fromBase64url(jwk.x, 32);
+      if (!privateKey || !publicKey) throw new TransportError('invalid_key', 'unexpected key pair encoding');
+      return { privateKey, publicKey };
+    };
   }
   return backend;
 }
