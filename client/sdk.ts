@@ -13,6 +13,7 @@ import { checkRetryLimits, retryAfterMs, sleep, type RetryLimits } from './retry
 import type { VerificationReport } from './report.js';
 import { openAiChunkBatches } from './sse.js';
 import { flatten } from './response-stream.js';
+import { useNativeCryptoIfNode } from './native-crypto.js';
 import { collect, readerChunks } from './streams.js';
 import type {
   ChatCompletion,
@@ -101,6 +102,7 @@ export class SealedClient {
   /** Attests the server at `url` and verifies it; rejects with SealedClientError (nothing sent) if it does not verify. */
   static async connect(url: string | URL, options: ConnectOptions = {}): Promise<SealedClient> {
     const base = parseBaseUrl(url);
+    await useNativeCryptoIfNode();
     const f = options.fetch ?? globalThis.fetch.bind(globalThis);
     let policy: Policy | undefined;
     if (options.policy !== undefined) {
