@@ -11,7 +11,9 @@ import { SealedClientError } from './errors.js';
 import type { EventListener, ReattestReason, SealedClientEvent } from './events.js';
 import { checkRetryLimits, retryAfterMs, sleep, type RetryLimits } from './retry.js';
 import type { VerificationReport } from './report.js';
-import { openAiChunks } from './sse.js';
+import { openAiChunkBatches } from './sse.js';
+import { flatten } from './response-stream.js';
+import { useNativeCryptoIfNode } from './native-crypto.js';
 import { collect, readerChunks } from './streams.js';
 import type {
   ChatCompletion,
@@ -24,7 +26,7 @@ import type {
   ModelList,
   RequestOptions,
 } from './types.js';
-import { OHTTP_CHUNKED_REQ, OHTTP_CHUNKED_RES, OHTTP_REQ, OHTTP_RES, sealChunkedRequest, sealRequest, type InnerRequest, type SessionKeyConfig } from './wire.js';
+import { OHTTP_CHUNKED_REQ, OHTTP_CHUNKED_RES, OHTTP_REQ, OHTTP_RES, sealChunkedRequest, sealRequest, type InnerRequest, type OpenedStream, type SessionKeyConfig } from './wire.js';
 
 export { SealedClientError, isSealedClientError, isVerificationFailure } from './errors.js';
 export type { SealedClientErrorCode } from './errors.js';
@@ -100,6 +102,7 @@ export class SealedClient {
   /** Attests the server at `url` and verifies it; rejects with SealedClientError (nothing sent) if it does not verify. */
   static async connect(url: string | URL, options: ConnectOptions = {}): Promise<SealedClient> {
     const base = parseBaseUrl(url);
+    await useNativeCryptoIfNode();
     const f = options.fetch ?? globalThis.fetch.bind(globalThis);
     let policy: Policy | undefined;
     if (options.policy !== undefined) {
@@ -174,28 +177,20 @@ export class SealedClient {
    * `truncated` from the body iterator.
    */
   async requestStream(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<InnerStreamResponse> {
+    const { batches, ...head } = await this.openStream(method, path, body, options);
+    return { ...head, body: flatten(batches) };
+  }
+
+  /** requestStream's core: the body as one array of decrypted pieces per network read. */
+  private async openStream(method: string, path: string, body: unknown, options: RequestOptions): Promise<OpenedStream> {
     const { res, sealed, session } = await this.exchange(
       innerRequest(method, path, body),
       sealChunkedRequest,
       [OHTTP_CHUNKED_REQ, OHTTP_CHUNKED_RES],
       options,
     );
-    let opened: InnerStreamResponse;
-    try {
-      opened = await sealed.openStream(res.body ?? emptyStream());
-    } catch (e) {
-      throw this.afterFailure(e, session);
-    }
-    return { ...opened, body: this.watched(opened.body, session) };
-  }
-
-  /** The body, with a chunk that fails to decrypt ending the session as well as the stream. */
-  private async *watched(body: AsyncIterable<Uint8Array>, session: Session): AsyncGenerator<Uint8Array> {
-    try {
-      yield* body;
-    } catch (e) {
-      throw this.afterFailure(e, session);
-    }
+    // A chunk that fails to decrypt, at the head or later in the body, ends the session as well as the stream.
+    return sealed.openStream(res.body ?? emptyStream(), (e) => this.afterFailure(e, session));
   }
 
   /**
@@ -211,12 +206,13 @@ export class SealedClient {
     if (typeof params !== 'object' || params === null) throw new SealedClientError('bad_options', 'params must be an object');
     const body = { ...params, model: params.model ?? this.model.id };
     if (params.stream !== true) return this.json(await this.request('POST', path, body, options));
-    const res = await this.requestStream('POST', path, body, options);
-    if (res.status < 200 || res.status > 299) throw httpError(res.status, await collect(res.body, MAX_PROBLEM_BYTES));
+    const res = await this.openStream('POST', path, body, options ?? {});
+    if (res.status < 200 || res.status > 299) throw httpError(res.status, await collect(flatten(res.batches), MAX_PROBLEM_BYTES));
     if (!/^text\/event-stream\b/i.test(res.headers['content-type'] ?? '')) {
+      await res.cancel();
       throw new SealedClientError('response_malformed', 'streamed response is not text/event-stream');
     }
-    return openAiChunks(res.body);
+    return openAiChunkBatches(res.batches);
   }
 
   private json<T>(res: InnerResponse): T {

@@ -92,17 +92,32 @@ export class SseParser {
  * ends before `data: [DONE]`, `response_malformed` for a non-JSON event or data after
  * [DONE], and `stream_error` for an in-stream `{ "error": ... }` event.
  */
-export async function* openAiChunks<T = unknown>(body: AsyncIterable<Uint8Array>): AsyncGenerator<T, void, undefined> {
+export function openAiChunks<T = unknown>(body: AsyncIterable<Uint8Array>): AsyncGenerator<T, void, undefined> {
+  return chunks<T>(body);
+}
+
+/**
+ * openAiChunks over a body that arrives as arrays of pieces (one per network read): the
+ * events of a whole read are parsed in one go, so a token costs no async step but its own yield.
+ */
+export function openAiChunkBatches<T = unknown>(batches: AsyncIterable<readonly Uint8Array[]>): AsyncGenerator<T, void, undefined> {
+  return chunks<T>(batches);
+}
+
+async function* chunks<T>(body: AsyncIterable<Uint8Array | readonly Uint8Array[]>): AsyncGenerator<T, void, undefined> {
   const parser = new SseParser();
   let done = false;
-  for await (const bytes of body) {
-    for (const data of parser.push(bytes)) {
-      if (done) throw new SealedClientError('response_malformed', 'event after [DONE]');
-      if (data === '[DONE]') {
-        done = true;
-        continue;
+  for await (const item of body) {
+    const pieces = item instanceof Uint8Array ? [item] : item;
+    for (const bytes of pieces) {
+      for (const data of parser.push(bytes)) {
+        if (done) throw new SealedClientError('response_malformed', 'event after [DONE]');
+        if (data === '[DONE]') {
+          done = true;
+          continue;
+        }
+        yield parseChunk<T>(data);
       }
-      yield parseChunk<T>(data);
     }
   }
   parser.end();

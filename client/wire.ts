@@ -2,14 +2,14 @@
 // sealed to the attested key configuration. Every transport failure becomes a
 // SealedClientError; a response that stops before its authenticated end is
 // `truncated`, never a short answer.
-import { BhttpResponseStreamDecoder, decodeResponse, encodeRequest, type BhttpResponseEvent, type Field } from '../transport/bhttp.js';
+import { decodeResponse, encodeRequest, type Field } from '../transport/bhttp.js';
 import { TransportError } from '../transport/errors.js';
 import { concat } from '../transport/bytes.js';
-import { readerChunks } from './streams.js';
+import { openResponseStream, SealedResponseDecoder, type ChunkOpener } from './response-stream.js';
 import { decodeKeyConfig, encapsulateRequest, selectSuite, type KeyConfig } from '../transport/ohttp.js';
 import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 import { SealedClientError } from './errors.js';
-import type { InnerResponse, InnerStreamResponse } from './types.js';
+import type { InnerResponse } from './types.js';
 
 export const OHTTP_REQ = 'message/ohttp-req';
 export const OHTTP_RES = 'message/ohttp-res';
@@ -100,86 +100,42 @@ export function sealRequest(key: SessionKeyConfig, req: InnerRequest): { bytes: 
   };
 }
 
+/** A chunked response whose head has arrived; `batches` yields its body one network read at a time. */
+export interface OpenedStream {
+  status: number;
+  headers: Record<string, string>;
+  batches: AsyncGenerator<Uint8Array[], void, undefined>;
+  /** Stops reading and cancels the network body (also before `batches` was iterated). */
+  cancel(): Promise<void>;
+}
+
 /**
  * One chunked OHTTP request (draft-ietf-ohai-chunked-ohttp). The response's Binary HTTP
- * head is awaited; its body is then yielded chunk by chunk as each is decrypted.
+ * head is awaited; its body then comes out as each chunk is decrypted. Every failure, at the
+ * head or later in the body, is a SealedClientError passed through `onFailure` (which may act
+ * on it, e.g. give up the session) before it is thrown.
  */
 export function sealChunkedRequest(
   key: SessionKeyConfig,
   req: InnerRequest,
-): { bytes: Uint8Array; openStream(body: ReadableStream<Uint8Array>): Promise<InnerStreamResponse> } {
+): { bytes: Uint8Array; openStream(body: ReadableStream<Uint8Array>, onFailure?: (e: SealedClientError) => unknown): Promise<OpenedStream> } {
   const inner = bhttpRequest(req, true);
   let bytes: Uint8Array;
-  let openResponse: (body: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>;
+  let responseReader: () => ChunkOpener;
   try {
     const sealed = encapsulateChunkedRequest(key.config);
     // The whole request is known up front, so it goes as one body: header, one chunk, empty final chunk.
     bytes = concat(sealed.header, sealed.sealChunk(inner), sealed.sealFinal());
-    openResponse = sealed.openResponse;
+    responseReader = sealed.responseReader;
   } catch (e) {
     throw sealFailure(e);
   }
   return {
     bytes,
-    openStream: (body) => decodeStream(readerChunks(openResponse(body))),
+    async openStream(body, onFailure = (e) => e) {
+      const fail = (e: unknown) => onFailure(transportFailure(e, 'streamed response'));
+      const { head, batches, cancel } = await openResponseStream(body, new SealedResponseDecoder(responseReader()), fail);
+      return { status: head.status, headers: headerRecord(head.headers), batches, cancel };
+    },
   };
-}
-
-async function decodeStream(plaintext: AsyncIterable<Uint8Array>): Promise<InnerStreamResponse> {
-  const it = plaintext[Symbol.asyncIterator]();
-  const decoder = new BhttpResponseStreamDecoder();
-  const pending: BhttpResponseEvent[] = [];
-  let inputDone = false;
-
-  const next = async (): Promise<BhttpResponseEvent | undefined> => {
-    while (pending.length === 0) {
-      if (inputDone) return undefined;
-      try {
-        const r = await it.next();
-        if (r.done) {
-          inputDone = true;
-          pending.push(...decoder.end());
-        } else {
-          pending.push(...decoder.push(r.value));
-        }
-      } catch (e) {
-        inputDone = true;
-        throw transportFailure(e, 'streamed response');
-      }
-    }
-    return pending.shift();
-  };
-
-  let head: Extract<BhttpResponseEvent, { type: 'head' }> | undefined;
-  for (;;) {
-    const ev = await next();
-    if (ev === undefined) throw new SealedClientError('truncated', 'streamed response ended before its head');
-    if (ev.type === 'informational') continue;
-    if (ev.type !== 'head') throw new SealedClientError('response_malformed', 'streamed response has no head');
-    head = ev;
-    break;
-  }
-
-  async function* body(): AsyncGenerator<Uint8Array> {
-    let ended = false;
-    try {
-      for (;;) {
-        const ev = await next();
-        if (ev === undefined) break;
-        if (ev.type === 'body') {
-          if (ended) throw new SealedClientError('response_malformed', 'content after the end of the response');
-          yield ev.chunk;
-        } else if (ev.type === 'end') {
-          ended = true;
-        } else {
-          throw new SealedClientError('response_malformed', 'unexpected event in streamed response');
-        }
-      }
-      if (!ended) throw new SealedClientError('truncated', 'streamed response ended before its end');
-    } finally {
-      if (!inputDone) await it.return?.();
-    }
-  }
-
-  return { status: head.status, headers: headerRecord(head.headers), body: body() };
 }
