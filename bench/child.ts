@@ -12,6 +12,8 @@ export interface ChildServer {
   readonly url: string;
   /** CPU time (user + system) the child has used so far, in ms (Linux /proc); undefined elsewhere. */
   cpuMs(): Promise<number | undefined>;
+  /** The same for its main thread alone (HTTP, sealing; the engine has its own thread): Linux only. */
+  mainThreadCpuMs(): Promise<number | undefined>;
   /** Resident set size now and at its peak, in MB (Linux /proc); undefined elsewhere. */
   rss(): Promise<{ rssMb: number; peakMb: number } | undefined>;
   close(): Promise<void>;
@@ -102,6 +104,14 @@ export async function startChildServer(args: string[], opts: { timeoutMs?: numbe
     async cpuMs() {
       try {
         return parseProcStatCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return undefined;
+      }
+    },
+    async mainThreadCpuMs() {
+      try {
+        // A process's main thread is the task whose id is the process id.
+        return parseProcStatCpuMs(await readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8'));
       } catch {
         return undefined;
       }

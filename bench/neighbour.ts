@@ -1,9 +1,11 @@
 // A busy neighbour: one thread that spins (plain integer arithmetic, no memory traffic to speak
 // of) until it is stopped. The bench runs the runtime's bare decode step beside it to show what
-// one busy core does to another on this machine. On hardware whose cores are independent the
-// step barely moves; where "cores" are SMT siblings or a hypervisor's shared time, it slows,
-// and then every microsecond the serving path spends on "the other core" (HTTP, sealing, the
-// client) is taken from the engine, which bounds what encrypted-http / engine can reach.
+// one busy core does to another on this machine. Where cores are independent the step barely
+// moves (the 2-vCPU development VM, when nothing else runs: 1.02x); where "cores" are SMT
+// siblings or a hypervisor's shared time it slows, and then every microsecond the serving path
+// spends on "the other core" (HTTP, sealing, the client) is taken from the engine. The same
+// probe run while other work shared the machine read 2x: the line is only as clean as the
+// machine, and says so.
 import { Worker } from 'node:worker_threads';
 
 const SPIN = `

@@ -148,7 +148,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     for (const c of o.concurrency) {
       const requests = requestsFor(o, c);
       const rounds = splitRounds(requests, c, MAX_ROUNDS);
-      const measured = new Map<ModeDriver, { samples: RequestSample[]; seconds: number; benchCpuUs: number; serverCpuMs?: number }>();
+      const measured = new Map<ModeDriver, { samples: RequestSample[]; seconds: number; benchCpuUs: number; serverCpuMs?: number; serverMainCpuMs?: number }>();
       // Modes take turns round by round, so drift on a shared machine lands on all of them.
       for (const [round, count] of rounds.entries()) {
         if (ceiling) {
@@ -164,20 +164,24 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
         }
         for (const driver of [...drivers]) {
           try {
-            const acc = measured.get(driver) ?? { samples: [], seconds: 0, benchCpuUs: 0, serverCpuMs: 0 };
+            const acc = measured.get(driver) ?? { samples: [], seconds: 0, benchCpuUs: 0, serverCpuMs: 0, serverMainCpuMs: 0 };
             const before = acc.samples.length;
             const serverBefore = await driver.serverCpuMs?.();
+            const mainBefore = await driver.serverMainCpuMs?.();
             const cpuBefore = process.cpuUsage();
             const { samples, seconds } = await runClosedLoop(driver, work, c, count, (done) => {
               progress(`${driver.name} c=${c} round ${round + 1}/${rounds.length}: ${before + done}/${requests} requests`, true);
             });
             const cpu = process.cpuUsage(cpuBefore);
             const serverAfter = await driver.serverCpuMs?.();
+            const mainAfter = await driver.serverMainCpuMs?.();
             acc.samples.push(...samples);
             acc.seconds += seconds;
             acc.benchCpuUs += cpu.user + cpu.system;
             acc.serverCpuMs = serverBefore !== undefined && serverAfter !== undefined && acc.serverCpuMs !== undefined
               ? acc.serverCpuMs + (serverAfter - serverBefore) : undefined;
+            acc.serverMainCpuMs = mainBefore !== undefined && mainAfter !== undefined && acc.serverMainCpuMs !== undefined
+              ? acc.serverMainCpuMs + (mainAfter - mainBefore) : undefined;
             measured.set(driver, acc);
           } catch (err) {
             errors.push({ mode: driver.name, ...describeError(err) });
@@ -188,7 +192,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
           }
         }
       }
-      for (const [driver, { samples, seconds, benchCpuUs, serverCpuMs }] of measured) {
+      for (const [driver, { samples, seconds, benchCpuUs, serverCpuMs, serverMainCpuMs }] of measured) {
         const row = aggregate(driver.name, c, samples, seconds);
         report.runs.push(row);
         if (row.tokens > 0) {
@@ -197,6 +201,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
             concurrency: c,
             bench_cpu_us_per_token: round(benchCpuUs / row.tokens, 1),
             server_cpu_us_per_token: serverCpuMs === undefined || driver.serverCpuMs === undefined ? null : round((serverCpuMs * 1000) / row.tokens, 1),
+            server_main_cpu_us_per_token: serverMainCpuMs === undefined || driver.serverMainCpuMs === undefined ? null : round((serverMainCpuMs * 1000) / row.tokens, 1),
           });
         }
         progress(`${driver.name} c=${c}: ${row.tokens_per_second} tok/s, ttft p50 ${row.ttft_ms_p50} ms`);

@@ -26,8 +26,12 @@ export function runsTable(runs: readonly RunResult[]): string {
 /** CPU per generated token: the bench process (the client, or everything for in-process modes) and the server child. */
 export function cpuTable(rows: readonly CpuRow[]): string {
   return formatTable(
-    ['mode', 'conc', 'bench us/token', 'server us/token'],
-    rows.map((r) => [r.mode, String(r.concurrency), r.bench_cpu_us_per_token.toFixed(1), r.server_cpu_us_per_token === null ? '-' : r.server_cpu_us_per_token.toFixed(1)]),
+    ['mode', 'conc', 'bench us/token', 'server us/token', 'of it main thread'],
+    rows.map((r) => [
+      r.mode, String(r.concurrency), r.bench_cpu_us_per_token.toFixed(1),
+      r.server_cpu_us_per_token === null ? '-' : r.server_cpu_us_per_token.toFixed(1),
+      r.server_main_cpu_us_per_token === null || r.server_main_cpu_us_per_token === undefined ? '-' : r.server_main_cpu_us_per_token.toFixed(1),
+    ]),
   );
 }
 
@@ -81,7 +85,7 @@ export function formatReport(report: BenchReport): string {
   }
   if (extras.length > 0) lines.push(...extras, '');
   if (report.cpu !== undefined && report.cpu.length > 0) {
-    lines.push('CPU per token (bench = the client, or everything for in-process modes; server = the child process):', cpuTable(report.cpu), '');
+    lines.push('CPU per token (bench = the client, or everything for in-process modes; server = the child process, and of that its main thread (HTTP, sealing, writes; the engine runs on its own thread)):', cpuTable(report.cpu), '');
   }
   if (report.balancer !== undefined && report.balancer.length > 0) {
     lines.push(

@@ -55,6 +55,8 @@ export interface ModeDriver {
   request(work: Workload, onToken: () => void, wantText?: boolean): Promise<Completed>;
   /** CPU ms used so far by the mode's server process, when it has its own (child servers). */
   serverCpuMs?(): Promise<number | undefined>;
+  /** The same for that process's main thread alone. */
+  serverMainCpuMs?(): Promise<number | undefined>;
   /** Extra numbers this mode can report (session set-up, server RSS, ...). */
   extras?(): Promise<Record<string, number>>;
   close(): Promise<void>;
@@ -66,6 +68,8 @@ export interface CpuRow {
   concurrency: number;
   bench_cpu_us_per_token: number;
   server_cpu_us_per_token: number | null;
+  /** Of which the server's main thread (HTTP, JSON, sealing, writes); the rest is the engine's thread and helpers. */
+  server_main_cpu_us_per_token?: number | null;
 }
 
 export interface TargetResult {

@@ -41,11 +41,17 @@ test('sealed bench: engine + plaintext-http smoke run writes CONTRACT JSON and a
     }
     assert.equal(doc.prompt_tokens, 20);
     // CPU per token: the in-process engine has no server child; the twin's CPU is read from /proc.
-    const cpu = doc.cpu as { mode: string; concurrency: number; bench_cpu_us_per_token: number; server_cpu_us_per_token: number | null }[];
+    const cpu = doc.cpu as { mode: string; concurrency: number; bench_cpu_us_per_token: number; server_cpu_us_per_token: number | null; server_main_cpu_us_per_token?: number | null }[];
     assert.equal(cpu.length, 4);
     for (const r of cpu) assert.ok(r.bench_cpu_us_per_token > 0, `${r.mode} bench cpu`);
     assert.ok(cpu.filter((r) => r.mode === 'engine').every((r) => r.server_cpu_us_per_token === null));
     assert.ok(cpu.filter((r) => r.mode === 'plaintext-http').every((r) => typeof r.server_cpu_us_per_token === 'number' && r.server_cpu_us_per_token >= 0));
+    // The twin's main thread is part of its process: never more than the whole (ticks are 10 ms, so allow one).
+    for (const r of cpu.filter((x) => x.mode === 'plaintext-http')) {
+      assert.equal(typeof r.server_main_cpu_us_per_token, 'number');
+      assert.ok(r.server_main_cpu_us_per_token! >= 0 && r.server_main_cpu_us_per_token! <= r.server_cpu_us_per_token!, JSON.stringify(r));
+    }
+    assert.ok(cpu.filter((r) => r.mode === 'engine').every((r) => r.server_main_cpu_us_per_token === null));
     assert.ok((doc.plaintext_server_rss_mb as number) > 0, 'twin RSS read from /proc');
     // The batch-1 step alone and beside a busy core: both measured, both batch 1, every step counted.
     const nb = doc.neighbour as { alone: Record<string, number>; beside_busy_core: Record<string, number> };

@@ -88,6 +88,7 @@ export async function createEncryptedHttpDriver(opts: { modelDir: string; modelF
       return out;
     },
     serverCpuMs: () => server.cpuMs(),
+    serverMainCpuMs: () => server.mainThreadCpuMs(),
     close: () => server.close(),
   };
 }

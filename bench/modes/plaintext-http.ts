@@ -88,6 +88,7 @@ export async function createPlaintextHttpDriver(opts: { modelDir: string; modelF
       return r ? { plaintext_server_rss_mb: r.rssMb } : {};
     },
     serverCpuMs: () => server.cpuMs(),
+    serverMainCpuMs: () => server.mainThreadCpuMs(),
     close: () => server.close(),
   };
 }
