@@ -23,8 +23,11 @@ import os from 'node:os';
 import process from 'node:process';
 import type { BenchReport, Completed, CpuRow, ModeDriver, ModeName, RequestSample, RunResult, Workload } from './types.js';
 
-/** Turns each mode takes at one concurrency level (more would cut rounds below a full batch). */
-const MAX_ROUNDS = 2;
+/**
+ * Turns each mode takes at one concurrency level, spread over the sweep (a round is never cut
+ * below one full batch: splitRounds).
+ */
+const MAX_ROUNDS = 4;
 
 /** 20 tokens with BOS under the bundled model's tokenizer; greedy continues it for 200 tokens without EOS. */
 export const PROMPT = 'Once upon a time, there was a little girl named Lily. She loved to';
@@ -145,12 +148,17 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
       errors.push({ mode: check.differing.join(','), code: 'output_mismatch', message: `greedy output differs from ${check.reference}'s` });
       progress(`WARNING: greedy output of ${check.differing.join(', ')} differs from ${check.reference}'s`);
     }
-    for (const c of o.concurrency) {
-      const requests = requestsFor(o, c);
-      const rounds = splitRounds(requests, c, MAX_ROUNDS);
-      const measured = new Map<ModeDriver, { samples: RequestSample[]; seconds: number; benchCpuUs: number; serverCpuMs?: number; serverMainCpuMs?: number }>();
-      // Modes take turns round by round, so drift on a shared machine lands on all of them.
-      for (const [round, count] of rounds.entries()) {
+    // Every level's rounds are spread over the whole sweep: round 1 of every level (each mode in
+    // turn), then round 2 of every level, and so on. The targets are ratios between modes at a
+    // level and between levels, so drift on a shared machine must land on both sides of each.
+    type Acc = { samples: RequestSample[]; seconds: number; benchCpuUs: number; serverCpuMs?: number; serverMainCpuMs?: number };
+    const plan = o.concurrency.map((c) => ({ c, requests: requestsFor(o, c), rounds: splitRounds(requestsFor(o, c), c, MAX_ROUNDS) }));
+    const measured = new Map<number, Map<ModeDriver, Acc>>(o.concurrency.map((c) => [c, new Map()]));
+    const roundCount = Math.max(...plan.map((p) => p.rounds.length));
+    for (let round = 0; round < roundCount; round++) {
+      for (const { c, requests, rounds } of plan) {
+        const count = rounds[round];
+        if (count === undefined) continue;
         if (ceiling) {
           try {
             // As many steps as the engine runs for this round's tokens.
@@ -162,9 +170,10 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
             ceiling = null;
           }
         }
+        const atLevel = measured.get(c)!;
         for (const driver of [...drivers]) {
           try {
-            const acc = measured.get(driver) ?? { samples: [], seconds: 0, benchCpuUs: 0, serverCpuMs: 0, serverMainCpuMs: 0 };
+            const acc = atLevel.get(driver) ?? { samples: [], seconds: 0, benchCpuUs: 0, serverCpuMs: 0, serverMainCpuMs: 0 };
             const before = acc.samples.length;
             const serverBefore = await driver.serverCpuMs?.();
             const mainBefore = await driver.serverMainCpuMs?.();
@@ -182,17 +191,20 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
               ? acc.serverCpuMs + (serverAfter - serverBefore) : undefined;
             acc.serverMainCpuMs = mainBefore !== undefined && mainAfter !== undefined && acc.serverMainCpuMs !== undefined
               ? acc.serverMainCpuMs + (mainAfter - mainBefore) : undefined;
-            measured.set(driver, acc);
+            atLevel.set(driver, acc);
           } catch (err) {
             errors.push({ mode: driver.name, ...describeError(err) });
             progress(`${driver.name} c=${c}: failed (${describeError(err).code}); dropping the mode`);
             drivers.splice(drivers.indexOf(driver), 1);
-            measured.delete(driver);
+            // A mode that failed is void at every level, not only this one.
+            for (const m of measured.values()) m.delete(driver);
             await driver.close().catch(() => undefined);
           }
         }
       }
-      for (const [driver, { samples, seconds, benchCpuUs, serverCpuMs, serverMainCpuMs }] of measured) {
+    }
+    for (const { c } of plan) {
+      for (const [driver, { samples, seconds, benchCpuUs, serverCpuMs, serverMainCpuMs }] of measured.get(c)!) {
         const row = aggregate(driver.name, c, samples, seconds);
         report.runs.push(row);
         if (row.tokens > 0) {
