@@ -14,6 +14,7 @@ import type { VerificationReport } from './report.js';
 import { openAiChunkBatches } from './sse.js';
 import { flatten } from './response-stream.js';
 import { useNativeCryptoIfNode } from './native-crypto.js';
+import { nodeFetchIfNode } from './native-http.js';
 import { collect, readerChunks } from './streams.js';
 import type {
   ChatCompletion,
@@ -44,7 +45,7 @@ export interface ConnectOptions {
   policy?: unknown;
   /** Accept a simulated server (no hardware protection). Default false. */
   allowSimulation?: boolean;
-  /** fetch to use (default: the global one). */
+  /** fetch to use (default: in Node, a keep-alive node:http transport (client/native-http.ts); elsewhere the global fetch). */
   fetch?: typeof fetch;
   signal?: AbortSignal;
   /**
@@ -103,7 +104,9 @@ export class SealedClient {
   static async connect(url: string | URL, options: ConnectOptions = {}): Promise<SealedClient> {
     const base = parseBaseUrl(url);
     await useNativeCryptoIfNode();
-    const f = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const platformFetch = globalThis.fetch.bind(globalThis);
+    // A fetch the caller passed is used as it is; otherwise, in Node, node:http (native-http.ts).
+    const f = options.fetch ?? (await nodeFetchIfNode(platformFetch)) ?? platformFetch;
     let policy: Policy | undefined;
     if (options.policy !== undefined) {
       // Parsed once, up front and into our own copy: a misspelt or malformed pin is the caller's
