@@ -1,6 +1,7 @@
 // The server's inner OpenAI-compatible app served in plaintext on loopback by a
 // bench-only child process (bench/plaintext-twin.ts): the same HTTP and JSON
 // work as the product, minus attestation and encryption.
+import { nodeFetchIfNode } from '../../client/native-http.js';
 import { SseParser } from '../../client/sse.js';
 import { nodeEntry } from '../args.js';
 import { startChildServer } from '../child.js';
@@ -60,6 +61,10 @@ export async function createPlaintextHttpDriver(opts: { modelDir: string; modelF
     '--model', opts.modelDir, ...(opts.modelFile !== undefined ? ['--model-file', opts.modelFile] : []), '--threads', String(opts.threads), '--max-batch', String(opts.maxBatch),
   ]);
   let modelId = 'model';
+  // The HTTP client the SDK uses in Node (client/native-http.ts), so that plaintext-http and
+  // encrypted-http differ by the encryption alone, not by their HTTP clients.
+  const platformFetch = globalThis.fetch.bind(globalThis);
+  const fetch = (await nodeFetchIfNode(platformFetch)) ?? platformFetch;
   try {
     const res = await fetch(`${server.url}/v1/models`);
     const list = (await res.json()) as { data?: { id?: string }[] };
