@@ -4,6 +4,7 @@
 // between this and the engine's own rate at the same batch size.
 import { loadModelDir, type LoadedModel } from '../engine/model-dir.js';
 import { ort } from '../engine/ort.js';
+import { slotModeAgrees } from '../engine/runner.js';
 import { median } from './stats.js';
 
 export interface CeilingRun {
@@ -26,11 +27,13 @@ export interface Ceiling {
  * fetches (the logits, and the new cache column when the graph exposes it).
  */
 export async function openCeiling(opts: { modelDir: string; modelFile?: string; threads: number; width: number }): Promise<Ceiling> {
-  const model: LoadedModel = await loadModelDir(opts.modelDir, {
+  let model: LoadedModel = await loadModelDir(opts.modelDir, {
     threads: opts.threads,
     fastDecode: true,
     ...(opts.modelFile !== undefined && { modelFile: opts.modelFile }),
   });
+  // The graph the engine decodes with: where it chooses slot mode, the one without full caches.
+  if (model.toSlotGraph && !model.rowsCoupled && (await slotModeAgrees(model))) model = await model.toSlotGraph();
   const { io, config, stepOutputs } = model;
   const fetches = stepOutputs && !model.rowsCoupled
     ? [io.logits, ...stepOutputs.newKeys, ...stepOutputs.newValues]

@@ -120,7 +120,7 @@ export class Engine extends TokenizerFront {
   }
 
   static async create(opts: EngineOptions): Promise<Engine> {
-    const loaded = await loadModelDir(opts.modelDir, {
+    let loaded = await loadModelDir(opts.modelDir, {
       threads: opts.threads ?? availableParallelism(),
       id: opts.modelId,
       fastDecode: opts.fastDecode !== false,
@@ -130,6 +130,8 @@ export class Engine extends TokenizerFront {
     try {
       const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize, loaded.config.contextLength);
       const slot = loaded.stepOutputs !== null && !loaded.rowsCoupled && (await slotModeAgrees(loaded));
+      // Slot mode never reads the full caches: serve from the graph that no longer makes them.
+      if (slot && loaded.toSlotGraph) loaded = await loaded.toSlotGraph();
       const runner = new Runner(loaded, opts.prefillChunk ?? 256, !slot);
       const scheduler = new Scheduler(runner, {
         maxBatch: opts.maxBatch ?? 16,

@@ -17,7 +17,7 @@ import { ort } from './ort.js';
 import { EngineError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import { readModelFiles, type ModelFiles } from './model-files.js';
-import { exposeStepOutputs } from './graph-outputs.js';
+import { dropGraphOutputs, exposeStepOutputs } from './graph-outputs.js';
 
 export interface ModelConfig {
   readonly numLayers: number;
@@ -58,6 +58,16 @@ export interface LoadedModel {
    * not recognised (or fastDecode was off): then decode fetches full caches.
    */
   readonly stepOutputs: { readonly newKeys: readonly string[]; readonly newValues: readonly string[] } | null;
+  /**
+   * False once the session is the slot graph (toSlotGraph): the full `present.*` caches are no
+   * longer outputs, so only slot mode can run on it (prefill then fetches the new columns too).
+   */
+  readonly presentOutputs: boolean;
+  /**
+   * The same model on the slot graph, its previous session released; null when there is no
+   * such graph (no step outputs). Called by whoever decided for slot mode (engine.ts).
+   */
+  readonly toSlotGraph: (() => Promise<LoadedModel>) | null;
   readonly id: string;
   readonly dir: string;
   /** The graph served, e.g. "model_q4.onnx" (under onnx/). */
@@ -138,6 +148,7 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   let session = await createSession(files, files.graphBytes, threads);
   let io: GraphIO;
   let stepOutputs: LoadedModel['stepOutputs'] = null;
+  let exposedGraph: Uint8Array | null = null;
   try {
     io = inspectGraph(session, config, files.graphName);
     if (opts.fastDecode !== false && files.graphBytes) {
@@ -149,6 +160,7 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
           await session.release().catch(() => {});
           session = fast;
           stepOutputs = { newKeys: exposed.newKeys, newValues: exposed.newValues };
+          exposedGraph = exposed.model;
         }
       }
     }
@@ -160,9 +172,24 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   const id = opts.id ?? basename(absDir);
   const padding = files.scan.ops.has('com.microsoft:GroupQueryAttention') ? 'right' : 'left';
   const rowsCoupled = ROW_COUPLING_OPS.some((op) => files.scan.ops.has(op));
-  return {
+  const loaded: LoadedModel = {
     id, dir: absDir, variant: files.graphName, padding, rowsCoupled, config, io, session, stepOutputs,
-    tokenizerJson, tokenizerConfig, manifest, digest, threads,
+    tokenizerJson, tokenizerConfig, manifest, digest, threads, presentOutputs: true, toSlotGraph: null,
+  };
+  if (!exposedGraph) return loaded;
+  const graph = exposedGraph;
+  return {
+    ...loaded,
+    toSlotGraph: async () => {
+      const slotGraph = dropGraphOutputs(graph, [...io.presentKeys, ...io.presentValues]);
+      if (!slotGraph) return { ...loaded, toSlotGraph: null };
+      // Released first: a large model's weights are never held twice.
+      await loaded.session.release().catch(() => {});
+      const slotSession = await createSession(files, slotGraph, threads).catch(() => null);
+      if (slotSession) return { ...loaded, session: slotSession, presentOutputs: false, toSlotGraph: null };
+      // Could not open it (it always opens where the step-output graph did): back to that graph.
+      return { ...loaded, session: await createSession(files, graph, threads), toSlotGraph: null };
+    },
   };
 }
 

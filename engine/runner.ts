@@ -112,6 +112,7 @@ export class Runner {
   private readonly unbatched: boolean;
   private readonly stepFetches: string[];
   private readonly prefillFetches: string[];
+  private readonly prefillFromNew: boolean;
   private live = new Set<SequenceCache>();
   private steps = 0;
   private repacks = 0;
@@ -133,7 +134,13 @@ export class Runner {
     this.emptyPast = new ort.Tensor(this.kvType, this.newKv(0), [1, this.heads, 0, this.headDim]);
     this.unbatched = model.rowsCoupled;
     this.slotMode = stepOutputs !== null && !forcePlain && !this.unbatched;
-    this.prefillFetches = [io.logits, ...io.presentKeys, ...io.presentValues];
+    if (!model.presentOutputs && !this.slotMode) throw new EngineError('internal', 'the slot graph runs only in slot mode');
+    // On the slot graph the full caches are not outputs: a prefill fetches its new columns and
+    // appends them to what the sequence held (its whole cache, for a prompt's first piece).
+    this.prefillFromNew = !model.presentOutputs;
+    this.prefillFetches = this.prefillFromNew
+      ? [io.logits, ...stepOutputs!.newKeys, ...stepOutputs!.newValues]
+      : [io.logits, ...io.presentKeys, ...io.presentValues];
     this.stepFetches = this.slotMode
       ? [io.logits, ...stepOutputs!.newKeys, ...stepOutputs!.newValues]
       : this.prefillFetches;
@@ -203,8 +210,15 @@ export class Runner {
       }
       const out = await this.model.session.run(feeds, this.prefillFetches);
       if (seq.released) throw new EngineError('cancelled', 'sequence released during prefill');
-      seq.keys = io.presentKeys.map((name) => this.present(out, name, 1, past + n));
-      seq.values = io.presentValues.map((name) => this.present(out, name, 1, past + n));
+      if (this.prefillFromNew) {
+        const { newKeys, newValues } = this.model.stepOutputs!;
+        const before = { keys: seq.keys, values: seq.values };
+        seq.keys = newKeys.map((name, l) => this.appendColumns(before.keys?.[l] ?? null, past, this.present(out, name, 1, n), n));
+        seq.values = newValues.map((name, l) => this.appendColumns(before.values?.[l] ?? null, past, this.present(out, name, 1, n), n));
+      } else {
+        seq.keys = io.presentKeys.map((name) => this.present(out, name, 1, past + n));
+        seq.values = io.presentValues.map((name) => this.present(out, name, 1, past + n));
+      }
       seq.length = past + n;
       // Only the last position: a copy, so the [n, vocab] block can be collected.
       logits = this.logitsOf(out, 1, n, n - 1).slice();
@@ -461,6 +475,18 @@ export class Runner {
 
   private present(out: ort.InferenceSession.ReturnType, name: string, b: number, len: number): KvArray {
     return this.kvData(this.checkedTensor(out, name, b, len));
+  }
+
+  /** One sequence's [1, H, past, D] cache with [1, H, n, D] new columns after it (what Concat made). */
+  private appendColumns(old: KvArray | null, past: number, added: KvArray, n: number): KvArray {
+    if (past === 0 || old === null) return added;
+    const { heads, headDim } = this;
+    const out = this.newKv(heads * (past + n) * headDim);
+    for (let h = 0; h < heads; h++) {
+      out.set(old.subarray(h * past * headDim, (h + 1) * past * headDim), h * (past + n) * headDim);
+      out.set(added.subarray(h * n * headDim, (h + 1) * n * headDim), (h * (past + n) + past) * headDim);
+    }
+    return out;
   }
 
   private kvData(t: ort.Tensor): KvArray {

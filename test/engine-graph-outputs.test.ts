@@ -4,10 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ort } from '../engine/ort.js';
-import { exposeStepOutputs } from '../engine/graph-outputs.js';
+import { dropGraphOutputs, exposeStepOutputs } from '../engine/graph-outputs.js';
+import { EngineError } from '../engine/errors.js';
 import { Rng } from '../engine/sampler.js';
 import { loadModelDir } from '../engine/model-dir.js';
-import { slotModeAgrees } from '../engine/runner.js';
+import { Runner, slotModeAgrees } from '../engine/runner.js';
 
 const model = new Uint8Array(readFileSync(new URL('../models/stories260K/onnx/model.onnx', import.meta.url)));
 const L = [0, 1, 2, 3, 4];
@@ -98,4 +99,72 @@ test('the load-time check accepts slot mode for the bundled model and rejects wr
   const plainOnly = await loadModelDir(new URL('../models/stories260K', import.meta.url).pathname, { threads: 1, fastDecode: false });
   await plainOnly.session.release();
   assert.equal(plainOnly.stepOutputs, null);
+});
+
+test('the slot graph drops the full caches from the outputs and computes the same logits and new columns', async () => {
+  const r = expose(model)!;
+  const slot = dropGraphOutputs(r.model, [...names.presentKeys, ...names.presentValues]);
+  assert.ok(slot);
+  const exposed = await ort.InferenceSession.create(r.model, { intraOpNumThreads: 1 });
+  const slim = await ort.InferenceSession.create(slot, { intraOpNumThreads: 1 });
+  try {
+    assert.deepEqual(slim.inputNames, exposed.inputNames);
+    assert.deepEqual(slim.outputNames, exposed.outputNames.filter((n) => !n.startsWith('present.')), 'only the present.* outputs are gone, the rest in order');
+    const b = 3, H = 4, D = 8, past = 6;
+    const rng = new Rng(5);
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from([17n, 300n, 2n]), [b, 1]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(b * (past + 1)).fill(1n), [b, past + 1]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from([6n, 6n, 6n]), [b, 1]),
+    };
+    for (const n of [...names.pastKeys, ...names.pastValues]) {
+      feeds[n] = new ort.Tensor('float32', Float32Array.from({ length: b * H * past * D }, () => rng.nextFloat() - 0.5), [b, H, past, D]);
+    }
+    const fetches = ['logits', ...r.newKeys, ...r.newValues];
+    const a = await exposed.run(feeds, fetches);
+    const s = await slim.run(feeds, fetches);
+    for (const name of fetches) assert.deepEqual((s[name] as ort.Tensor).data, (a[name] as ort.Tensor).data, name);
+    // And a prefill from an empty past: the new columns are the whole cache present.* held.
+    const n = 5;
+    const pre: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from([1n, 17n, 300n, 2n, 9n]), [1, n]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n, 3n, 4n]), [1, n]),
+    };
+    for (const name of [...names.pastKeys, ...names.pastValues]) pre[name] = new ort.Tensor('float32', new Float32Array(0), [1, H, 0, D]);
+    const full = await exposed.run(pre);
+    const cols = await slim.run(pre, fetches);
+    L.forEach((l) => {
+      assert.deepEqual((cols[r.newKeys[l]] as ort.Tensor).data, (full[names.presentKeys[l]] as ort.Tensor).data);
+      assert.deepEqual((cols[r.newValues[l]] as ort.Tensor).data, (full[names.presentValues[l]] as ort.Tensor).data);
+    });
+  } finally {
+    await exposed.release();
+    await slim.release();
+  }
+});
+
+test('dropping outputs the graph does not have, or one of them twice, leaves the graph alone (null)', () => {
+  const r = expose(model)!;
+  assert.equal(dropGraphOutputs(r.model, ['present.0.key', 'no-such-output']), null);
+  assert.equal(dropGraphOutputs(model.subarray(0, 100), ['present.0.key']), null);
+  assert.ok(dropGraphOutputs(r.model, ['present.0.key']));
+});
+
+test('the engine serves slot mode from the slot graph; the plain path keeps the full caches', async () => {
+  const loaded = await loadModelDir(new URL('../models/stories260K', import.meta.url).pathname, { threads: 1 });
+  assert.equal(loaded.presentOutputs, true);
+  assert.ok(loaded.toSlotGraph);
+  const slot = await loaded.toSlotGraph!();
+  try {
+    assert.equal(slot.presentOutputs, false);
+    assert.equal(slot.toSlotGraph, null);
+    assert.ok(!slot.session.outputNames.some((n) => n.startsWith('present.')));
+    // A runner on it must be in slot mode: the plain path would need the caches it no longer has.
+    assert.throws(() => new Runner(slot, 256, true), (e: unknown) => e instanceof EngineError && e.code === 'internal');
+    const r = new Runner(slot, 256);
+    assert.equal(r.mode, 'slot');
+  } finally {
+    await slot.session.release();
+  }
 });
