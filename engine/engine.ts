@@ -80,6 +80,8 @@ export interface EngineStats {
   readonly steps: number;
   /** Times the batch cache was re-packed (membership changes). */
   readonly repacks: number;
+  /** Prefill runs so far (a group of fresh prompts prefilled together is one). */
+  readonly prefills: number;
 }
 
 export class Engine extends TokenizerFront {
@@ -154,7 +156,7 @@ export class Engine extends TokenizerFront {
 
   stats(): EngineStats {
     const s = this.scheduler.stats();
-    return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks };
+    return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks, prefills: s.prefills };
   }
 
   /**

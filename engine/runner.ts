@@ -99,6 +99,8 @@ export interface RunnerStats {
   batchRows: number;
   steps: number;
   repacks: number;
+  /** Prefill runs (one per prompt piece, or one for a group of fresh prompts). */
+  prefills: number;
 }
 
 export class Runner {
@@ -116,6 +118,7 @@ export class Runner {
   private live = new Set<SequenceCache>();
   private steps = 0;
   private repacks = 0;
+  private prefills = 0;
   private readonly emptyPast: ort.Tensor;
   private readonly kvType: FloatType;
   private readonly rightPadded: boolean;
@@ -161,6 +164,7 @@ export class Runner {
       batchRows: this.batch ? this.batch.seqs.length : this.slots ? this.slots.seqs.length : 0,
       steps: this.steps,
       repacks: this.repacks,
+      prefills: this.prefills,
     };
   }
 
@@ -209,6 +213,7 @@ export class Runner {
         feeds[io.pastValues[l]] = seq.values ? this.kvTensor(seq.values[l], 1, past) : this.emptyPast;
       }
       const out = await this.model.session.run(feeds, this.prefillFetches);
+      this.prefills++;
       if (seq.released) throw new EngineError('cancelled', 'sequence released during prefill');
       if (this.prefillFromNew) {
         const { newKeys, newValues } = this.model.stepOutputs!;
@@ -224,6 +229,90 @@ export class Runner {
       logits = this.logitsOf(out, 1, n, n - 1).slice();
     }
     return logits!;
+  }
+
+  /** The longest prompt piece one prefill run takes (longer prompts are prefilled in pieces). */
+  get prefillPiece(): number {
+    return this.prefillChunk;
+  }
+
+  /** Whether prefillMany() may run several fresh sequences' prompts in one run (slot mode only). */
+  get batchedPrefill(): boolean {
+    return this.slotMode;
+  }
+
+  /**
+   * Prefills fresh sequences (nothing cached yet) together: one run over their prompts, right
+   * padded to the longest, each row's real positions attending only to themselves (the causal
+   * mask keeps the pad after them out of reach). Returns each row's logits at its last prompt
+   * token. Slot mode only: its graphs honour the attention mask over right padding, which the
+   * load-time check proved. One run instead of one per prompt: when a crowd arrives at once,
+   * the decoding batch waits for one prefill, not for sixteen.
+   */
+  async prefillMany(seqs: readonly SequenceCache[], prompts: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    const k = seqs.length;
+    if (!this.slotMode || k === 0 || prompts.length !== k) throw new EngineError('internal', 'prefillMany needs slot mode and one prompt per sequence');
+    let width = 0;
+    for (let r = 0; r < k; r++) {
+      const s = seqs[r];
+      const n = prompts[r].length;
+      if (s.released || s.row >= 0 || s.length !== 0 || n === 0 || n > this.prefillChunk) {
+        throw new EngineError('internal', 'prefillMany takes fresh sequences with one-piece prompts');
+      }
+      width = Math.max(width, n);
+    }
+    const { io } = this.model;
+    const ids = new BigInt64Array(k * width);
+    const mask = new BigInt64Array(k * width);
+    const positions = new BigInt64Array(k * width);
+    for (let r = 0; r < k; r++) {
+      const p = prompts[r];
+      for (let i = 0; i < width; i++) {
+        positions[r * width + i] = BigInt(i);
+        if (i < p.length) {
+          ids[r * width + i] = BigInt(p[i]);
+          mask[r * width + i] = 1n;
+        }
+      }
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      [io.inputIds]: new ort.Tensor('int64', ids, [k, width]),
+      [io.attentionMask]: new ort.Tensor('int64', mask, [k, width]),
+    };
+    if (io.positionIds) feeds[io.positionIds] = new ort.Tensor('int64', positions, [k, width]);
+    const emptyPast = new ort.Tensor(this.kvType, this.newKv(0), [k, this.heads, 0, this.headDim]);
+    for (let l = 0; l < this.layers; l++) {
+      feeds[io.pastKeys[l]] = emptyPast;
+      feeds[io.pastValues[l]] = emptyPast;
+    }
+    const out = await this.model.session.run(feeds, this.prefillFetches);
+    this.prefills++;
+    const keyNames = this.prefillFromNew ? this.model.stepOutputs!.newKeys : io.presentKeys;
+    const valueNames = this.prefillFromNew ? this.model.stepOutputs!.newValues : io.presentValues;
+    const keys = keyNames.map((name) => this.present(out, name, k, width));
+    const values = valueNames.map((name) => this.present(out, name, k, width));
+    const logits = this.logitsOf(out, k, width);
+    const { heads, headDim } = this;
+    const result: Float32Array[] = [];
+    for (let r = 0; r < k; r++) {
+      const s = seqs[r];
+      const n = prompts[r].length;
+      // Each row's own columns, as a standalone [1, H, n, D] cache (what its own prefill makes).
+      const rowOf = (all: KvArray): KvArray => {
+        const one = this.newKv(heads * n * headDim);
+        for (let h = 0; h < heads; h++) {
+          const src = ((r * heads + h) * width) * headDim;
+          one.set(all.subarray(src, src + n * headDim), h * n * headDim);
+        }
+        return one;
+      };
+      result.push(logits.slice((r * width + n - 1) * this.vocab, (r * width + n) * this.vocab));
+      if (s.released) continue; // cancelled while the run was in flight: nothing is kept for it
+      s.keys = keys.map(rowOf);
+      s.values = values.map(rowOf);
+      s.length = n;
+    }
+    return result;
   }
 
   /**

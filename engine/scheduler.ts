@@ -3,7 +3,8 @@
  * sequences and slots, not tensors; the runner does the tensors.
  *
  * Each iteration: admit waiting sequences into free slots and prefill them
- * (each on its own, FIFO) within a per-iteration prompt-token budget; a long
+ * (FIFO, within a per-iteration prompt-token budget; in slot mode the leading
+ * fresh one-piece prompts go together in one run, the rest each on its own); a long
  * prompt is prefilled in budget-sized pieces across iterations, so it never
  * stalls the running batch for more than one piece. Then run ONE batched
  * decode step over every sequence whose prompt is in. A sequence that finishes or is cancelled leaves at once and its
@@ -53,6 +54,7 @@ export interface SchedulerStats {
   cachedSequences: number;
   steps: number;
   repacks: number;
+  prefills: number;
 }
 
 export class Scheduler {
@@ -82,6 +84,7 @@ export class Scheduler {
       cachedSequences: r.cachedSequences,
       steps: r.steps,
       repacks: r.repacks,
+      prefills: r.prefills,
     };
   }
 
@@ -199,6 +202,11 @@ export class Scheduler {
       this.starting.push(e);
     }
     let budget = this.prefillBudget;
+    const group = this.freshGroup();
+    if (group.length > 1) {
+      for (const e of group) budget -= e.seq.promptIds.length;
+      await this.prefillTogether(group);
+    }
     for (const e of this.starting.slice()) {
       if (budget <= 0 || this.closed) break;
       if (e.done) continue;
@@ -221,6 +229,46 @@ export class Scheduler {
     }
     this.starting = this.starting.filter((e) => !e.done);
     this.stepped();
+  }
+
+  /**
+   * The leading run of slot holders (in FIFO order) whose whole prompt is still to come, fits in
+   * one piece, and fits the iteration's budget, padded area included (group size x longest
+   * prompt within twice the budget): prefilled together in one run when there are several.
+   */
+  private freshGroup(): Entry[] {
+    if (!this.runner.batchedPrefill) return [];
+    const group: Entry[] = [];
+    let tokens = 0;
+    let widest = 0;
+    for (const e of this.starting) {
+      if (e.done) continue;
+      const n = e.seq.promptIds.length;
+      const w = Math.max(widest, n);
+      if (e.prefilled !== 0 || n > this.runner.prefillPiece || tokens + n > this.prefillBudget || (group.length + 1) * w > 2 * this.prefillBudget) break;
+      group.push(e);
+      tokens += n;
+      widest = w;
+    }
+    return group;
+  }
+
+  private async prefillTogether(group: Entry[]): Promise<void> {
+    let rows: Float32Array[];
+    try {
+      rows = await this.runner.prefillMany(group.map((e) => e.cache!), group.map((e) => e.seq.promptIds));
+    } catch (err) {
+      const error = err instanceof EngineError ? err : new EngineError('internal', 'prefill failed');
+      for (const e of group) if (!e.done) this.retire(e, error);
+      return;
+    }
+    group.forEach((e, i) => {
+      if (e.done) return; // cancelled while the run was in flight
+      e.prefilled = e.seq.promptIds.length;
+      this.starting.splice(this.starting.indexOf(e), 1);
+      this.active.push(e);
+      this.advance(e, rows[i]!);
+    });
   }
 
   private advance(e: Entry, row: Float32Array): void {

@@ -126,3 +126,34 @@ test('a long prompt is prefilled in pieces between decode steps of the running b
     await e.close();
   }
 });
+
+test('prompts arriving together are prefilled in one run, and each continues exactly as it does alone', async () => {
+  // Five prompts of different lengths (suffixes of the golden text after BOS), submitted in one tick.
+  const cuts = [3, 17, 40, 9, 25];
+  const requests = cuts.map((n) => ({ prompt: [1, ...golden.generated_ids.slice(0, n)], maxTokens: 20, temperature: 0, returnTokenIds: true }));
+  const before = engine.stats().prefills;
+  const together = await Promise.all(requests.map((r) => collect(engine.generate(r))));
+  const runs = engine.stats().prefills - before;
+  assert.ok(runs < cuts.length, `${cuts.length} prompts took ${runs} prefill runs`);
+  cuts.forEach((n, i) => {
+    // Greedy from a prefix of the golden sample continues the golden sample.
+    assert.deepEqual(together[i]!.done.tokenIds, golden.generated_ids.slice(n, n + 20), `prompt of ${n + 1} tokens`);
+  });
+  // And the same requests one at a time (one prefill run each) give the same text.
+  for (const [i, r] of requests.entries()) {
+    const alone = await collect(engine.generate(r));
+    assert.equal(alone.text, together[i]!.text);
+  }
+});
+
+test('a prompt cancelled while its group is prefilled leaves the others untouched', async () => {
+  const ac = new AbortController();
+  const others = [5, 30].map((n) => collect(engine.generate({ prompt: [1, ...golden.generated_ids.slice(0, n)], maxTokens: 10, temperature: 0, returnTokenIds: true })));
+  const cancelled = collect(engine.generate({ prompt: [1, ...golden.generated_ids.slice(0, 12)], maxTokens: 10, temperature: 0 }, ac.signal));
+  ac.abort();
+  await assert.rejects(cancelled, (e: unknown) => (e as { code?: string }).code === 'cancelled');
+  const [a, b] = await Promise.all(others);
+  assert.deepEqual(a!.done.tokenIds, golden.generated_ids.slice(5, 15));
+  assert.deepEqual(b!.done.tokenIds, golden.generated_ids.slice(30, 40));
+  assert.equal(engine.stats().cachedSequences, 0, 'no cache kept for anyone once all ended');
+});
