@@ -24,6 +24,7 @@ import { PROBLEM_HEADERS, problemJson, problemStatus, type ProblemKind } from '.
 import { AttestationRateLimiter } from './rate.js';
 import { SessionStore } from './sessions.js';
 import { RequestTracker, whenResponseCloses, type NodeResponse } from './tracker.js';
+import { bodyFromIncoming, isIncomingBody } from './node-body.js';
 
 /** The mutable state one server owns: sessions (keys), attestation limits, requests in flight. */
 export interface ServerRuntime {
@@ -228,7 +229,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!session) return problem(c, 'unknown_key');
 
     const rec = c.get('rec');
-    const metered = meterBody(c.req.raw.body, declared, runtime.budget, (n) => (rec.bytesIn += n));
+    // Under Node, the body straight from the message (node-body.ts); elsewhere the Request's.
+    const incoming = c.env?.incoming;
+    const rawBody = isIncomingBody(incoming) ? bodyFromIncoming(incoming) : c.req.raw.body;
+    const metered = meterBody(rawBody, declared, runtime.budget, (n) => (rec.bytesIn += n));
     if (!metered) return problem(c, 'buffer_full');
     const tracked = tracker.track(c.req.raw.signal);
     // Done means written: under Node, when its response closes (sent, or the connection cut),
