@@ -94,6 +94,31 @@ function lengthDelimited(field: number, payload: Uint8Array | number[]): number[
   return [...encodeVarint(field * 8 + 2), ...encodeVarint(payload.length), ...payload];
 }
 
+/** ModelProto's one GraphProto field (7) and its own fields, or null when there is not exactly one. */
+function theGraph(model: Uint8Array): { g: Field; graph: Field[] } | null {
+  const graphFields = fields(model, 0, model.length).filter((f) => f.field === 7 && f.wire === 2);
+  if (graphFields.length !== 1) return null;
+  const g = graphFields[0];
+  return { g, graph: fields(model, g.payloadStart, g.end) };
+}
+
+/** The model with its graph field's payload replaced by `parts` (in order); everything else as it was. */
+function withGraphPayload(model: Uint8Array, g: Field, parts: readonly Uint8Array[]): Uint8Array {
+  const graphLen = parts.reduce((n, p) => n + p.length, 0);
+  const header = encodeVarint(7 * 8 + 2).concat(encodeVarint(graphLen));
+  const out = new Uint8Array(g.start + header.length + graphLen + (model.length - g.end));
+  out.set(model.subarray(0, g.start), 0);
+  let o = g.start;
+  out.set(header, o);
+  o += header.length;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  out.set(model.subarray(g.end), o);
+  return out;
+}
+
 export interface StepOutputs {
   /** Graph bytes with the extra outputs. */
   readonly model: Uint8Array;
@@ -114,11 +139,9 @@ export function exposeStepOutputs(
   pastValues: readonly string[],
 ): StepOutputs | null {
   try {
-    const top = fields(model, 0, model.length);
-    const graphFields = top.filter((f) => f.field === 7 && f.wire === 2);
-    if (graphFields.length !== 1) return null;
-    const g = graphFields[0];
-    const graph = fields(model, g.payloadStart, g.end);
+    const found = theGraph(model);
+    if (!found) return null;
+    const { g, graph } = found;
     // producer of each output name: [op_type, inputs, attributes present]
     const producer = new Map<string, { op: string; inputs: string[]; axis: number | null }>();
     for (const nf of graph) {
@@ -172,18 +195,7 @@ export function exposeStepOutputs(
       existing.add(name);
       extra.push(...lengthDelimited(12, lengthDelimited(1, enc.encode(name))));
     }
-    const graphLen = g.end - g.payloadStart + extra.length;
-    const header = encodeVarint(7 * 8 + 2).concat(encodeVarint(graphLen));
-    const out = new Uint8Array(g.start + header.length + graphLen + (model.length - g.end));
-    out.set(model.subarray(0, g.start), 0);
-    let o = g.start;
-    out.set(header, o);
-    o += header.length;
-    out.set(model.subarray(g.payloadStart, g.end), o);
-    o += g.end - g.payloadStart;
-    out.set(extra, o);
-    o += extra.length;
-    out.set(model.subarray(g.end), o);
+    const out = withGraphPayload(model, g, [model.subarray(g.payloadStart, g.end), Uint8Array.from(extra)]);
     return { model: out, newKeys, newValues };
   } catch {
     return null;
@@ -199,11 +211,9 @@ export function exposeStepOutputs(
  */
 export function dropGraphOutputs(model: Uint8Array, names: readonly string[]): Uint8Array | null {
   try {
-    const top = fields(model, 0, model.length);
-    const graphFields = top.filter((f) => f.field === 7 && f.wire === 2);
-    if (graphFields.length !== 1) return null;
-    const g = graphFields[0];
-    const graph = fields(model, g.payloadStart, g.end);
+    const found = theGraph(model);
+    if (!found) return null;
+    const { g, graph } = found;
     const drop = new Set(names);
     const dropped = new Set<string>();
     const kept: Field[] = [];
@@ -220,19 +230,7 @@ export function dropGraphOutputs(model: Uint8Array, names: readonly string[]): U
       kept.push(f);
     }
     if (dropped.size !== drop.size) return null;
-    const graphLen = kept.reduce((n, f) => n + (f.end - f.start), 0);
-    const header = encodeVarint(7 * 8 + 2).concat(encodeVarint(graphLen));
-    const out = new Uint8Array(g.start + header.length + graphLen + (model.length - g.end));
-    out.set(model.subarray(0, g.start), 0);
-    let o = g.start;
-    out.set(header, o);
-    o += header.length;
-    for (const f of kept) {
-      out.set(model.subarray(f.start, f.end), o);
-      o += f.end - f.start;
-    }
-    out.set(model.subarray(g.end), o);
-    return out;
+    return withGraphPayload(model, g, kept.map((f) => model.subarray(f.start, f.end)));
   } catch {
     return null;
   }
