@@ -34,6 +34,7 @@ export async function openCeiling(opts: { modelDir: string; modelFile?: string; 
   });
   // The graph the engine decodes with: where it chooses slot mode, the one without full caches.
   if (model.toSlotGraph && !model.rowsCoupled && (await slotModeAgrees(model))) model = await model.toSlotGraph();
+  else if (model.toSlotGraph) model = { ...model, toSlotGraph: null };
   const { io, config, stepOutputs } = model;
   const fetches = stepOutputs && !model.rowsCoupled
     ? [io.logits, ...stepOutputs.newKeys, ...stepOutputs.newValues]

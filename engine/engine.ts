@@ -133,7 +133,9 @@ export class Engine extends TokenizerFront {
       const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize, loaded.config.contextLength);
       const slot = loaded.stepOutputs !== null && !loaded.rowsCoupled && (await slotModeAgrees(loaded));
       // Slot mode never reads the full caches: serve from the graph that no longer makes them.
+      // Otherwise let go of the way there: it holds the graph's bytes (up to the in-memory limit).
       if (slot && loaded.toSlotGraph) loaded = await loaded.toSlotGraph();
+      else if (loaded.toSlotGraph) loaded = { ...loaded, toSlotGraph: null };
       const runner = new Runner(loaded, opts.prefillChunk ?? 256, !slot);
       const scheduler = new Scheduler(runner, {
         maxBatch: opts.maxBatch ?? 16,

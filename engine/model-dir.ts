@@ -65,7 +65,8 @@ export interface LoadedModel {
   readonly presentOutputs: boolean;
   /**
    * The same model on the slot graph, its previous session released; null when there is no
-   * such graph (no step outputs). Called by whoever decided for slot mode (engine.ts).
+   * such graph (no step outputs). Called by whoever decided for slot mode (engine.ts); it holds
+   * the graph's bytes, so whoever decides against slot mode drops it (a copy without it).
    */
   readonly toSlotGraph: (() => Promise<LoadedModel>) | null;
   readonly id: string;
