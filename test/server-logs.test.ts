@@ -9,7 +9,8 @@ import { Engine } from '../engine/index.js';
 import { startServer, type RunningServer } from '../server/lifecycle.js';
 import { resolveLimits } from '../server/limits.js';
 import { createLogger } from '../server/log.js';
-import { attest, sendChunked } from './fixtures/server/client.js';
+import { attest, bhttpRequest, sendChunked, sessionUrl } from './fixtures/server/client.js';
+import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
 
 const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 const lines: string[] = [];
@@ -90,4 +91,20 @@ test('a stream the client abandons is logged as aborted', async () => {
   assert.ok(line);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(server.runtime.tracker.size, 0);
+});
+
+test('a completed stream is logged with the bytes that came in and went out, counted by the streams themselves', async () => {
+  const a = await attest(server.url);
+  const json = { model: 'stories260K', messages: [{ role: 'user', content: 'Once' }], max_tokens: 12, temperature: 0, stream: true };
+  const e = encapsulateChunkedRequest(a.config);
+  const sent = Buffer.concat([e.header, e.sealFinal(bhttpRequest({ method: 'POST', path: '/v1/chat/completions', json }))]);
+  const before = lines.length;
+  const res = await fetch(sessionUrl(server.url, a.sid, 'ohttp'), { method: 'POST', headers: { 'content-type': 'message/ohttp-chunked-req' }, body: sent });
+  assert.equal(res.status, 200);
+  const received = (await res.arrayBuffer()).byteLength;
+  const line = await lineMatching(new RegExp(` POST /v1/sessions/\\{sid\\}/ohttp 200 in=${sent.length} `));
+  assert.ok(lines.indexOf(line) >= before, 'this request\'s line');
+  assert.equal(Number(/ in=(\d+)/.exec(line)![1]), sent.length, 'in= is the encapsulated request as sent');
+  assert.equal(Number(/ out=(\d+)/.exec(line)![1]), received, 'out= is the sealed body the client received');
+  assert.ok(!line.endsWith('aborted'), line);
 });
