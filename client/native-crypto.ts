@@ -5,6 +5,7 @@
 // paid for the JS AEAD. Browsers are left alone: this module imports nothing from Node, and
 // node:crypto is loaded only where `process.versions.node` says Node is running.
 import { aeadBackendName, setAeadBackend, setX25519Backend, x25519BackendName } from '../transport/hpke.js';
+import { isNode } from './runtime.js';
 import { createNodeAeadBackend, createNodeX25519Backend, type NodeCryptoLike, type NodeKeyCryptoLike } from '../transport/node-backend.js';
 
 /** The module to load: a variable, so browser bundlers do not try to resolve or inline it. */
@@ -49,9 +50,4 @@ export function installBackends(mod: NodeCryptoLike & NodeKeyCryptoLike): void {
       // keep @noble
     }
   }
-}
-
-function isNode(): boolean {
-  const p = (globalThis as { process?: { versions?: { node?: unknown } } }).process;
-  return typeof p?.versions?.node === 'string';
 }

@@ -11,6 +11,7 @@
 // loaded at run time only where `process.versions.node` says Node is running.
 import type * as Http from 'node:http';
 import type * as Https from 'node:https';
+import { isNode } from './runtime.js';
 
 /** Modules to load: variables, so browser bundlers do not try to resolve or inline them. */
 const NODE_HTTP = 'node:http';
@@ -27,8 +28,7 @@ export function nodeFetchIfNode(fallback: typeof fetch): Promise<typeof fetch | 
 }
 
 async function load(fallback: typeof fetch): Promise<typeof fetch | undefined> {
-  const p = (globalThis as { process?: { versions?: { node?: unknown } } }).process;
-  if (typeof p?.versions?.node !== 'string') return undefined;
+  if (!isNode()) return undefined;
   try {
     const [http, https] = await Promise.all([import(/* @vite-ignore */ NODE_HTTP), import(/* @vite-ignore */ NODE_HTTPS)]);
     return createNodeFetch({ http: http as typeof Http, https: https as typeof Https }, fallback);

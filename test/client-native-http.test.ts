@@ -8,6 +8,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createNodeFetch, nodeFetchIfNode } from '../client/native-http.js';
+import { SealedClient } from '../client/sdk.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -188,7 +189,19 @@ describe('node:http transport', () => {
     assert.equal(fallbackCalls.length, cases.length);
   });
 
-  test('in Node, the SDK gets this transport', async () => {
+  test('in Node, the SDK sends over this transport unless the caller passes a fetch', async () => {
     assert.equal(typeof (await nodeFetchIfNode(fallback)), 'function');
+    // undici's fetch adds sec-fetch-mode to every request; node:http adds nothing of the kind.
+    const seen: (string | undefined)[] = [];
+    handler = (req, res) => {
+      seen.push(req.headers['sec-fetch-mode'] as string | undefined);
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('no');
+    };
+    await assert.rejects(SealedClient.connect(base, { allowSimulation: true }));
+    await assert.rejects(SealedClient.connect(base, { allowSimulation: true, fetch: globalThis.fetch }));
+    assert.equal(seen.length, 2, 'one attestation request each');
+    assert.equal(seen[0], undefined, 'the default went over node:http');
+    assert.equal(seen[1], 'cors', "the caller's fetch was used as given");
   });
 });
