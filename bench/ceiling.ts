@@ -4,7 +4,7 @@
 // between this and the engine's own rate at the same batch size.
 import { loadModelDir, type LoadedModel } from '../engine/model-dir.js';
 import { ort } from '../engine/ort.js';
-import { slotModeAgrees } from '../engine/runner.js';
+import { chooseDecoding } from '../engine/runner.js';
 import { median } from './stats.js';
 
 export interface CeilingRun {
@@ -33,8 +33,7 @@ export async function openCeiling(opts: { modelDir: string; modelFile?: string; 
     ...(opts.modelFile !== undefined && { modelFile: opts.modelFile }),
   });
   // The graph the engine decodes with: where it chooses slot mode, the one without full caches.
-  if (model.toSlotGraph && !model.rowsCoupled && (await slotModeAgrees(model))) model = await model.toSlotGraph();
-  else if (model.toSlotGraph) model = { ...model, toSlotGraph: null };
+  model = (await chooseDecoding(model)).model;
   const { io, config, stepOutputs } = model;
   const fetches = stepOutputs && !model.rowsCoupled
     ? [io.logits, ...stepOutputs.newKeys, ...stepOutputs.newValues]

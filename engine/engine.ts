@@ -7,7 +7,7 @@ import { createDetokenizer, type TextStream } from './detokenizer.js';
 import { EngineError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import { loadModelDir, type LoadedModel } from './model-dir.js';
-import { Runner, slotModeAgrees } from './runner.js';
+import { chooseDecoding, Runner } from './runner.js';
 import { Rng, sample } from './sampler.js';
 import { Scheduler, type SchedulableSequence, type Ticket } from './scheduler.js';
 import { StopMatcher } from './stop.js';
@@ -131,11 +131,9 @@ export class Engine extends TokenizerFront {
     });
     try {
       const tokenizer = createTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig, loaded.config.vocabSize, loaded.config.contextLength);
-      const slot = loaded.stepOutputs !== null && !loaded.rowsCoupled && (await slotModeAgrees(loaded));
-      // Slot mode never reads the full caches: serve from the graph that no longer makes them.
-      // Otherwise let go of the way there: it holds the graph's bytes (up to the in-memory limit).
-      if (slot && loaded.toSlotGraph) loaded = await loaded.toSlotGraph();
-      else if (loaded.toSlotGraph) loaded = { ...loaded, toSlotGraph: null };
+      const decoding = await chooseDecoding(loaded);
+      loaded = decoding.model;
+      const slot = decoding.slot;
       const runner = new Runner(loaded, opts.prefillChunk ?? 256, !slot);
       const scheduler = new Scheduler(runner, {
         maxBatch: opts.maxBatch ?? 16,

@@ -657,3 +657,16 @@ export async function slotModeAgrees(model: LoadedModel): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * How a loaded model decodes, decided once for the engine and the bench's ceiling alike: slot
+ * mode where the graph exposes the step outputs, its rows are independent and the load-time
+ * check agrees, then on the slot graph (no full caches as outputs); plain mode otherwise. Either
+ * way the model handed back no longer holds the way to the slot graph (it keeps the graph's bytes).
+ */
+export async function chooseDecoding(loaded: LoadedModel): Promise<{ model: LoadedModel; slot: boolean }> {
+  const slot = loaded.stepOutputs !== null && !loaded.rowsCoupled && (await slotModeAgrees(loaded));
+  if (!loaded.toSlotGraph) return { model: loaded, slot };
+  if (slot) return { model: await loaded.toSlotGraph(), slot };
+  return { model: { ...loaded, toSlotGraph: null }, slot };
+}

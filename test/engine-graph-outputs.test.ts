@@ -8,7 +8,7 @@ import { dropGraphOutputs, exposeStepOutputs } from '../engine/graph-outputs.js'
 import { EngineError } from '../engine/errors.js';
 import { Rng } from '../engine/sampler.js';
 import { loadModelDir } from '../engine/model-dir.js';
-import { Runner, slotModeAgrees } from '../engine/runner.js';
+import { chooseDecoding, Runner, slotModeAgrees } from '../engine/runner.js';
 
 const model = new Uint8Array(readFileSync(new URL('../models/stories260K/onnx/model.onnx', import.meta.url)));
 const L = [0, 1, 2, 3, 4];
@@ -166,5 +166,26 @@ test('the engine serves slot mode from the slot graph; the plain path keeps the 
     assert.equal(r.mode, 'slot');
   } finally {
     await slot.session.release();
+  }
+});
+
+test('chooseDecoding: slot mode on the slot graph where the check agrees; plain on the loaded graph otherwise, never keeping the way to the slot graph', async () => {
+  const bundled = await chooseDecoding(await loadModelDir(new URL('../models/stories260K', import.meta.url).pathname, { threads: 1 }));
+  try {
+    assert.equal(bundled.slot, true);
+    assert.equal(bundled.model.presentOutputs, false);
+    assert.equal(bundled.model.toSlotGraph, null);
+  } finally {
+    await bundled.model.session.release();
+  }
+  // 8-bit weights quantized per tensor at run time couple a batch's rows: no slot mode, and the
+  // loaded graph (which still has present.*) is what decodes.
+  const q8 = await chooseDecoding(await loadModelDir(new URL('./fixtures/models/stories260K-variants', import.meta.url).pathname, { threads: 1, modelFile: 'q8' }));
+  try {
+    assert.equal(q8.slot, false);
+    assert.equal(q8.model.presentOutputs, true);
+    assert.equal(q8.model.toSlotGraph, null, 'the graph bytes it would hold are let go');
+  } finally {
+    await q8.model.session.release();
   }
 });
