@@ -13,26 +13,14 @@
 import process from 'node:process';
 import { Worker } from 'node:worker_threads';
 import { EventChannel } from './channel.js';
-import type { EngineModelInfo, EngineStats, GenerateEvent, GenerateRequest } from './engine.js';
+import type { EngineModelInfo, EngineOptions, EngineStats, GenerateEvent, GenerateRequest } from './engine.js';
 import { EngineError } from './errors.js';
 import { TokenizerFront } from './tokenizer-front.js';
 import { createTokenizer } from './tokenizer.js';
 import { deliverBatch, type BatchTarget, type FromWorker, type ToWorker, type WorkerInit, type WorkerReady } from './worker-protocol.js';
 
-export interface WorkerEngineOptions {
-  readonly modelDir: string;
-  readonly modelFile?: string;
-  readonly modelId?: string;
-  readonly threads?: number;
-  /** Most sequences decoded together; default 16. */
-  readonly maxBatch?: number;
-  /** Most requests waiting for a slot before 'busy'; default 64. */
-  readonly maxQueue?: number;
-  readonly prefillChunk?: number;
-  readonly prefillBudget?: number;
-  readonly fastDecode?: boolean;
-  readonly onProgress?: (line: string) => void;
-}
+/** Engine's options; its per-step hook is the worker's own (it sends each step's events). */
+export type WorkerEngineOptions = Omit<EngineOptions, 'afterStep'>;
 
 /**
  * Built, the worker is the .js file beside this one. Run from sources, it is the .ts file, and

@@ -6,21 +6,11 @@
  * bytes (they are plaintext), and a transferred buffer leaves no copy behind in the worker.
  */
 import { EngineError, type EngineErrorCode } from './errors.js';
-import type { GenerateEvent } from './engine.js';
+import type { EngineOptions, GenerateEvent } from './engine.js';
 import type { PlannedRequest } from './plan.js';
 
-/** What the worker needs to open the model (EngineOptions without its callbacks). */
-export interface WorkerInit {
-  modelDir: string;
-  modelFile?: string;
-  modelId?: string;
-  threads?: number;
-  maxBatch: number;
-  maxQueue: number;
-  prefillChunk?: number;
-  prefillBudget?: number;
-  fastDecode?: boolean;
-}
+/** What the worker needs to open the model: EngineOptions without its callbacks, the admission bounds settled. */
+export type WorkerInit = Omit<EngineOptions, 'afterStep' | 'onProgress' | 'maxBatch' | 'maxQueue'> & { maxBatch: number; maxQueue: number };
 
 /** The loaded engine as the serving thread sees it, sent once by the worker. */
 export interface WorkerReady {
