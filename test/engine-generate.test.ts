@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Engine, EngineError, type GenerateEvent, type GenerateRequest } from '../engine/index.js';
+import { Engine, EngineError, type GenerateRequest } from '../engine/index.js';
 import { createTokenizer } from '../engine/tokenizer.js';
+import { collect } from './fixtures/engine/collect.js';
 
 const golden = JSON.parse(readFileSync(new URL('./fixtures/stories260K-golden-greedy-200.json', import.meta.url), 'utf8')) as {
   generated_ids: number[];
@@ -24,17 +25,6 @@ after(async () => {
   await engine.close();
 });
 
-type Done = Extract<GenerateEvent, { type: 'done' }>;
-async function collect(it: AsyncIterable<GenerateEvent>) {
-  const deltas: string[] = [];
-  let done: Done | undefined;
-  for await (const ev of it) {
-    if (ev.type === 'delta') deltas.push(ev.text);
-    else done = ev;
-  }
-  assert.ok(done);
-  return { text: deltas.join(''), deltas, done };
-}
 const gen = (req: GenerateRequest, signal?: AbortSignal) => collect(engine.generate(req, signal));
 
 function assertCode(fn: () => unknown, code: string) {

@@ -3,8 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Engine, type GenerateEvent } from '../engine/index.js';
+import { Engine } from '../engine/index.js';
 import { Rng } from '../engine/sampler.js';
+import { collect } from './fixtures/engine/collect.js';
 
 const golden = JSON.parse(readFileSync(new URL('./fixtures/stories260K-golden-greedy-200.json', import.meta.url), 'utf8')) as {
   prompt_ids: number[];
@@ -24,18 +25,6 @@ after(async () => {
   await plain.close();
 });
 
-async function collect(it: AsyncIterable<GenerateEvent>) {
-  let text = '';
-  let done: Extract<GenerateEvent, { type: 'done' }> | undefined;
-  for await (const ev of it) {
-    if (ev.type === 'delta') {
-      assert.equal(done, undefined, 'no delta after done');
-      text += ev.text;
-    } else done = ev;
-  }
-  assert.ok(done, 'stream ends with a done event');
-  return { text, done };
-}
 
 const goldenRequest = () => ({ prompt: golden.prompt_ids, maxTokens: 200, temperature: 0, returnTokenIds: true });
 

@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { join } from 'node:path';
 import { Engine, type GenerateEvent } from '../engine/index.js';
 import { Rng } from '../engine/sampler.js';
+import { collect } from './fixtures/engine/collect.js';
 
 const FIXTURES = new URL('./fixtures/models/', import.meta.url).pathname;
 const TOKENS = 64;
@@ -77,12 +78,8 @@ async function oracle(graphPath: string, prompt: readonly number[], n: number, e
   }
 }
 
-async function collect(it: AsyncIterable<GenerateEvent>) {
-  let done: Extract<GenerateEvent, { type: 'done' }> | undefined;
-  for await (const ev of it) if (ev.type === 'done') done = ev;
-  assert.ok(done);
-  return done;
-}
+/** A generation's done event. */
+const doneOf = async (it: AsyncIterable<GenerateEvent>) => (await collect(it)).done;
 
 interface Case {
   readonly name: string;
@@ -141,7 +138,7 @@ for (const c of cases) {
 
     for (const engine of [fast, plain]) {
       const req = { prompt: c.prompt, maxTokens: TOKENS, temperature: 0, returnTokenIds: true };
-      const alone = await collect(engine.generate(req));
+      const alone = await doneOf(engine.generate(req));
       assert.deepEqual(alone.tokenIds, expected, `${engine.decodeMode}: alone`);
 
       const rng = new Rng(7 + c.prompt.length);
@@ -149,10 +146,10 @@ for (const c of cases) {
       const other = (i: number) => {
         const n = 1 + Math.floor(rng.nextFloat() * 30);
         const prompt = [1, ...Array.from({ length: n }, () => 3 + Math.floor(rng.nextFloat() * (vocab - 3)))];
-        return collect(engine.generate({ prompt, maxTokens: 10 + 15 * i, temperature: 0.8, seed: i }));
+        return doneOf(engine.generate({ prompt, maxTokens: 10 + 15 * i, temperature: 0.8, seed: i }));
       };
       const first = [other(0), other(1), other(2)];
-      const target = collect(engine.generate(req));
+      const target = doneOf(engine.generate(req));
       first.push(other(3));
       await new Promise((r) => setTimeout(r, 5));
       const later = [other(4), other(5), other(6)];
@@ -167,7 +164,7 @@ for (const c of cases) {
     if (c.oracle !== 'incremental') {
       const chunked = await Engine.create({ modelDir: c.dir, threads: 1, prefillChunk: 4, ...(c.modelFile && { modelFile: c.modelFile }) });
       engines.push(chunked);
-      const r = await collect(chunked.generate({ prompt: c.prompt, maxTokens: TOKENS, temperature: 0, returnTokenIds: true }));
+      const r = await doneOf(chunked.generate({ prompt: c.prompt, maxTokens: TOKENS, temperature: 0, returnTokenIds: true }));
       assert.deepEqual(r.tokenIds, expected, 'prefilled in chunks of 4');
     }
   });

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Engine, EngineError, type GenerateEvent, type GenerateRequest } from '../engine/index.js';
+import { Engine, EngineError, type GenerateRequest } from '../engine/index.js';
 import { WorkerEngine } from '../engine/worker-engine.js';
 import { deliverBatch, EventOutbox } from '../engine/worker-protocol.js';
+import { collect } from './fixtures/engine/collect.js';
 
 const MODEL_DIR = new URL('../models/stories260K', import.meta.url).pathname;
 const golden = JSON.parse(readFileSync(new URL('./fixtures/stories260K-golden-greedy-200.json', import.meta.url), 'utf8')) as {
@@ -28,17 +29,6 @@ after(async () => {
   await local.close();
 });
 
-type Done = Extract<GenerateEvent, { type: 'done' }>;
-async function collect(it: AsyncIterable<GenerateEvent>) {
-  const deltas: string[] = [];
-  let done: Done | undefined;
-  for await (const ev of it) {
-    if (ev.type === 'delta') deltas.push(ev.text);
-    else done = ev;
-  }
-  assert.ok(done);
-  return { text: deltas.join(''), deltas, done };
-}
 const isCode = (code: string) => (e: unknown) => e instanceof EngineError && e.code === code;
 const settle = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e);
 
