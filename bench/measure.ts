@@ -78,3 +78,22 @@ export function splitRounds(requests: number, concurrency: number, maxRounds: nu
   const base = Math.floor(requests / rounds);
   return Array.from({ length: rounds }, (_, i) => base + (i < requests % rounds ? 1 : 0));
 }
+
+/**
+ * The sweep's order: round 1 of every level, then round 2 of every level, and so on (a level
+ * with fewer rounds drops out), so drift on a shared machine lands on both sides of every ratio
+ * between levels. Each entry is one round of one level: its concurrency, its round number and
+ * its request count. Pure.
+ */
+export function sweepOrder(levels: readonly { concurrency: number; requests: number }[], maxRounds: number): { concurrency: number; round: number; rounds: number; count: number }[] {
+  const split = levels.map((l) => ({ concurrency: l.concurrency, rounds: splitRounds(l.requests, l.concurrency, maxRounds) }));
+  const out: { concurrency: number; round: number; rounds: number; count: number }[] = [];
+  const most = Math.max(0, ...split.map((s) => s.rounds.length));
+  for (let round = 0; round < most; round++) {
+    for (const s of split) {
+      const count = s.rounds[round];
+      if (count !== undefined) out.push({ concurrency: s.concurrency, round, rounds: s.rounds.length, count });
+    }
+  }
+  return out;
+}

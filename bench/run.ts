@@ -7,7 +7,7 @@ import type { BenchOptions } from './args.js';
 import { requestsFor } from './args.js';
 import { BenchError } from './errors.js';
 import { describeMachine } from './machine.js';
-import { aggregate, runClosedLoop, splitRounds, timeRequest } from './measure.js';
+import { aggregate, runClosedLoop, sweepOrder, timeRequest } from './measure.js';
 import { compareOutputs } from './outputs.js';
 import { measureSealOpen } from './seal-cost.js';
 import { createEngine, engineDriver } from './modes/engine.js';
@@ -152,58 +152,54 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     // turn), then round 2 of every level, and so on. The targets are ratios between modes at a
     // level and between levels, so drift on a shared machine must land on both sides of each.
     type Acc = { samples: RequestSample[]; seconds: number; benchCpuUs: number; serverCpuMs?: number; serverMainCpuMs?: number };
-    const plan = o.concurrency.map((c) => ({ c, requests: requestsFor(o, c), rounds: splitRounds(requestsFor(o, c), c, MAX_ROUNDS) }));
     const measured = new Map<number, Map<ModeDriver, Acc>>(o.concurrency.map((c) => [c, new Map()]));
-    const roundCount = Math.max(...plan.map((p) => p.rounds.length));
-    for (let round = 0; round < roundCount; round++) {
-      for (const { c, requests, rounds } of plan) {
-        const count = rounds[round];
-        if (count === undefined) continue;
-        if (ceiling) {
-          try {
-            // As many steps as the engine runs for this round's tokens.
-            const { stepMs } = await ceiling.measure(c, Math.min(1000, Math.ceil((count * o.maxTokens) / c)));
-            ceilingMs.set(c, [...(ceilingMs.get(c) ?? []), ...stepMs]);
-          } catch (err) {
-            errors.push({ mode: 'runtime-ceiling', ...describeError(err) });
-            await ceiling.close();
-            ceiling = null;
-          }
+    const order = sweepOrder(o.concurrency.map((c) => ({ concurrency: c, requests: requestsFor(o, c) })), MAX_ROUNDS);
+    for (const { concurrency: c, round, rounds, count } of order) {
+      const requests = requestsFor(o, c);
+      if (ceiling) {
+        try {
+          // As many steps as the engine runs for this round's tokens.
+          const { stepMs } = await ceiling.measure(c, Math.min(1000, Math.ceil((count * o.maxTokens) / c)));
+          ceilingMs.set(c, [...(ceilingMs.get(c) ?? []), ...stepMs]);
+        } catch (err) {
+          errors.push({ mode: 'runtime-ceiling', ...describeError(err) });
+          await ceiling.close();
+          ceiling = null;
         }
-        const atLevel = measured.get(c)!;
-        for (const driver of [...drivers]) {
-          try {
-            const acc = atLevel.get(driver) ?? { samples: [], seconds: 0, benchCpuUs: 0, serverCpuMs: 0, serverMainCpuMs: 0 };
-            const before = acc.samples.length;
-            const serverBefore = await driver.serverCpuMs?.();
-            const mainBefore = await driver.serverMainCpuMs?.();
-            const cpuBefore = process.cpuUsage();
-            const { samples, seconds } = await runClosedLoop(driver, work, c, count, (done) => {
-              progress(`${driver.name} c=${c} round ${round + 1}/${rounds.length}: ${before + done}/${requests} requests`, true);
-            });
-            const cpu = process.cpuUsage(cpuBefore);
-            const serverAfter = await driver.serverCpuMs?.();
-            const mainAfter = await driver.serverMainCpuMs?.();
-            acc.samples.push(...samples);
-            acc.seconds += seconds;
-            acc.benchCpuUs += cpu.user + cpu.system;
-            acc.serverCpuMs = serverBefore !== undefined && serverAfter !== undefined && acc.serverCpuMs !== undefined
-              ? acc.serverCpuMs + (serverAfter - serverBefore) : undefined;
-            acc.serverMainCpuMs = mainBefore !== undefined && mainAfter !== undefined && acc.serverMainCpuMs !== undefined
-              ? acc.serverMainCpuMs + (mainAfter - mainBefore) : undefined;
-            atLevel.set(driver, acc);
-          } catch (err) {
-            errors.push({ mode: driver.name, ...describeError(err) });
-            progress(`${driver.name} c=${c}: failed (${describeError(err).code}); dropping the mode`);
-            drivers.splice(drivers.indexOf(driver), 1);
-            // A mode that failed is void at every level, not only this one.
-            for (const m of measured.values()) m.delete(driver);
-            await driver.close().catch(() => undefined);
-          }
+      }
+      const atLevel = measured.get(c)!;
+      for (const driver of [...drivers]) {
+        try {
+          const acc = atLevel.get(driver) ?? { samples: [], seconds: 0, benchCpuUs: 0, serverCpuMs: 0, serverMainCpuMs: 0 };
+          const before = acc.samples.length;
+          const serverBefore = await driver.serverCpuMs?.();
+          const mainBefore = await driver.serverMainCpuMs?.();
+          const cpuBefore = process.cpuUsage();
+          const { samples, seconds } = await runClosedLoop(driver, work, c, count, (done) => {
+            progress(`${driver.name} c=${c} round ${round + 1}/${rounds}: ${before + done}/${requests} requests`, true);
+          });
+          const cpu = process.cpuUsage(cpuBefore);
+          const serverAfter = await driver.serverCpuMs?.();
+          const mainAfter = await driver.serverMainCpuMs?.();
+          acc.samples.push(...samples);
+          acc.seconds += seconds;
+          acc.benchCpuUs += cpu.user + cpu.system;
+          acc.serverCpuMs = serverBefore !== undefined && serverAfter !== undefined && acc.serverCpuMs !== undefined
+            ? acc.serverCpuMs + (serverAfter - serverBefore) : undefined;
+          acc.serverMainCpuMs = mainBefore !== undefined && mainAfter !== undefined && acc.serverMainCpuMs !== undefined
+            ? acc.serverMainCpuMs + (mainAfter - mainBefore) : undefined;
+          atLevel.set(driver, acc);
+        } catch (err) {
+          errors.push({ mode: driver.name, ...describeError(err) });
+          progress(`${driver.name} c=${c}: failed (${describeError(err).code}); dropping the mode`);
+          drivers.splice(drivers.indexOf(driver), 1);
+          // A mode that failed is void at every level, not only this one.
+          for (const m of measured.values()) m.delete(driver);
+          await driver.close().catch(() => undefined);
         }
       }
     }
-    for (const { c } of plan) {
+    for (const c of o.concurrency) {
       for (const [driver, { samples, seconds, benchCpuUs, serverCpuMs, serverMainCpuMs }] of measured.get(c)!) {
         const row = aggregate(driver.name, c, samples, seconds);
         report.runs.push(row);

@@ -7,7 +7,7 @@ import { parseArgs, requestsFor } from '../bench/args.js';
 import { escapeXml, niceCeil, renderChart } from '../bench/chart.js';
 import { parseProcStatCpuMs, parseProcStatus } from '../bench/child.js';
 import { BenchError } from '../bench/errors.js';
-import { aggregate, runClosedLoop, splitRounds } from '../bench/measure.js';
+import { aggregate, runClosedLoop, splitRounds, sweepOrder } from '../bench/measure.js';
 import { compareOutputs, normalizeCompletion } from '../bench/outputs.js';
 import { consumeCompletionStream } from '../bench/modes/plaintext-http.js';
 import { RUN_KEYS, serialize, toContractJson, validateContractShape } from '../bench/report.js';
@@ -382,4 +382,20 @@ test('parseProcStatCpuMs: utime + stime (fields 14, 15) in ms, robust to spaces 
   assert.equal(parseProcStatCpuMs(fields('a) b (c')), 3000);
   assert.equal(parseProcStatCpuMs('garbage'), undefined);
   assert.equal(parseProcStatCpuMs('1 (x) S 1 2'), undefined);
+});
+
+test('sweepOrder: round r of every level before round r+1 of any, every request placed once', () => {
+  const order = sweepOrder([{ concurrency: 1, requests: 32 }, { concurrency: 16, requests: 64 }, { concurrency: 32, requests: 128 }], 4);
+  assert.deepEqual(order.map((o) => `${o.round}:${o.concurrency}`), [
+    '0:1', '0:16', '0:32', '1:1', '1:16', '1:32', '2:1', '2:16', '2:32', '3:1', '3:16', '3:32',
+  ]);
+  for (const c of [1, 16, 32]) {
+    const mine = order.filter((o) => o.concurrency === c);
+    assert.equal(mine.reduce((n, o) => n + o.count, 0), { 1: 32, 16: 64, 32: 128 }[c]);
+    assert.ok(mine.every((o) => o.count >= c && o.rounds === 4));
+  }
+  // A level with fewer rounds (too few requests to fill more) drops out of the later ones.
+  const uneven = sweepOrder([{ concurrency: 16, requests: 16 }, { concurrency: 1, requests: 3 }], 4);
+  assert.deepEqual(uneven.map((o) => `${o.round}:${o.concurrency}:${o.count}`), ['0:16:16', '0:1:1', '1:1:1', '2:1:1']);
+  assert.deepEqual(sweepOrder([], 4), []);
 });
