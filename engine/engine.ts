@@ -78,8 +78,10 @@ export interface EngineStats {
   readonly cachedSequences: number;
   /** Decode steps run so far. */
   readonly steps: number;
-  /** Times the batch cache was re-packed (membership changes). */
+  /** Times the batch cache was re-packed (membership changes it could not absorb, or growth). */
   readonly repacks: number;
+  /** Sequences seated in a free row of the slot batch, no re-pack needed. */
+  readonly seats: number;
   /** Prefill runs so far (a group of fresh prompts prefilled together is one). */
   readonly prefills: number;
 }
@@ -156,7 +158,7 @@ export class Engine extends TokenizerFront {
 
   stats(): EngineStats {
     const s = this.scheduler.stats();
-    return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks, prefills: s.prefills };
+    return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks, seats: s.seats, prefills: s.prefills };
   }
 
   /**

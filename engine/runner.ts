@@ -99,6 +99,8 @@ export interface RunnerStats {
   batchRows: number;
   steps: number;
   repacks: number;
+  /** Sequences seated in a free row of the slot batch instead of a re-pack. */
+  seats: number;
   /** Prefill runs (one per prompt piece, or one for a group of fresh prompts). */
   prefills: number;
 }
@@ -118,6 +120,7 @@ export class Runner {
   private live = new Set<SequenceCache>();
   private steps = 0;
   private repacks = 0;
+  private seats = 0;
   private prefills = 0;
   private readonly emptyPast: ort.Tensor;
   private readonly kvType: FloatType;
@@ -164,6 +167,7 @@ export class Runner {
       batchRows: this.batch ? this.batch.seqs.length : this.slots ? this.slots.seqs.length : 0,
       steps: this.steps,
       repacks: this.repacks,
+      seats: this.seats,
       prefills: this.prefills,
     };
   }
@@ -441,23 +445,27 @@ export class Runner {
   private async stepSlots(seqs: readonly SequenceCache[], tokens: readonly number[]): Promise<Float32Array> {
     const b = seqs.length;
     const sb = this.ensureSlots(seqs);
+    const rows = sb.seqs.length;
     const { heads, headDim } = this;
     const cap = sb.cap;
-    for (let r = 0; r < b; r++) {
-      sb.ids[r] = BigInt(tokens[r]);
-      sb.positions[r] = BigInt(seqs[r].length);
+    // A free row (its sequence left) runs on with its last id and position: its outputs are not read.
+    for (let i = 0; i < b; i++) {
+      const r = seqs[i].row;
+      sb.ids[r] = BigInt(tokens[i]);
+      sb.positions[r] = BigInt(seqs[i].length);
     }
     const out = await this.model.session.run(sb.feeds, this.stepFetches);
     this.steps++;
     const { newKeys, newValues } = this.model.stepOutputs!;
     const rowStride = heads * cap * headDim;
     for (let l = 0; l < this.layers; l++) {
-      const nk = this.kvData(this.checkedTensor(out, newKeys[l], b, 1));
-      const nv = this.kvData(this.checkedTensor(out, newValues[l], b, 1));
+      const nk = this.kvData(this.checkedTensor(out, newKeys[l], rows, 1));
+      const nv = this.kvData(this.checkedTensor(out, newValues[l], rows, 1));
       const dk = sb.keys[l];
       const dv = sb.values[l];
-      for (let r = 0; r < b; r++) {
-        const len = seqs[r].length;
+      for (let i = 0; i < b; i++) {
+        const r = seqs[i].row;
+        const len = seqs[i].length;
         for (let h = 0; h < heads; h++) {
           // headDim floats: a plain loop beats subarray()+set() (no allocation).
           const src = (r * heads + h) * headDim;
@@ -469,23 +477,80 @@ export class Runner {
         }
       }
     }
-    for (let r = 0; r < b; r++) {
-      const s = seqs[r];
+    let inOrder = b === rows;
+    for (let i = 0; i < b; i++) {
+      const s = seqs[i];
+      if (s.row !== i) inOrder = false;
       // The new column is now part of the row's past.
-      sb.mask[r * (cap + 1) + s.length] = 1n;
+      sb.mask[s.row * (cap + 1) + s.length] = 1n;
       if (!s.released) s.length++;
     }
+    const logits = this.logitsOf(out, rows, 1);
     if (sb.seqs.every((s) => s.released)) this.slots = null;
-    return this.logitsOf(out, b, 1);
+    if (inOrder) return logits;
+    // Rows seated out of the caller's order, or free rows: the caller's order, row i at i * vocab.
+    const v = this.vocab;
+    const ordered = new Float32Array(b * v);
+    for (let i = 0; i < b; i++) ordered.set(logits.subarray(seqs[i].row * v, (seqs[i].row + 1) * v), i * v);
+    return ordered;
   }
 
-  /** The slot batch for exactly `seqs` in this order, with room for one more column in every row. */
+  /**
+   * Seats `seqs` in the current slot batch without a re-pack where it can: each one already in
+   * its row keeps it, and each newcomer (a standalone cache from its prefill) takes a row whose
+   * sequence left, so a request finishing and the next one starting copy one row, not the whole
+   * batch. False (nothing changed) when a re-pack is due instead: more sequences than rows, a
+   * newcomer as long as the capacity, or more than a quarter of the rows left idle (each free
+   * row costs a share of every step until it is compacted away).
+   */
+  private seatInSlots(cur: SlotBatch, seqs: readonly SequenceCache[]): boolean {
+    const rows = cur.seqs.length;
+    const b = seqs.length;
+    if (b > rows || (rows - b) * 4 > rows) return false;
+    const kept = new Set<number>();
+    const newcomers: SequenceCache[] = [];
+    for (const s of seqs) {
+      if (s.row >= 0 && s.row < rows && cur.seqs[s.row] === s) kept.add(s.row);
+      else if (s.keys && s.values && s.row < 0 && s.length < cur.cap) newcomers.push(s);
+      else return false;
+    }
+    if (kept.size + newcomers.length !== b) return false; // a sequence listed twice
+    const { heads, headDim } = this;
+    const cap = cur.cap;
+    let r = 0;
+    for (const s of newcomers) {
+      while (kept.has(r)) r++;
+      const len = s.length;
+      for (let l = 0; l < this.layers; l++) {
+        for (let h = 0; h < heads; h++) {
+          const d = ((r * heads + h) * cap) * headDim;
+          cur.keys[l].set(s.keys![l].subarray(h * len * headDim, (h + 1) * len * headDim), d);
+          cur.values[l].set(s.values![l].subarray(h * len * headDim, (h + 1) * len * headDim), d);
+        }
+      }
+      // Columns past `len` hold what the row's last sequence left there: finite, and masked out.
+      cur.mask.fill(1n, r * (cap + 1), r * (cap + 1) + len);
+      cur.mask.fill(0n, r * (cap + 1) + len, r * (cap + 1) + cap);
+      cur.seqs[r].row = -1;
+      cur.seqs[r] = s;
+      s.row = r;
+      s.keys = null;
+      s.values = null;
+      kept.add(r);
+      this.seats++;
+    }
+    return true;
+  }
+
+  /**
+   * The slot batch holding every one of `seqs` with room for one more column in its row: the
+   * current one when they can be seated in it, else a re-pack of exactly `seqs`, in this order.
+   */
   private ensureSlots(seqs: readonly SequenceCache[]): SlotBatch {
     const cur = this.slots;
     let maxLen = 0;
     for (const s of seqs) maxLen = Math.max(maxLen, s.length);
-    const same = cur !== null && cur.seqs.length === seqs.length && cur.seqs.every((s, i) => s === seqs[i]);
-    if (same && maxLen < cur.cap) return cur;
+    if (cur !== null && maxLen < cur.cap && this.seatInSlots(cur, seqs)) return cur;
     this.repacks++;
     const b = seqs.length;
     const ctx = this.model.config.contextLength;

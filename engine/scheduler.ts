@@ -54,6 +54,7 @@ export interface SchedulerStats {
   cachedSequences: number;
   steps: number;
   repacks: number;
+  seats: number;
   prefills: number;
 }
 
@@ -84,6 +85,7 @@ export class Scheduler {
       cachedSequences: r.cachedSequences,
       steps: r.steps,
       repacks: r.repacks,
+      seats: r.seats,
       prefills: r.prefills,
     };
   }
