@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  CipherSuite, deriveKeyPair, encap, decap, keySchedule, generateKeyPair, MODE_BASE, MODE_AUTH, MODE_PSK,
+  CipherSuite, deriveKeyPair, encap, decap, keySchedule, generateKeyPair, extract, expand, MODE_BASE, MODE_AUTH, MODE_PSK,
   AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, type Mode,
 } from '../transport/hpke.js';
 import { hexToBytes as h, bytesToHex as hex, utf8 } from '../transport/bytes.js';
@@ -23,6 +23,22 @@ const vectors: Vec[] = JSON.parse(readFileSync(new URL('rfc9180-hpke-x25519.json
 function isCode(code: string) {
   return (e: unknown) => e instanceof TransportError && e.code === code;
 }
+
+test('RFC 5869 HKDF-SHA256 vectors: extract, and expand over two blocks cut to 42 bytes', () => {
+  const cases = JSON.parse(readFileSync(new URL('rfc5869-hkdf-sha256.json', VECTORS), 'utf8')) as { case: string; ikm: string; salt: string; info: string; length: number; prk: string; okm: string }[];
+  assert.deepEqual(cases.map((c) => c.case), ['A.1', 'A.3']);
+  for (const c of cases) {
+    const prk = extract(h(c.salt), h(c.ikm));
+    assert.equal(hex(prk), c.prk, c.case);
+    assert.equal(hex(expand(prk, h(c.info), c.length)), c.okm, c.case);
+    // A shorter output is a prefix of the longer one; zero bytes is allowed.
+    assert.equal(hex(expand(prk, h(c.info), 7)), c.okm.slice(0, 14));
+    assert.equal(expand(prk, h(c.info), 0).length, 0);
+  }
+  for (const bad of [-1, 1.5, 255 * 32 + 1]) {
+    assert.throws(() => expand(new Uint8Array(32), new Uint8Array(0), bad), isCode('invalid_argument'), String(bad));
+  }
+});
 
 test('RFC 9180 vectors: 8 entries, both AEADs, all four modes', () => {
   assert.equal(vectors.length, 8);

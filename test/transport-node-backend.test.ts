@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as nodeCrypto from 'node:crypto';
-import { createNodeAeadBackend, createNodeX25519Backend, useNodeCrypto } from '../transport/node-backend.js';
+import { createNodeAeadBackend, createNodeHmacBackend, createNodeX25519Backend, useNodeCrypto } from '../transport/node-backend.js';
 import {
-  setAeadBackend, aeadBackendName, setX25519Backend, x25519BackendName, deriveKeyPair, encap, decap, generateKeyPair, publicKeyFromPrivate, CipherSuite, aeadSeal, aeadOpen, keySchedule, Context, AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, type AeadId,
+  setAeadBackend, aeadBackendName, setX25519Backend, x25519BackendName, setHmacBackend, hmacBackendName, extract, expand, deriveKeyPair, encap, decap, generateKeyPair, publicKeyFromPrivate, CipherSuite, aeadSeal, aeadOpen, keySchedule, Context, AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, type AeadId,
 } from '../transport/hpke.js';
 import { decodeKeyConfig, encapsulateRequest } from '../transport/ohttp.js';
 import { encapsulateChunkedRequest } from '../transport/chunked-ohttp.js';
@@ -153,11 +153,12 @@ test('both X25519 implementations reject low-order public keys as invalid_key', 
   }
 });
 
-test('useNodeCrypto installs both backends; the RFC 9458 exchange is unchanged under them', () => {
+test('useNodeCrypto installs all three backends; the RFC 9458 exchange is unchanged under them', () => {
   useNodeCrypto(nodeCrypto);
   try {
     assert.equal(aeadBackendName(), 'node:crypto');
     assert.equal(x25519BackendName(), 'node:crypto');
+    assert.equal(hmacBackendName(), 'node:crypto');
     const oh = read('rfc9458-ohttp-example.json');
     const c = encapsulateRequest(decodeKeyConfig(h(oh.key_config)), h(oh.request_bhttp), { kdfId: 1, aeadId: 1 },
       { ephemeral: { privateKey: h(oh.client_ephemeral_secret_key), publicKey: h(oh.client_ephemeral_public_key) } });
@@ -166,6 +167,7 @@ test('useNodeCrypto installs both backends; the RFC 9458 exchange is unchanged u
   } finally {
     setAeadBackend(undefined);
     setX25519Backend(undefined);
+    setHmacBackend(undefined);
   }
 });
 
@@ -220,3 +222,92 @@ function deriveAndCheck(sk: Uint8Array): Uint8Array {
   // noble's own derivation (no backend installed here).
   return publicKeyFromPrivate(sk);
 }
+
+function withNodeHmac<T>(f: () => T): T {
+  setHmacBackend(createNodeHmacBackend(nodeCrypto));
+  try {
+    return f();
+  } finally {
+    setHmacBackend(undefined);
+  }
+}
+
+test('node:crypto HMAC reproduces RFC 5869 and every RFC 9180 key schedule and export', () => {
+  assert.equal(hmacBackendName(), 'noble');
+  assert.throws(() => createNodeHmacBackend({} as never), (e: unknown) => e instanceof TransportError && e.code === 'invalid_argument');
+  withNodeHmac(() => {
+    assert.equal(hmacBackendName(), 'node:crypto');
+    for (const v of read('rfc5869-hkdf-sha256.json')) {
+      const prk = extract(h(v.salt), h(v.ikm));
+      assert.equal(hex(prk), v.prk, v.case);
+      assert.equal(hex(expand(prk, h(v.info), v.length)), v.okm, v.case);
+    }
+    for (const v of read('rfc9180-hpke-x25519.json')) {
+      assert.equal(hex(deriveKeyPair(h(v.ikmR)).privateKey), v.skRm);
+      const ks = keySchedule(v.aead_id, v.mode, h(v.shared_secret), h(v.info), v.psk ? h(v.psk) : undefined, v.psk_id ? h(v.psk_id) : undefined);
+      assert.equal(hex(ks.secret), v.secret);
+      assert.equal(hex(ks.key), v.key);
+      assert.equal(hex(ks.baseNonce), v.base_nonce);
+      assert.equal(hex(ks.exporterSecret), v.exporter_secret);
+      const ctx = new Context('recipient', v.aead_id, ks);
+      for (const x of v.exports) assert.equal(hex(ctx.export(h(x.exporter_context), x.L)), x.exported_value);
+    }
+  });
+  assert.equal(hmacBackendName(), 'noble');
+});
+
+test('noble and node:crypto HKDF agree on every output length up to four blocks, and on empty and long inputs', () => {
+  for (let length = 0; length <= 4 * 32; length++) {
+    const salt = randomBytes(length % 3 === 0 ? 0 : 1 + (length % 70));
+    const ikm = randomBytes(length % 65);
+    const info = randomBytes(length % 40);
+    const byNoble = expand(extract(salt, ikm), info, length);
+    const byNode = withNodeHmac(() => expand(extract(salt, ikm), info, length));
+    assert.equal(byNoble.length, length);
+    assert.equal(hex(byNode), hex(byNoble), `length ${length}`);
+  }
+  assert.throws(() => withNodeHmac(() => expand(randomBytes(32), EMPTY_INFO, 255 * 32 + 1)), (e: unknown) => e instanceof TransportError && e.code === 'invalid_argument');
+});
+const EMPTY_INFO = new Uint8Array(0);
+
+test('an X25519 private key is imported once while its bytes stay the same, and afresh when they change in place', () => {
+  let imports = 0;
+  const counting = {
+    ...nodeCrypto,
+    createPrivateKey: ((input: Parameters<typeof nodeCrypto.createPrivateKey>[0]) => {
+      imports++;
+      return nodeCrypto.createPrivateKey(input);
+    }) as typeof nodeCrypto.createPrivateKey,
+  };
+  setX25519Backend(createNodeX25519Backend(counting));
+  try {
+    const peer = deriveKeyPair(randomBytes(32));
+    // Encap's key pair as bytes alone (its public half only names it in the KEM context).
+    const mine = { privateKey: randomBytes(32), publicKey: randomBytes(32) };
+    imports = 0;
+    const first = encap(peer.publicKey, undefined, mine);
+    const again = encap(peer.publicKey, undefined, mine);
+    assert.equal(hex(again.sharedSecret), hex(first.sharedSecret));
+    assert.equal(imports, 1, 'the second use reuses the key object');
+
+    // The same array, other bytes: the kept key object must not be used for them.
+    const otherBytes = randomBytes(32);
+    mine.privateKey.set(otherBytes);
+    const changed = encap(peer.publicKey, undefined, mine);
+    assert.equal(imports, 2);
+    setX25519Backend(undefined);
+    const expected = encap(peer.publicKey, undefined, { privateKey: otherBytes.slice(), publicKey: mine.publicKey });
+    assert.equal(hex(changed.sharedSecret), hex(expected.sharedSecret), 'computed with the new bytes');
+    setX25519Backend(createNodeX25519Backend(counting));
+
+    // A fresh pair from the backend is used for its Encap without any import.
+    const before = imports;
+    const kp = generateKeyPair();
+    const sent = encap(peer.publicKey, undefined, kp);
+    assert.equal(imports, before, 'no import for a generated pair');
+    setX25519Backend(undefined);
+    assert.equal(hex(decap(sent.enc, peer.privateKey)), hex(sent.sharedSecret));
+  } finally {
+    setX25519Backend(undefined);
+  }
+});

@@ -1,6 +1,6 @@
 /**
  * Backends over Node's native crypto (OpenSSL): AEADs several times faster than pure JS for the small
- * chunks of a token stream, and X25519 for the gateway's per-request Decap. This file imports nothing
+ * chunks of a token stream, X25519 for the gateway's per-request Decap, and HMAC for HKDF. This file imports nothing
  * from Node: the host passes its `node:crypto` module in, so transport/ stays loadable in a browser.
  * Server start-up:
  *
@@ -10,8 +10,8 @@
 import { bytesToHex, hexToBytes } from './bytes.js';
 import { TransportError } from './errors.js';
 import {
-  AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, setAeadBackend, setX25519Backend,
-  type AeadBackend, type AeadId, type X25519Backend,
+  AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, setAeadBackend, setHmacBackend, setX25519Backend,
+  type AeadBackend, type AeadId, type HmacBackend, type X25519Backend,
 } from './hpke.js';
 
 interface CipherLike {
@@ -30,6 +30,9 @@ interface DecipherLike {
 export interface NodeCryptoLike {
   createCipheriv(algorithm: string, key: Uint8Array, iv: Uint8Array, options?: { authTagLength: number }): unknown;
   createDecipheriv(algorithm: string, key: Uint8Array, iv: Uint8Array, options?: { authTagLength: number }): unknown;
+}
+export interface NodeHmacCryptoLike {
+  createHmac(algorithm: 'sha256', key: Uint8Array): { update(data: Uint8Array): { digest(): Uint8Array } };
 }
 export interface NodeKeyCryptoLike {
   createPrivateKey(input: { key: { kty: 'OKP'; crv: 'X25519'; d: string; x: string }; format: 'jwk' }): unknown;
@@ -138,6 +141,14 @@ function base64url(bytes: Uint8Array): string {
   return out;
 }
 
+/** Whether two arrays hold the same bytes, in time that depends on their length alone. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
 interface KeyObjectLike {
   export(options: { format: 'der'; type: 'spki' }): Uint8Array;
 }
@@ -146,11 +157,22 @@ export function createNodeX25519Backend(nodeCrypto: NodeKeyCryptoLike): X25519Ba
   if (typeof nodeCrypto?.createPrivateKey !== 'function' || typeof nodeCrypto?.createPublicKey !== 'function' || typeof nodeCrypto?.diffieHellman !== 'function') {
     throw new TransportError('invalid_argument', 'not a node:crypto module');
   }
-  // JWK rather than PKCS#8: OpenSSL 3's DER decoder costs ~0.8 ms a key here, the JWK path ~0.09 ms,
-  // and the gateway imports the session key for every request, the client an ephemeral key for each.
+  // JWK rather than PKCS#8: OpenSSL 3's DER decoder costs ~0.8 ms a key here, the JWK path ~0.09 ms.
   // The encoded "d" is a short-lived string the garbage collector frees; the bytes stay the caller's.
-  const privateKey = (sk: Uint8Array) =>
+  const importPrivate = (sk: Uint8Array) =>
     nodeCrypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(sk), x: PLACEHOLDER_X }, format: 'jwk' });
+  // Even so an import costs ~35 us (OpenSSL derives the public key again), and the gateway used the
+  // session's key for every request, the client a fresh key pair once. So the key object is kept
+  // beside the caller's array, for as long as that array lives, and used only while the array still
+  // holds the bytes it was made from: a key wiped in place (fill(0)) is imported afresh, as zeros.
+  const held = new WeakMap<Uint8Array, { bytes: Uint8Array; key: unknown }>();
+  const privateKey = (sk: Uint8Array): unknown => {
+    const hit = held.get(sk);
+    if (hit && sameBytes(hit.bytes, sk)) return hit.key;
+    const key = importPrivate(sk);
+    held.set(sk, { bytes: sk.slice(), key });
+    return key;
+  };
   const backend: X25519Backend = {
     name: 'node:crypto',
     sharedSecret(sk, pk) {
@@ -172,18 +194,34 @@ export function createNodeX25519Backend(nodeCrypto: NodeKeyCryptoLike): X25519Ba
     // OpenSSL's key generation and one JWK export: ~45 us, against ~140 us for random bytes, a JWK
     // import, a public key and a DER export (the client makes a key pair for every request).
     backend.generateKeyPair = () => {
-      const jwk = (keygen.call(nodeCrypto, 'x25519').privateKey as JwkExportable).export({ format: 'jwk' });
+      const key = keygen.call(nodeCrypto, 'x25519').privateKey as JwkExportable;
+      const jwk = key.export({ format: 'jwk' });
       const privateKey = fromBase64url(jwk.d, 32);
       const publicKey = fromBase64url(jwk.x, 32);
       if (!privateKey || !publicKey) throw new TransportError('invalid_key', 'unexpected key pair encoding');
+      // The pair's first use (the client's Encap) needs no import.
+      held.set(privateKey, { bytes: privateKey.slice(), key });
       return { privateKey, publicKey };
     };
   }
   return backend;
 }
 
-/** Installs both node:crypto backends (AEAD and X25519) process-wide. */
-export function useNodeCrypto(nodeCrypto: NodeCryptoLike & NodeKeyCryptoLike): void {
+export function createNodeHmacBackend(nodeCrypto: NodeHmacCryptoLike): HmacBackend {
+  if (typeof nodeCrypto?.createHmac !== 'function') throw new TransportError('invalid_argument', 'not a node:crypto module');
+  return {
+    name: 'node:crypto',
+    hmacSha256(key, data) {
+      const d = nodeCrypto.createHmac('sha256', key).update(data).digest();
+      // A Buffer may sit in a shared pool: a view of exactly its bytes is what the caller may wipe.
+      return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    },
+  };
+}
+
+/** Installs the node:crypto backends (AEAD, X25519 and HMAC) process-wide. */
+export function useNodeCrypto(nodeCrypto: NodeCryptoLike & NodeKeyCryptoLike & NodeHmacCryptoLike): void {
   setAeadBackend(createNodeAeadBackend(nodeCrypto));
   setX25519Backend(createNodeX25519Backend(nodeCrypto));
+  setHmacBackend(createNodeHmacBackend(nodeCrypto));
 }
