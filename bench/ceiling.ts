@@ -9,6 +9,8 @@ import { median } from './stats.js';
 
 export interface CeilingRun {
   batch: number;
+  /** Past columns every row had: the same for all rows, as in a batch whose rows started together. */
+  width: number;
   steps: number;
   /** Median wall time of one step. */
   step_ms_p50: number;
@@ -17,7 +19,10 @@ export interface CeilingRun {
 }
 
 export interface Ceiling {
-  measure(batch: number, steps: number): Promise<{ stepMs: number[] }>;
+  /** The past width a measure() without one uses (the workload's mean length). */
+  readonly width: number;
+  /** `steps` timed steps of `batch` rows, each `width` past columns long (default: the one opened with). */
+  measure(batch: number, steps: number, width?: number): Promise<{ stepMs: number[] }>;
   close(): Promise<void>;
 }
 
@@ -38,10 +43,11 @@ export async function openCeiling(opts: { modelDir: string; modelFile?: string; 
   const fetches = stepOutputs && !model.rowsCoupled
     ? [io.logits, ...stepOutputs.newKeys, ...stepOutputs.newValues]
     : [io.logits, ...io.presentKeys, ...io.presentValues];
-  const width = Math.max(1, Math.min(opts.width, config.contextLength - 1));
-  const feedsFor = new Map<number, Record<string, ort.Tensor>>();
-  const feeds = (b: number): Record<string, ort.Tensor> => {
-    const have = feedsFor.get(b);
+  const clampWidth = (w: number) => Math.max(1, Math.min(w, config.contextLength - 1));
+  const defaultWidth = clampWidth(opts.width);
+  const feedsFor = new Map<string, Record<string, ort.Tensor>>();
+  const feeds = (b: number, width: number): Record<string, ort.Tensor> => {
+    const have = feedsFor.get(`${b}x${width}`);
     if (have) return have;
     const kv = () => {
       const n = b * config.numKvHeads * width * config.headDim;
@@ -56,12 +62,13 @@ export async function openCeiling(opts: { modelDir: string; modelFile?: string; 
       f[io.pastKeys[l]!] = kv();
       f[io.pastValues[l]!] = kv();
     }
-    feedsFor.set(b, f);
+    feedsFor.set(`${b}x${width}`, f);
     return f;
   };
   return {
-    async measure(batch, steps) {
-      const f = feeds(batch);
+    width: defaultWidth,
+    async measure(batch, steps, width = defaultWidth) {
+      const f = feeds(batch, clampWidth(width));
       await model.session.run(f, fetches); // shapes and arenas for this batch size
       const stepMs: number[] = [];
       for (let i = 0; i < steps; i++) {
@@ -77,10 +84,11 @@ export async function openCeiling(opts: { modelDir: string; modelFile?: string; 
   };
 }
 
-export function ceilingRun(batch: number, stepMs: readonly number[]): CeilingRun {
+export function ceilingRun(batch: number, width: number, stepMs: readonly number[]): CeilingRun {
   const total = stepMs.reduce((a, b) => a + b, 0);
   return {
     batch,
+    width,
     steps: stepMs.length,
     step_ms_p50: Math.round(median(stepMs) * 1000) / 1000,
     tokens_per_second: total > 0 ? Math.round(((batch * stepMs.length) / total) * 1000 * 10) / 10 : 0,

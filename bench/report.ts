@@ -32,6 +32,7 @@ export function toContractJson(report: BenchReport): Record<string, unknown> {
   out.targets = report.targets;
   if (report.cpu !== undefined) out.cpu = report.cpu;
   if (report.ceiling !== undefined) out.ceiling = report.ceiling;
+  if (report.ceiling_longest_row !== undefined) out.ceiling_longest_row = report.ceiling_longest_row;
   if (report.neighbour !== undefined) out.neighbour = report.neighbour;
   if (report.balancer !== undefined) out.balancer = report.balancer;
   if (report.errors !== undefined) out.errors = report.errors;

@@ -103,6 +103,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
   const cpuRows: CpuRow[] = [];
   const promptCounts = new Map<ModeName, number>();
   let ceiling: Ceiling | null = null;
+  let ceilingWidth: number | undefined;
   const ceilingMs = new Map<number, number[]>();
   try {
     // Start every mode at once (model loads, server children booting); nothing is timed yet.
@@ -111,6 +112,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     try {
       // Past width: the prompt plus half the completion, the workload's mean length.
       ceiling = await openCeiling({ modelDir: o.modelDir, modelFile: o.modelFile, threads: o.threads, width: 20 + Math.round(o.maxTokens / 2) });
+      ceilingWidth = ceiling.width;
     } catch (err) {
       errors.push({ mode: 'runtime-ceiling', ...describeError(err) });
     }
@@ -231,6 +233,15 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
       } catch (err) {
         errors.push({ mode: 'neighbour', ...describeError(err) });
       }
+      if (o.concurrency.includes(LONGEST_ROW_BATCH)) {
+        try {
+          progress('the runtime with every row as long as the longest');
+          const width = (report.prompt_tokens ?? 20) + o.maxTokens;
+          report.ceiling_longest_row = ceilingRun(LONGEST_ROW_BATCH, width, (await ceiling.measure(LONGEST_ROW_BATCH, LONGEST_ROW_STEPS, width)).stepMs);
+        } catch (err) {
+          errors.push({ mode: 'runtime-ceiling', ...describeError(err) });
+        }
+      }
     }
     try {
       progress('seal + open of one 100-byte chunk');
@@ -245,7 +256,7 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
     for (const driver of drivers) await driver.close().catch(() => undefined);
     await ceiling?.close();
   }
-  if (ceilingMs.size > 0) report.ceiling = [...ceilingMs].map(([b, ms]) => ceilingRun(b, ms));
+  if (ceilingMs.size > 0 && ceilingWidth !== undefined) report.ceiling = [...ceilingMs].map(([b, ms]) => ceilingRun(b, ceilingWidth!, ms));
   if (o.replicas.length > 0) {
     // After every mode's drivers are gone, so the replicas have the machine to themselves.
     const c = Math.max(...o.concurrency.filter((x) => x <= 16), Math.min(...o.concurrency));
@@ -269,6 +280,13 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
 
 /** Steps per side of the neighbour comparison: a few hundred ms each at batch 1. */
 const NEIGHBOUR_STEPS = 1500;
+/**
+ * The ceiling again at the batch of the c=16 target, with every row as long as a request's last
+ * step (prompt plus completion): the padded cache a batch pays for when its rows started at
+ * different times, as a server's do, and an in-process wave started together does not.
+ */
+const LONGEST_ROW_BATCH = 16;
+const LONGEST_ROW_STEPS = 400;
 
 /** The batch-1 step alone, then beside a spinning thread, then alone again (drift lands on both sides). */
 async function measureNeighbour(ceiling: Ceiling): Promise<NonNullable<BenchReport['neighbour']>> {
@@ -282,7 +300,7 @@ async function measureNeighbour(ceiling: Ceiling): Promise<NonNullable<BenchRepo
     await neighbour.stop();
   }
   const after = (await ceiling.measure(1, half)).stepMs;
-  return { alone: ceilingRun(1, [...before, ...after]), beside_busy_core: ceilingRun(1, busy) };
+  return { alone: ceilingRun(1, ceiling.width, [...before, ...after]), beside_busy_core: ceilingRun(1, ceiling.width, busy) };
 }
 
 function roundAll(values: Record<string, number>): Record<string, number> {

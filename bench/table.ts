@@ -55,10 +55,19 @@ export function formatReport(report: BenchReport): string {
   ];
   if (report.ceiling !== undefined && report.ceiling.length > 0) {
     lines.push(
-      'reference: the runtime alone (a bare loop of batched session.run decode steps, same graph and threads, no engine):',
+      `reference: the runtime alone (a bare loop of batched session.run decode steps, same graph and threads, no engine; every row ${report.ceiling[0]!.width} columns long, the workload's mean):`,
       formatTable(['batch', 'steps', 'step p50 ms', 'tok/s'], report.ceiling.map((r) => [String(r.batch), String(r.steps), fmt(r.step_ms_p50, 3), fmt(r.tokens_per_second, 1)])),
       '',
     );
+    const longest = report.ceiling_longest_row;
+    const same = longest && report.ceiling.find((r) => r.batch === longest.batch);
+    if (longest && same) {
+      lines.push(
+        `the same batch-${longest.batch} step with every row ${longest.width} columns long (a request's last step; a batch whose rows started at different times pays for its longest): ` +
+          `${fmt(longest.tokens_per_second, 1)} tok/s, p50 ${fmt(longest.step_ms_p50, 3)} ms (${fmt(longest.tokens_per_second / same.tokens_per_second, 2)}x the mean-width step)`,
+        '',
+      );
+    }
   }
   if (report.neighbour !== undefined) {
     const { alone, beside_busy_core: busy } = report.neighbour;

@@ -103,6 +103,8 @@ export interface BenchReport {
   cpu?: CpuRow[];
   /** The runtime's bare batched decode step at each concurrency level (bench/ceiling.ts). */
   ceiling?: import('./ceiling.js').CeilingRun[];
+  /** The batch-16 step with every row as long as the longest a request reaches (bench/run.ts, LONGEST_ROW_BATCH). */
+  ceiling_longest_row?: import('./ceiling.js').CeilingRun;
   /** The batch-1 step alone and beside a thread spinning on another core, back to back (bench/neighbour.ts). */
   neighbour?: { alone: import('./ceiling.js').CeilingRun; beside_busy_core: import('./ceiling.js').CeilingRun };
   /** `--replicas`: aggregate encrypted tokens/s through the load balancer with 1, 2, 3 replicas. */

@@ -188,7 +188,7 @@ test('targets: ratios from the same run, pass/miss/not measured', () => {
   assert.equal(by('engine c=16 / runtime').pass, null); // no ceiling line in this run
   assert.equal(by('encrypted-http tok/s, c=32').value, 4000);
   assert.equal(by('encrypted-http tok/s, c=32').pass, false);
-  const withCeiling = evaluateTargets([...runs, row('engine', 32, 4900)], 60, [{ batch: 16, steps: 10, step_ms_p50: 3, tokens_per_second: 5500 }]);
+  const withCeiling = evaluateTargets([...runs, row('engine', 32, 4900)], 60, [{ batch: 16, width: 120, steps: 10, step_ms_p50: 3, tokens_per_second: 5500 }]);
   const c = (prefix: string) => withCeiling.find((x) => x.name.startsWith(prefix))!;
   assert.equal(c('engine c=16 / runtime').value, Math.round((5000 / 5500) * 1000) / 1000);
   assert.equal(c('engine c=16 / runtime').pass, true);
@@ -210,6 +210,24 @@ test('the table shows every run and every target verdict', () => {
   assert.match(text, /not measured/);
   assert.match(text, /machine: test machine/);
   assert.match(text, /session set-up .*12\.50 ms/);
+});
+
+test('the ceiling lines: the mean-width table names its width; the longest-row step is set against the same batch, in the text and the JSON', () => {
+  const rep = report([row('engine', 16, 16000)]);
+  rep.ceiling = [
+    { batch: 1, width: 120, steps: 100, step_ms_p50: 0.25, tokens_per_second: 4000 },
+    { batch: 16, width: 120, steps: 100, step_ms_p50: 0.8, tokens_per_second: 20000 },
+  ];
+  rep.ceiling_longest_row = { batch: 16, width: 220, steps: 400, step_ms_p50: 1.05, tokens_per_second: 15000 };
+  const text = formatReport(rep);
+  assert.match(text, /every row 120 columns long, the workload's mean/);
+  assert.match(text, /batch-16 step with every row 220 columns long.*15000\.0 tok\/s, p50 1\.050 ms \(0\.75x the mean-width step\)/);
+  const doc = JSON.parse(serialize(rep)) as { ceiling: { width: number }[]; ceiling_longest_row: { batch: number; width: number } };
+  assert.deepEqual(doc.ceiling.map((r) => r.width), [120, 120]);
+  assert.deepEqual([doc.ceiling_longest_row.batch, doc.ceiling_longest_row.width], [16, 220]);
+  // Without a mean-width line at that batch there is nothing to compare with: no line.
+  rep.ceiling = [rep.ceiling[0]!];
+  assert.doesNotMatch(formatReport(rep), /every row 220 columns long/);
 });
 
 test('SVG chart: well-formed, one series per mode, points placed by value', () => {
