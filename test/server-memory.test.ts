@@ -81,6 +81,48 @@ describe('ByteBudget and meterBody', () => {
     other.release();
     assert.equal(budget.used, 0);
   });
+
+  test('the metered body reads its source only as it is read, stops it when a piece does not fit, and passes cancels and errors through', async () => {
+    const tracked = (sizes: number[], failAt?: number) => {
+      const log = { pulls: 0, cancelled: undefined as unknown };
+      let i = 0;
+      const stream = new ReadableStream<Uint8Array>(
+        {
+          pull(c) {
+            log.pulls++;
+            if (i === failAt) c.error(new Error('source broke'));
+            else if (i < sizes.length) c.enqueue(new Uint8Array(sizes[i++]!));
+            else c.close();
+          },
+          cancel(reason) {
+            log.cancelled = reason;
+          },
+        },
+        { highWaterMark: 0 },
+      );
+      return { stream, log };
+    };
+    const budget = new ByteBudget(1000);
+    const seen: number[] = [];
+    const a = tracked([100, 200, 300]);
+    const m = meterBody(a.stream, null, budget, (n) => seen.push(n))!;
+    assert.equal(a.log.pulls, 0, 'nothing read before the body is');
+    const r = m.body!.getReader();
+    assert.equal((await r.read()).value?.byteLength, 100);
+    assert.ok(a.log.pulls <= 2, 'no read-ahead beyond what was asked');
+    await r.cancel('client went away');
+    assert.equal(a.log.cancelled, 'client went away', 'a cancel reaches the source');
+    assert.deepEqual(seen, [100]);
+    m.release();
+
+    const b = tracked([600, 600]);
+    const over = meterBody(b.stream, null, new ByteBudget(1000))!;
+    await assert.rejects(drain(over.body!), (e) => isServerError(e, 'buffer_full'));
+    assert.ok(isServerError(b.log.cancelled, 'buffer_full'), 'the source is stopped with the same error');
+
+    const c = tracked([100], 1);
+    await assert.rejects(drain(meterBody(c.stream, null, new ByteBudget(1000))!.body!), /source broke/);
+  });
 });
 
 describe('in process', () => {
