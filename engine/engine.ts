@@ -82,6 +82,8 @@ export interface EngineStats {
   readonly repacks: number;
   /** Sequences seated in a free row of the slot batch, no re-pack needed. */
   readonly seats: number;
+  /** Times the slot batch's rows were widened in place, no re-pack needed. */
+  readonly grows: number;
   /** Prefill runs so far (a group of fresh prompts prefilled together is one). */
   readonly prefills: number;
 }
@@ -158,7 +160,7 @@ export class Engine extends TokenizerFront {
 
   stats(): EngineStats {
     const s = this.scheduler.stats();
-    return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks, seats: s.seats, prefills: s.prefills };
+    return { active: s.active, queued: s.queued, cachedSequences: s.cachedSequences, steps: s.steps, repacks: s.repacks, seats: s.seats, grows: s.grows, prefills: s.prefills };
   }
 
   /**

@@ -15,7 +15,7 @@
  * - `engine.chatPrompt(messages)` returns token ids (the template writes BOS
  *   itself); pass them as `prompt`. Models without a chat template get a
  *   plain fallback: the messages' text joined by "\n" after BOS.
- * - `engine.stats()` also reports `steps`, `repacks`, `seats` and `prefills`; `engine.encode()`,
+ * - `engine.stats()` also reports `steps`, `repacks`, `seats`, `grows` and `prefills`; `engine.encode()`,
  *   `engine.hasChatTemplate` and `engine.threads` exist.
  * - `computeModelDigest(dir)` gives the manifest and digest without starting
  *   ONNX Runtime (packaging / measurement).

@@ -55,6 +55,7 @@ export interface SchedulerStats {
   steps: number;
   repacks: number;
   seats: number;
+  grows: number;
   prefills: number;
 }
 
@@ -86,6 +87,7 @@ export class Scheduler {
       steps: r.steps,
       repacks: r.repacks,
       seats: r.seats,
+      grows: r.grows,
       prefills: r.prefills,
     };
   }

@@ -1,5 +1,6 @@
-// Slot mode seats a newcomer in the row a finished sequence left, instead of re-packing the
-// whole batch, and every row still computes what it computes alone.
+// Slot mode seats a newcomer in the row a finished sequence left, and widens its rows inside the
+// buffers it has, instead of re-packing the whole batch; every row still computes what it
+// computes alone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModelDir, type LoadedModel } from '../engine/model-dir.js';
@@ -105,6 +106,45 @@ test('a newcomer takes a free row without a re-pack, too many free rows are comp
   r.release(e.cache);
   r.release(f.cache);
   assert.equal(r.stats().cachedSequences, 0);
+  assert.equal(r.stats().batchRows, 0);
+});
+
+test('rows widen in place while the buffers have room (a free row and a newcomer included), and are re-packed when they do not', async () => {
+  const r = new Runner(model);
+  const track = async (seed: number, len: number): Promise<Tracked> => {
+    const cache = r.newSequence();
+    return { seed, len, cache, logits: [await r.prefill(cache, prompt(seed, len))] };
+  };
+  const step = async (batch: Tracked[]) => {
+    const out = await r.step(batch.map((t) => t.cache), batch.map((t) => tokenAt(t.seed, t.logits.length - 1)));
+    batch.forEach((t, i) => t.logits.push(out.slice(i * VOCAB, (i + 1) * VOCAB)));
+  };
+  // Longest prompt 9: capacity 9 + 8 = 17 columns, buffers with room for 17 + 2 x 8 = 33.
+  const [a, b, c, d] = [await track(11, 5), await track(12, 9), await track(13, 3), await track(14, 7)];
+  for (let k = 0; k < 3; k++) await step([a, b, c, d]);
+  assert.deepEqual([r.stats().repacks, r.stats().grows], [1, 0]);
+  // b at 12 columns. One leaves; a newcomer comes just as b reaches the capacity: the rows widen
+  // to 25 in place (the free row carries nothing over) and the newcomer is seated in the free row.
+  r.release(c.cache);
+  for (let k = 0; k < 5; k++) await step([a, b, d]);
+  assert.equal(b.cache.length, 17);
+  const e = await track(15, 4);
+  await step([a, b, d, e]);
+  assert.deepEqual([r.stats().repacks, r.stats().grows, r.stats().seats], [1, 1, 1]);
+  assert.equal(e.cache.row, 2);
+  // Widened again at 25 (to 33, the room), then the next widening needs new buffers: a re-pack.
+  for (let k = 0; k < 8; k++) await step([a, b, d, e]);
+  assert.deepEqual([r.stats().repacks, r.stats().grows], [1, 2]);
+  for (let k = 0; k < 8; k++) await step([a, b, d, e]);
+  assert.deepEqual([r.stats().repacks, r.stats().grows], [2, 2]);
+  for (let k = 0; k < 3; k++) await step([a, b, d, e]);
+
+  for (const t of [a, b, c, d, e]) {
+    const expected = await alone(t.seed, t.len, t.logits.length - 1);
+    assert.equal(t.logits.length, expected.length);
+    t.logits.forEach((row, k) => assertSameRow(row, expected[k]!, `sequence ${t.seed}, step ${k}`));
+  }
+  for (const t of [a, b, d, e]) r.release(t.cache);
   assert.equal(r.stats().batchRows, 0);
 });
 
