@@ -135,6 +135,30 @@ test('prompts arriving together are prefilled in one run, and each continues exa
   }
 });
 
+test('requests that start as others end take the rows they leave, and every output stays exact', async () => {
+  // Greedy from a prefix of the golden sample continues the golden sample, so every request's
+  // tokens are known. Beside the 200-token golden request, three short ones; as each ends, the
+  // next starts and is seated in the slot row it left (no re-pack of the others).
+  const before = engine.stats();
+  const from = (n: number, maxTokens: number) =>
+    collect(engine.generate({ prompt: [1, ...golden.generated_ids.slice(0, n)], maxTokens, temperature: 0, returnTokenIds: true }));
+  const goldenRun = collect(engine.generate(goldenRequest()));
+  const chains = [[5, 12, 20], [9, 25, 27], [14, 40, 34]].map(async ([n, max, next]) => {
+    const first = await from(n!, max!);
+    assert.deepEqual(first.done.tokenIds, golden.generated_ids.slice(n!, n! + max!), `prompt of ${n! + 1}`);
+    const second = await from(next!, 30);
+    assert.deepEqual(second.done.tokenIds, golden.generated_ids.slice(next!, next! + 30), `prompt of ${next! + 1}`);
+  });
+  const { done, text } = await goldenRun;
+  await Promise.all(chains);
+  assert.deepEqual(done.tokenIds, golden.generated_ids);
+  assert.equal(text, golden.text);
+  const after = engine.stats();
+  assert.ok(after.seats > before.seats, `newcomers seated: ${after.seats - before.seats}`)
+  assert.ok(after.grows > before.grows, 'rows widened in place as the golden row grew');
+  assert.equal(after.cachedSequences, 0);
+});
+
 test('a prompt cancelled while its group is prefilled leaves the others untouched', async () => {
   const ac = new AbortController();
   const others = [5, 30].map((n) => collect(engine.generate({ prompt: [1, ...golden.generated_ids.slice(0, n)], maxTokens: 10, temperature: 0, returnTokenIds: true })));
