@@ -33,6 +33,7 @@ export function toContractJson(report: BenchReport): Record<string, unknown> {
   if (report.cpu !== undefined) out.cpu = report.cpu;
   if (report.ceiling !== undefined) out.ceiling = report.ceiling;
   if (report.ceiling_longest_row !== undefined) out.ceiling_longest_row = report.ceiling_longest_row;
+  if (report.engine_staggered !== undefined) out.engine_staggered = report.engine_staggered;
   if (report.neighbour !== undefined) out.neighbour = report.neighbour;
   if (report.balancer !== undefined) out.balancer = report.balancer;
   if (report.errors !== undefined) out.errors = report.errors;

@@ -17,6 +17,7 @@ import { createTransformersJsDriver } from './modes/transformers-js.js';
 import { round } from './stats.js';
 import { evaluateTargets } from './targets.js';
 import { ceilingRun, openCeiling, type Ceiling } from './ceiling.js';
+import { measureStaggered } from './staggered.js';
 import { startNeighbour } from './neighbour.js';
 import { MODES } from './types.js';
 import os from 'node:os';
@@ -226,6 +227,19 @@ export async function runBench(o: BenchOptions, progress: Progress): Promise<Ben
       if (setup !== undefined) report.session_setup_ms_p50 = setup;
       Object.assign(report.extra, rest);
     }
+    const engineDriver = drivers.find((d) => d.name === 'engine');
+    const engineAt = report.runs.find((r) => r.mode === 'engine' && r.concurrency === STAGGERED_CONCURRENCY);
+    if (engineDriver && engineAt && Number.isFinite(engineAt.itl_ms_p50)) {
+      try {
+        progress(`engine c=${STAGGERED_CONCURRENCY}, starts spread over one request`);
+        // One request's length at this level, spread evenly over the workers.
+        const spread = (o.maxTokens * engineAt.itl_ms_p50) / STAGGERED_CONCURRENCY;
+        const run = await measureStaggered(engineDriver, work, STAGGERED_CONCURRENCY, STAGGERED_PER_WORKER, spread);
+        if (run) report.engine_staggered = run;
+      } catch (err) {
+        errors.push({ mode: 'engine-staggered', ...describeError(err) });
+      }
+    }
     if (ceiling) {
       try {
         progress('the runtime beside a busy core');
@@ -286,6 +300,12 @@ const NEIGHBOUR_STEPS = 1500;
  * different times, as a server's do, and an in-process wave started together does not.
  */
 const LONGEST_ROW_BATCH = 16;
+/**
+ * The engine again at the c=16 target's level with its workers' starts spread over one request,
+ * as a server's requests arrive (bench/staggered.ts), four requests each.
+ */
+const STAGGERED_CONCURRENCY = 16;
+const STAGGERED_PER_WORKER = 4;
 const LONGEST_ROW_STEPS = 400;
 
 /** The batch-1 step alone, then beside a spinning thread, then alone again (drift lands on both sides). */

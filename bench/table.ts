@@ -69,6 +69,19 @@ export function formatReport(report: BenchReport): string {
       );
     }
   }
+  const staggered = report.engine_staggered;
+  if (staggered !== undefined) {
+    const tps = (mode: string) => report.runs.find((r) => r.mode === mode && r.concurrency === staggered.concurrency)?.tokens_per_second;
+    const wave = tps('engine');
+    const served = tps('encrypted-http');
+    lines.push(
+      `the engine at concurrency ${staggered.concurrency} with its workers' starts spread over one request (${fmt(staggered.spread_ms, 1)} ms apart), as a server's requests arrive: ` +
+        `${fmt(staggered.tokens_per_second, 1)} tok/s while all ${staggered.concurrency} ran` +
+        (wave ? ` (${fmt(staggered.tokens_per_second / wave, 2)}x its wave started together)` : '') +
+        (served ? `; encrypted-http at ${staggered.concurrency} is ${fmt(served / staggered.tokens_per_second, 2)}x it` : ''),
+      '',
+    );
+  }
   if (report.neighbour !== undefined) {
     const { alone, beside_busy_core: busy } = report.neighbour;
     lines.push(

@@ -105,6 +105,8 @@ export interface BenchReport {
   ceiling?: import('./ceiling.js').CeilingRun[];
   /** The batch-16 step with every row as long as the longest a request reaches (bench/run.ts, LONGEST_ROW_BATCH). */
   ceiling_longest_row?: import('./ceiling.js').CeilingRun;
+  /** The engine at 16 with its workers' starts spread over one request (bench/staggered.ts). */
+  engine_staggered?: import('./staggered.js').StaggeredRun;
   /** The batch-1 step alone and beside a thread spinning on another core, back to back (bench/neighbour.ts). */
   neighbour?: { alone: import('./ceiling.js').CeilingRun; beside_busy_core: import('./ceiling.js').CeilingRun };
   /** `--replicas`: aggregate encrypted tokens/s through the load balancer with 1, 2, 3 replicas. */

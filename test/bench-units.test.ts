@@ -12,6 +12,7 @@ import { compareOutputs, normalizeCompletion } from '../bench/outputs.js';
 import { consumeCompletionStream } from '../bench/modes/plaintext-http.js';
 import { RUN_KEYS, serialize, toContractJson, validateContractShape } from '../bench/report.js';
 import { gaps, median, percentile } from '../bench/stats.js';
+import { measureStaggered, steadyWindow } from '../bench/staggered.js';
 import { formatReport } from '../bench/table.js';
 import { evaluateTargets, layerBreakdown } from '../bench/targets.js';
 import type { BenchReport, ModeDriver, RunResult } from '../bench/types.js';
@@ -228,6 +229,58 @@ test('the ceiling lines: the mean-width table names its width; the longest-row s
   // Without a mean-width line at that batch there is nothing to compare with: no line.
   rep.ceiling = [rep.ceiling[0]!];
   assert.doesNotMatch(formatReport(rep), /every row 220 columns long/);
+});
+
+test('steadyWindow: from the last start to the first end, counting the tokens inside; null when the workers never all ran', () => {
+  const w = steadyWindow([0, 10, 20], [100, 90, 120], [5, 19, 20, 21, 50, 89.9, 90, 110]);
+  assert.deepEqual(w, { tokens: 4, seconds: 0.07 }); // 20 <= t < 90
+  assert.equal(steadyWindow([0, 50], [40, 90], [10, 60]), null, 'worker 0 ended before worker 1 began');
+  assert.equal(steadyWindow([], [], []), null);
+  assert.equal(steadyWindow([0], [10, 20], [5]), null);
+});
+
+test('measureStaggered: workers start spread apart and run their requests back to back; the rate is over the window all of them ran', async () => {
+  const calls: { start: number; end: number }[] = [];
+  const driver = (tokens: number): ModeDriver => ({
+    name: 'engine',
+    async request(_work, onToken) {
+      const call = { start: performance.now(), end: 0 };
+      calls.push(call);
+      for (let k = 0; k < tokens; k++) {
+        await new Promise((r) => setTimeout(r, 2));
+        onToken();
+      }
+      call.end = performance.now();
+      return { tokens };
+    },
+    async close() {},
+  });
+  // Four workers 15 ms apart, one request each of ~40 tokens 2 ms apart (80 ms or more).
+  const run = (await measureStaggered(driver(40), { prompt: 'x', maxTokens: 40 }, 4, 1, 15))!;
+  const starts = calls.map((c) => c.start).sort((a, b) => a - b);
+  // Timers fire a little late now and then (the first one most): the last start comes ~45 ms after the first.
+  assert.ok(starts[3]! - starts[0]! >= 30, `starts ${starts.map((t) => (t - starts[0]!).toFixed(1)).join(', ')}`);
+  assert.equal(run.concurrency, 4);
+  assert.equal(run.requests, 4);
+  assert.equal(run.spread_ms, 15);
+  // The window runs from the last start to the first end: shorter than any one request.
+  const expected = (Math.min(...calls.map((c) => c.end)) - Math.max(...starts)) / 1000;
+  assert.ok(Math.abs(run.seconds - expected) < 1e-3, `${run.seconds} against ${expected}`);
+  assert.ok(run.tokens > 0 && run.tokens < 4 * 40);
+  assert.ok(Math.abs(run.tokens_per_second - run.tokens / run.seconds) < 0.01 * run.tokens_per_second);
+  // Workers that never all run at once give no number.
+  calls.length = 0;
+  assert.equal(await measureStaggered(driver(5), { prompt: 'x', maxTokens: 5 }, 2, 1, 80), null);
+});
+
+test('the staggered engine line: its rate, against the engine wave and encrypted-http at that level, in the text and the JSON', () => {
+  const rep = report([row('engine', 16, 16000), row('encrypted-http', 16, 11200)]);
+  rep.engine_staggered = { concurrency: 16, spread_ms: 11.25, requests: 64, tokens: 6500, seconds: 0.5, tokens_per_second: 13000 };
+  const text = formatReport(rep);
+  assert.match(text, /engine at concurrency 16 with its workers' starts spread over one request \(11\.3 ms apart\).*13000\.0 tok\/s while all 16 ran \(0\.81x its wave started together\); encrypted-http at 16 is 0\.86x it/);
+  const doc = JSON.parse(serialize(rep)) as { engine_staggered: { tokens_per_second: number; spread_ms: number } };
+  assert.equal(doc.engine_staggered.tokens_per_second, 13000);
+  assert.equal(doc.engine_staggered.spread_ms, 11.25);
 });
 
 test('SVG chart: well-formed, one series per mode, points placed by value', () => {
