@@ -54,7 +54,7 @@ options:
   --threads N          ONNX intra-op threads for every mode (default 1)
   --modes a,b          modes to run (default: all four)
   --concurrency 1,4    concurrency levels (default 1,4,16,32; --quick: 1,16)
-  --requests N         requests per mode and level (default: max(16, 2 x concurrency); --quick: max(8, concurrency))
+  --requests N         requests per mode and level (default: max(32, 4 x concurrency); --quick: max(8, concurrency))
   --max-tokens N       completion tokens per request (default 200)
   --quick              a short run (under a minute)
   --replicas 1,2,3     also measure aggregate encrypted tokens/s through HAProxy (deploy/loadbalancer)

@@ -3,7 +3,7 @@
 // and the completion-stream reader.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseArgs, requestsFor } from '../bench/args.js';
+import { parseArgs, requestsFor, USAGE } from '../bench/args.js';
 import { escapeXml, niceCeil, renderChart } from '../bench/chart.js';
 import { parseProcStatCpuMs, parseProcStatus } from '../bench/child.js';
 import { BenchError } from '../bench/errors.js';
@@ -337,6 +337,8 @@ test('parseArgs: defaults, quick, lists, strict errors', () => {
   assert.equal(d.maxTokens, 200);
   assert.equal(requestsFor(d, 1), 32);
   assert.equal(requestsFor(d, 32), 128);
+  // --help states the same defaults.
+  assert.match(USAGE, /default: max\(32, 4 x concurrency\); --quick: max\(8, concurrency\)/);
   const q = parseArgs(['--quick', '--json', 'out.json', '--chart=c.svg']);
   assert.deepEqual(q.concurrency, [1, 16]);
   assert.equal(q.json, 'out.json');
