@@ -54,7 +54,8 @@ function assertSameRow(actual: Float32Array, expected: Float32Array, what: strin
 
 interface Tracked { seed: number; len: number; cache: SequenceCache; logits: Float32Array[] }
 
-test('a newcomer takes a free row without a re-pack, too many free rows are compacted away, and no row changes what it computes', async () => {
+/** A runner, and sequences on it whose every logits row is kept: prefilled by track(), stepped together by step(). */
+function schedule() {
   const r = new Runner(model);
   const track = async (seed: number, len: number): Promise<Tracked> => {
     const cache = r.newSequence();
@@ -64,6 +65,11 @@ test('a newcomer takes a free row without a re-pack, too many free rows are comp
     const out = await r.step(batch.map((t) => t.cache), batch.map((t) => tokenAt(t.seed, t.logits.length - 1)));
     batch.forEach((t, i) => t.logits.push(out.slice(i * VOCAB, (i + 1) * VOCAB)));
   };
+  return { r, track, step };
+}
+
+test('a newcomer takes a free row without a re-pack, too many free rows are compacted away, and no row changes what it computes', async () => {
+  const { r, track, step } = schedule();
   const [a, b, c, d] = [await track(1, 7), await track(2, 3), await track(3, 12), await track(4, 5)];
   // Packed once, with room for 8 more columns after the longest prompt (12): the phases below
   // stay within it (3 + 2 + 2 steps), so any re-pack they show is a membership change.
@@ -110,15 +116,7 @@ test('a newcomer takes a free row without a re-pack, too many free rows are comp
 });
 
 test('rows widen in place while the buffers have room (a free row and a newcomer included), and are re-packed when they do not', async () => {
-  const r = new Runner(model);
-  const track = async (seed: number, len: number): Promise<Tracked> => {
-    const cache = r.newSequence();
-    return { seed, len, cache, logits: [await r.prefill(cache, prompt(seed, len))] };
-  };
-  const step = async (batch: Tracked[]) => {
-    const out = await r.step(batch.map((t) => t.cache), batch.map((t) => tokenAt(t.seed, t.logits.length - 1)));
-    batch.forEach((t, i) => t.logits.push(out.slice(i * VOCAB, (i + 1) * VOCAB)));
-  };
+  const { r, track, step } = schedule();
   // Longest prompt 9: capacity 9 + 8 = 17 columns, buffers with room for 17 + 2 x 8 = 33.
   const [a, b, c, d] = [await track(11, 5), await track(12, 9), await track(13, 3), await track(14, 7)];
   for (let k = 0; k < 3; k++) await step([a, b, c, d]);
