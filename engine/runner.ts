@@ -141,6 +141,8 @@ export class Runner {
   private repacks = 0;
   private seats = 0;
   private grows = 0;
+  /** seating()'s scratch: which rows of the slot batch this step's sequences hold. */
+  private rowHeld = new Uint8Array(0);
   private prefills = 0;
   private readonly emptyPast: ort.Tensor;
   private readonly kvType: FloatType;
@@ -520,32 +522,41 @@ export class Runner {
    * Whether `seqs` can be seated in the current slot batch, its rows `cap` columns wide, without a
    * re-pack: each one already in its row keeps it, and each newcomer (a standalone cache from its
    * prefill) takes a row whose sequence left, so a request finishing and the next one starting
-   * copy one row, not the whole batch. Null (a re-pack is due instead) when there are more
-   * sequences than rows, a newcomer as long as the capacity, or more than a quarter of the rows
-   * left idle (each free row costs a share of every step until it is compacted away). Pure.
+   * copy one row, not the whole batch. Returns how many newcomers there are, with `rowHeld`
+   * marking the rows kept; -1 (a re-pack is due instead) when there are more sequences than rows,
+   * a newcomer as long as the capacity, a sequence listed twice, or more than a quarter of the
+   * rows left idle (each free row costs a share of every step until it is compacted away). Runs
+   * every step, so it allocates nothing.
    */
-  private seating(cur: SlotBatch, seqs: readonly SequenceCache[], cap: number): { kept: Set<number>; newcomers: SequenceCache[] } | null {
+  private seating(cur: SlotBatch, seqs: readonly SequenceCache[], cap: number): number {
     const rows = cur.seqs.length;
     const b = seqs.length;
-    if (b > rows || (rows - b) * 4 > rows) return null;
-    const kept = new Set<number>();
-    const newcomers: SequenceCache[] = [];
-    for (const s of seqs) {
-      if (s.row >= 0 && s.row < rows && cur.seqs[s.row] === s) kept.add(s.row);
-      else if (s.keys && s.values && s.row < 0 && s.length < cap) newcomers.push(s);
-      else return null;
+    if (b > rows || (rows - b) * 4 > rows) return -1;
+    if (this.rowHeld.length < rows) this.rowHeld = new Uint8Array(rows);
+    else this.rowHeld.fill(0, 0, rows);
+    let newcomers = 0;
+    for (let i = 0; i < b; i++) {
+      const s = seqs[i];
+      if (s.row >= 0 && s.row < rows && cur.seqs[s.row] === s) {
+        if (this.rowHeld[s.row]) return -1;
+        this.rowHeld[s.row] = 1;
+      } else if (s.keys && s.values && s.row < 0 && s.length < cap && seqs.indexOf(s) === i) {
+        newcomers++;
+      } else {
+        return -1;
+      }
     }
-    if (kept.size + newcomers.length !== b) return null; // a sequence listed twice
-    return { kept, newcomers };
+    return newcomers;
   }
 
-  /** Copies each newcomer's standalone cache into a free row (see seating()). */
-  private seat(cur: SlotBatch, { kept, newcomers }: { kept: Set<number>; newcomers: SequenceCache[] }): void {
+  /** Copies each newcomer's standalone cache into a row seating() left free. */
+  private seat(cur: SlotBatch, seqs: readonly SequenceCache[]): void {
     const { heads, headDim } = this;
     const cap = cur.cap;
     let r = 0;
-    for (const s of newcomers) {
-      while (kept.has(r)) r++;
+    for (const s of seqs) {
+      if (s.row >= 0) continue;
+      while (this.rowHeld[r]) r++;
       const len = s.length;
       for (let l = 0; l < this.layers; l++) {
         for (let h = 0; h < heads; h++) {
@@ -562,7 +573,7 @@ export class Runner {
       s.row = r;
       s.keys = null;
       s.values = null;
-      kept.add(r);
+      this.rowHeld[r] = 1;
       this.seats++;
     }
   }
@@ -570,14 +581,14 @@ export class Runner {
   /**
    * Widens every row of the slot batch to `cap` columns inside its own buffers: each row's filled
    * columns move to their new place, last block first (a block only moves later in the buffer,
-   * so nothing not yet moved is overwritten), and the mask is laid out again. Rows in `kept` keep
-   * their columns; any other row is free and keeps none.
+   * so nothing not yet moved is overwritten), and the mask is laid out again. Rows seating() marked
+   * held keep their columns; any other row is free and keeps none.
    */
-  private growInPlace(sb: SlotBatch, cap: number, kept: Set<number>): void {
+  private growInPlace(sb: SlotBatch, cap: number): void {
     const { heads, headDim } = this;
     const old = sb.cap;
     const rows = sb.seqs.length;
-    const lens = sb.seqs.map((s, r) => (kept.has(r) ? s.length : 0));
+    const lens = sb.seqs.map((s, r) => (this.rowHeld[r] ? s.length : 0));
     for (let l = 0; l < this.layers; l++) {
       for (const buf of [sb.keys[l], sb.values[l]]) {
         for (let blk = rows * heads - 1; blk >= 0; blk--) {
@@ -630,10 +641,10 @@ export class Runner {
       // Room in every row: seat newcomers as they are. Out of room: widen in place when the
       // buffers allow it and the sequences could then be seated.
       const width = maxLen < cur.cap ? cur.cap : cap;
-      const plan = width <= cur.room && maxLen < width ? this.seating(cur, seqs, width) : null;
-      if (plan) {
-        if (width !== cur.cap) this.growInPlace(cur, width, plan.kept);
-        this.seat(cur, plan);
+      const newcomers = width <= cur.room && maxLen < width ? this.seating(cur, seqs, width) : -1;
+      if (newcomers >= 0) {
+        if (width !== cur.cap) this.growInPlace(cur, width);
+        if (newcomers > 0) this.seat(cur, seqs);
         return cur;
       }
     }
