@@ -20,14 +20,17 @@ const VECTORS = new URL('./fixtures/vectors/', import.meta.url);
 const read = (f: string) => JSON.parse(readFileSync(new URL(f, VECTORS), 'utf8'));
 const node = createNodeAeadBackend(nodeCrypto);
 
-function withNode<T>(f: () => T): T {
-  setAeadBackend(node);
+/** Runs `f` with `backend` installed by `install`, then puts the @noble default back. */
+function using<B, T>(install: (b: B | undefined) => void, backend: B, f: () => T): T {
+  install(backend);
   try {
     return f();
   } finally {
-    setAeadBackend(undefined);
+    install(undefined);
   }
 }
+
+const withNode = <T>(f: () => T): T => using(setAeadBackend, node, f);
 
 test('backend switch is explicit and reversible', () => {
   assert.equal(aeadBackendName(), 'noble');
@@ -94,14 +97,7 @@ test('noble and node:crypto agree both ways for every AEAD, and both reject tamp
 });
 
 const x = createNodeX25519Backend(nodeCrypto);
-function withNodeX<T>(f: () => T): T {
-  setX25519Backend(x);
-  try {
-    return f();
-  } finally {
-    setX25519Backend(undefined);
-  }
-}
+const withNodeX = <T>(f: () => T): T => using(setX25519Backend, x, f);
 
 test('node:crypto X25519 reproduces every RFC 9180 key pair and shared secret', () => {
   assert.equal(x25519BackendName(), 'noble');
@@ -223,14 +219,7 @@ function deriveAndCheck(sk: Uint8Array): Uint8Array {
   return publicKeyFromPrivate(sk);
 }
 
-function withNodeHmac<T>(f: () => T): T {
-  setHmacBackend(createNodeHmacBackend(nodeCrypto));
-  try {
-    return f();
-  } finally {
-    setHmacBackend(undefined);
-  }
-}
+const withNodeHmac = <T>(f: () => T): T => using(setHmacBackend, createNodeHmacBackend(nodeCrypto), f);
 
 test('node:crypto HMAC reproduces RFC 5869 and every RFC 9180 key schedule and export', () => {
   assert.equal(hmacBackendName(), 'noble');

@@ -7,7 +7,7 @@
  *   import * as nodeCrypto from 'node:crypto';
  *   useNodeCrypto(nodeCrypto);
  */
-import { bytesToHex, hexToBytes } from './bytes.js';
+import { bytesToHex, equalBytes, hexToBytes } from './bytes.js';
 import { TransportError } from './errors.js';
 import {
   AEAD_AES_128_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, setAeadBackend, setHmacBackend, setX25519Backend,
@@ -141,14 +141,6 @@ function base64url(bytes: Uint8Array): string {
   return out;
 }
 
-/** Whether two arrays hold the same bytes, in time that depends on their length alone. */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
 interface KeyObjectLike {
   export(options: { format: 'der'; type: 'spki' }): Uint8Array;
 }
@@ -168,7 +160,7 @@ export function createNodeX25519Backend(nodeCrypto: NodeKeyCryptoLike): X25519Ba
   const held = new WeakMap<Uint8Array, { bytes: Uint8Array; key: unknown }>();
   const privateKey = (sk: Uint8Array): unknown => {
     const hit = held.get(sk);
-    if (hit && sameBytes(hit.bytes, sk)) return hit.key;
+    if (hit && equalBytes(hit.bytes, sk)) return hit.key;
     const key = importPrivate(sk);
     held.set(sk, { bytes: sk.slice(), key });
     return key;
